@@ -1,0 +1,323 @@
+"""The domain schema. Rules live in annotation.services; models hold fields and constraints only."""
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+
+
+class Role(models.TextChoices):
+    ANNOTATOR = "annotator", "Annotator"
+    ENGINEER = "engineer", "Engineer"
+    ADMIN = "admin", "Admin"
+
+
+# Higher rank includes the rights of the lower ones.
+ROLE_RANK = {Role.ANNOTATOR: 1, Role.ENGINEER: 2, Role.ADMIN: 3}
+
+
+class Project(models.Model):
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=80, unique=True)
+    instructions = models.TextField(blank=True, default="", help_text="Markdown shown to annotators.")
+    responses_per_prompt = models.PositiveIntegerField(default=4, validators=[MinValueValidator(2)])
+    overlap = models.PositiveIntegerField(default=3, validators=[MinValueValidator(1)])
+    allow_ties = models.BooleanField(default=False)
+    gold_rate = models.FloatField(default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(0.999)])
+    lease_seconds = models.PositiveIntegerField(default=900, validators=[MinValueValidator(30)])
+    # Default generation settings; GENERATION_MODEL applies when gen_model is blank.
+    gen_model = models.CharField(max_length=500, blank=True, default="")
+    gen_system_prompt = models.TextField(blank=True, default="")
+    gen_temperature = models.FloatField(default=0.8)
+    gen_top_p = models.FloatField(default=0.95)
+    gen_max_new_tokens = models.PositiveIntegerField(default=256)
+    gen_seed = models.IntegerField(default=0)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(responses_per_prompt__gte=2), name="project_k_at_least_2"),
+            models.CheckConstraint(condition=Q(overlap__gte=1), name="project_overlap_at_least_1"),
+            models.CheckConstraint(condition=Q(gold_rate__gte=0) & Q(gold_rate__lt=1), name="project_gold_rate_range"),
+        ]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class Membership(models.Model):
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.ANNOTATOR)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "project"], name="membership_unique_user_project")]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.project} as {self.role}"
+
+
+class Prompt(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="prompts")
+    external_id = models.CharField(max_length=200, blank=True, default="")
+    messages = models.JSONField(help_text="Chat messages: a list of {role, content}.")
+    metadata = models.JSONField(default=dict, blank=True)
+    content_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "content_hash"], name="prompt_unique_content_per_project")
+        ]
+        indexes = [models.Index(fields=["project", "external_id"], name="prompt_project_extid")]
+
+    def __str__(self) -> str:
+        return f"prompt {self.pk} ({self.external_id})"
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    PARTIAL = "partial", "Partial"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class GenerationRun(models.Model):
+    class Backend(models.TextChoices):
+        TRANSFORMERS = "transformers", "transformers"
+        OPENAI = "openai", "OpenAI-compatible HTTP"
+        IMPORT = "import", "Imported responses"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="generation_runs")
+    backend = models.CharField(max_length=16, choices=Backend.choices, default=Backend.TRANSFORMERS)
+    model_name = models.CharField(max_length=500, blank=True, default="")
+    model_revision = models.CharField(max_length=200, blank=True, default="", help_text="Revision or hash of local weights.")
+    source_training_job = models.ForeignKey(
+        "TrainingJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="generation_runs"
+    )
+    n = models.PositiveIntegerField(default=4)
+    temperature = models.FloatField(default=0.8)
+    top_p = models.FloatField(default=0.95)
+    max_new_tokens = models.PositiveIntegerField(default=256)
+    seed = models.IntegerField(default=0)
+    system_prompt = models.TextField(blank=True, default="")
+    batch_size = models.PositiveIntegerField(default=8)
+    params = models.JSONField(default=dict, blank=True, help_text="Any further backend parameters.")
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    prompts_total = models.PositiveIntegerField(default=0)
+    prompts_done = models.PositiveIntegerField(default=0)
+    prompts_failed = models.PositiveIntegerField(default=0)
+    responses_count = models.PositiveIntegerField(default=0)
+    tokens_count = models.PositiveBigIntegerField(default=0)
+    generation_seconds = models.FloatField(default=0.0)
+    tasks_created = models.PositiveIntegerField(default=0)
+    prompts_without_task = models.PositiveIntegerField(default=0)
+    duplicates_merged = models.PositiveIntegerField(default=0)
+    batches_total = models.PositiveIntegerField(default=0)
+    batches_done = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True, default="")
+    summary = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"run {self.pk} ({self.backend}, {self.status})"
+
+
+class Response(models.Model):
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="responses")
+    run = models.ForeignKey(GenerationRun, null=True, blank=True, on_delete=models.CASCADE, related_name="responses")
+    sample_index = models.PositiveIntegerField(default=0)
+    text = models.TextField()
+    text_hash = models.CharField(max_length=64, blank=True, default="")
+    finish_reason = models.CharField(max_length=16, blank=True, default="")
+    token_count = models.PositiveIntegerField(null=True, blank=True)
+    model_name = models.CharField(max_length=500, blank=True, default="")
+    prompt_truncated = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            # nulls_distinct=False: imported responses (run NULL) are unique per sample index too.
+            models.UniqueConstraint(
+                fields=["prompt", "run", "sample_index"], name="response_unique_sample", nulls_distinct=False
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"response {self.pk} of prompt {self.prompt_id}"
+
+
+class RankingTask(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="tasks")
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="tasks")
+    responses = models.ManyToManyField(Response, related_name="tasks")
+    overlap = models.PositiveIntegerField(default=3)
+    is_gold = models.BooleanField(default=False)
+    gold_ranking = models.JSONField(null=True, blank=True, help_text="Tiers of response ids, best first.")
+    priority = models.IntegerField(default=0)
+    # Counters kept by the assignment service in the same transaction as the assignment rows.
+    submitted_count = models.PositiveIntegerField(default=0)
+    active_count = models.PositiveIntegerField(default=0, help_text="Submitted plus live leases.")
+    is_complete = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(
+                fields=["project", "-priority", "id"],
+                name="task_open_queue",
+                condition=Q(is_complete=False),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"task {self.pk}"
+
+
+class AssignmentStatus(models.TextChoices):
+    LEASED = "leased", "Leased"
+    SUBMITTED = "submitted", "Submitted"
+    SKIPPED = "skipped", "Skipped"
+    EXPIRED = "expired", "Expired"
+
+
+class Assignment(models.Model):
+    task = models.ForeignKey(RankingTask, on_delete=models.CASCADE, related_name="assignments")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="assignments")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments")
+    status = models.CharField(max_length=16, choices=AssignmentStatus.choices, default=AssignmentStatus.LEASED)
+    display_order = models.JSONField(default=list, help_text="Response ids in the order shown.")
+    opaque_ids = models.JSONField(default=dict, help_text="Opaque id shown -> response id.")
+    leased_at = models.DateTimeField(auto_now_add=True)
+    lease_expires_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    skip_reason = models.CharField(max_length=500, blank=True, default="")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["task", "annotator"], name="assignment_unique_task_annotator")]
+        indexes = [
+            models.Index(fields=["project", "annotator", "status"], name="assignment_by_annotator"),
+            models.Index(fields=["status", "lease_expires_at"], name="assignment_lease_expiry"),
+        ]
+
+    def __str__(self) -> str:
+        return f"assignment {self.pk} ({self.status})"
+
+
+class Ranking(models.Model):
+    assignment = models.OneToOneField(Assignment, on_delete=models.CASCADE, related_name="ranking")
+    # Denormalised from the assignment so agreement and export read one table.
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="rankings")
+    task = models.ForeignKey(RankingTask, on_delete=models.CASCADE, related_name="rankings")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="rankings")
+    tiers = models.JSONField(help_text="Tiers of response ids, best first: [[3], [1, 2]] means 3 > 1 = 2.")
+    flags = models.JSONField(default=dict, blank=True, help_text="Response id -> list of flags.")
+    rating = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(7)]
+    )
+    rationale = models.TextField(blank=True, default="")
+    duration_seconds = models.FloatField(null=True, blank=True)
+    idempotency_key = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["project", "task"], name="ranking_project_task")]
+
+    def __str__(self) -> str:
+        return f"ranking {self.pk} of task {self.task_id}"
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+class ExportSnapshot(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="exports")
+    format = models.CharField(max_length=16)  # pairs | unpaired | rankings
+    file_format = models.CharField(max_length=16, default="jsonl")  # jsonl | parquet
+    options = models.JSONField(default=dict, blank=True, help_text="Filters, pair policy, split fraction, seed.")
+    status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    rows_done = models.PositiveBigIntegerField(default=0)
+    rows_total = models.PositiveBigIntegerField(default=0)
+    directory = models.CharField(max_length=1000, blank=True, default="", help_text="Relative to MEDIA_ROOT.")
+    files = models.JSONField(default=dict, blank=True, help_text="File name -> {rows, bytes, sha256}.")
+    manifest = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True, default="")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"export {self.pk} ({self.format}, {self.status})"
+
+
+class TrainingJob(models.Model):
+    class Kind(models.TextChoices):
+        REWARD = "reward", "Reward model"
+        DPO = "dpo", "DPO"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="training_jobs")
+    export = models.ForeignKey(ExportSnapshot, null=True, blank=True, on_delete=models.SET_NULL, related_name="training_jobs")
+    data_path = models.CharField(max_length=1000, blank=True, default="")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    base_model = models.CharField(max_length=500, blank=True, default="")
+    config = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    steps_done = models.PositiveIntegerField(default=0)
+    steps_total = models.PositiveIntegerField(default=0)
+    output_dir = models.CharField(max_length=1000, blank=True, default="")
+    report = models.JSONField(default=dict, blank=True)
+    artifacts = models.JSONField(default=list, blank=True, help_text="List of {path, bytes}.")
+    error = models.TextField(blank=True, default="")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"training job {self.pk} ({self.kind}, {self.status})"
+
+
+class TrainingMetric(models.Model):
+    job = models.ForeignKey(TrainingJob, on_delete=models.CASCADE, related_name="metrics")
+    step = models.PositiveIntegerField()
+    split = models.CharField(max_length=16, default="train")
+    values = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["job", "step", "id"]
+
+
+class AgreementReport(models.Model):
+    """Cached agreement statistics of a project, refreshed by a debounced Celery task."""
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="agreement_report")
+    result = models.JSONField(default=dict)
+    rankings_seen = models.PositiveBigIntegerField(default=0)
+    computed_at = models.DateTimeField(null=True, blank=True)
+    stale = models.BooleanField(default=True)
