@@ -1,0 +1,118 @@
+"""Consensus of several rankings of one task: Borda with ties, Bradley-Terry, pair vote margins.
+
+A ranking is a list of tiers of response ids, best first: [[3], [1, 2]] means 3 > 1 = 2.
+These are pure functions on plain data; agreement.py and export.py call them.
+"""
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
+from itertools import combinations
+
+Tiers = Sequence[Sequence[Hashable]]
+
+
+def tiers_to_ranks(tiers: Tiers) -> dict[Hashable, float]:
+    """Rank of each item, 1 = best; tied items share the mean of the ranks they span."""
+    ranks: dict[Hashable, float] = {}
+    position = 1
+    for tier in tiers:
+        mean_rank = position + (len(tier) - 1) / 2
+        for item in tier:
+            ranks[item] = mean_rank
+        position += len(tier)
+    return ranks
+
+
+def borda_scores(rankings: Sequence[Tiers]) -> dict[Hashable, float]:
+    """Borda with ties: an item scores 1 for each item below it and 1/2 for each item tied with it."""
+    scores: dict[Hashable, float] = {}
+    for tiers in rankings:
+        total = sum(len(tier) for tier in tiers)
+        above = 0
+        for tier in tiers:
+            below = total - above - len(tier)
+            for item in tier:
+                scores[item] = scores.get(item, 0.0) + below + 0.5 * (len(tier) - 1)
+            above += len(tier)
+    return scores
+
+
+def scores_to_tiers(scores: dict[Hashable, float], *, tolerance: float = 1e-9) -> list[list[Hashable]]:
+    """Group items into tiers, best first; equal scores (within tolerance) share a tier."""
+    ordered = sorted(scores.items(), key=lambda kv: (-kv[1], str(kv[0])))
+    tiers: list[list[Hashable]] = []
+    last: float | None = None
+    for item, score in ordered:
+        if last is not None and abs(score - last) <= tolerance:
+            tiers[-1].append(item)
+        else:
+            tiers.append([item])
+        last = score
+    return tiers
+
+
+@dataclass
+class PairVotes:
+    """Votes between two items a and b over all rankings that contain both."""
+
+    a: Hashable
+    b: Hashable
+    a_over_b: int = 0
+    b_over_a: int = 0
+    ties: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.a_over_b + self.b_over_a + self.ties
+
+
+def pair_votes(rankings: Sequence[Tiers]) -> dict[tuple[Hashable, Hashable], PairVotes]:
+    """For each unordered pair (keyed with the smaller id first), how the rankings ordered it."""
+    votes: dict[tuple[Hashable, Hashable], PairVotes] = {}
+    for tiers in rankings:
+        ranks = tiers_to_ranks(tiers)
+        for a, b in combinations(sorted(ranks, key=str), 2):
+            pair = votes.setdefault((a, b), PairVotes(a, b))
+            if ranks[a] < ranks[b]:
+                pair.a_over_b += 1
+            elif ranks[b] < ranks[a]:
+                pair.b_over_a += 1
+            else:
+                pair.ties += 1
+    return votes
+
+
+def bradley_terry_strengths(rankings: Sequence[Tiers], *, alpha: float = 0.01) -> dict[Hashable, float]:
+    """Bradley-Terry log-strengths from the pairwise wins implied by the rankings (ties ignored).
+
+    Uses choix's iterative Luce spectral ranking with a small regularisation `alpha`, which keeps
+    the estimate finite when an item wins every comparison (common with three annotators).
+    """
+    import choix
+
+    items = sorted({item for tiers in rankings for tier in tiers for item in tier}, key=str)
+    index = {item: i for i, item in enumerate(items)}
+    comparisons = []
+    for pair in pair_votes(rankings).values():
+        comparisons += [(index[pair.a], index[pair.b])] * pair.a_over_b
+        comparisons += [(index[pair.b], index[pair.a])] * pair.b_over_a
+    if len(items) < 2:
+        return {item: 0.0 for item in items}
+    params = choix.ilsr_pairwise(len(items), comparisons, alpha=alpha)
+    return {item: float(params[index[item]]) for item in items}
+
+
+@dataclass
+class Consensus:
+    tiers: list[list[Hashable]]
+    borda: dict[Hashable, float]
+    bradley_terry: dict[Hashable, float] = field(default_factory=dict)
+    votes: int = 0
+
+
+def task_consensus(rankings: Sequence[Tiers], *, with_bradley_terry: bool = False) -> Consensus:
+    """The consensus ranking of one task (Borda tiers), optionally with Bradley-Terry strengths."""
+    borda = borda_scores(rankings)
+    strengths = bradley_terry_strengths(rankings) if with_bradley_terry and rankings else {}
+    return Consensus(tiers=scores_to_tiers(borda), borda=borda, bradley_terry=strengths, votes=len(rankings))

@@ -1,0 +1,102 @@
+"""Turning a prompt's responses into its RankingTask.
+
+Shared by prompt import (ready-made responses) and generation runs. Identical responses (same
+text after trimming whitespace) are merged into one; a prompt with fewer than two distinct
+responses gets no task, since there is nothing to rank.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.db import transaction
+
+from annotation.models import GenerationRun, Project, Prompt, RankingTask, Response
+
+CHUNK = 1000
+
+
+def response_text_hash(text: str) -> str:
+    """The identity used to merge identical responses: sha256 of the trimmed text."""
+    return hashlib.sha256(text.strip().encode("utf-8")).hexdigest()
+
+
+@dataclass
+class TaskCreationResult:
+    created: int = 0
+    already_existed: int = 0
+    without_task: int = 0  # prompts with fewer than two distinct responses
+    duplicates_merged: int = 0  # responses dropped because an identical one was kept
+
+    def add(self, other: TaskCreationResult) -> None:
+        self.created += other.created
+        self.already_existed += other.already_existed
+        self.without_task += other.without_task
+        self.duplicates_merged += other.duplicates_merged
+
+
+def tasks_create_for_prompts(
+    *, project: Project, prompt_ids: Iterable[int], run: GenerationRun | None = None
+) -> TaskCreationResult:
+    """Create the missing RankingTask of each prompt from its responses of `run` (None: imported ones).
+
+    Idempotent: a prompt that already has a task over responses of this run is left alone, so a
+    redelivered batch or a repeated import adds nothing. Prompts are locked while their task is
+    created, so two workers finishing the same prompt cannot both create one.
+    """
+    result = TaskCreationResult()
+    ids = sorted(set(prompt_ids))
+    for start in range(0, len(ids), CHUNK):
+        result.add(_create_chunk(project=project, prompt_ids=ids[start : start + CHUNK], run=run))
+    return result
+
+
+@transaction.atomic
+def _create_chunk(*, project: Project, prompt_ids: list[int], run: GenerationRun | None) -> TaskCreationResult:
+    result = TaskCreationResult()
+    list(Prompt.objects.select_for_update().filter(project=project, id__in=prompt_ids).order_by("id").values_list("id"))
+
+    run_filter = {"responses__run": run} if run is not None else {"responses__run__isnull": True}
+    has_task = set(
+        RankingTask.objects.filter(prompt_id__in=prompt_ids, **run_filter).values_list("prompt_id", flat=True).distinct()
+    )
+    response_filter = {"run": run} if run is not None else {"run__isnull": True}
+    by_prompt: dict[int, list[tuple[int, str, str]]] = defaultdict(list)
+    rows = Response.objects.filter(prompt_id__in=prompt_ids, **response_filter).order_by("prompt_id", "sample_index", "id")
+    for response_id, prompt_id, text_hash, text in rows.values_list("id", "prompt_id", "text_hash", "text"):
+        by_prompt[prompt_id].append((response_id, text_hash, text))
+
+    new_tasks: list[RankingTask] = []
+    task_responses: list[list[int]] = []
+    for prompt_id in prompt_ids:
+        if prompt_id in has_task:
+            result.already_existed += 1
+            continue
+        seen: set[str] = set()
+        distinct: list[int] = []
+        for response_id, text_hash, text in by_prompt.get(prompt_id, []):
+            key = text_hash or response_text_hash(text)
+            if key in seen:
+                result.duplicates_merged += 1
+                continue
+            seen.add(key)
+            distinct.append(response_id)
+        if len(distinct) < 2:
+            result.without_task += 1
+            continue
+        new_tasks.append(RankingTask(project=project, prompt_id=prompt_id, overlap=project.overlap))
+        task_responses.append(distinct)
+
+    created = RankingTask.objects.bulk_create(new_tasks)
+    through = RankingTask.responses.through
+    through.objects.bulk_create(
+        [
+            through(rankingtask_id=task.id, response_id=response_id)
+            for task, response_ids in zip(created, task_responses, strict=True)
+            for response_id in response_ids
+        ]
+    )
+    result.created = len(created)
+    return result
