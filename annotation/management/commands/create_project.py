@@ -1,0 +1,53 @@
+"""`create_project NAME [...]`: create a project and print its slug (alone on stdout, for scripts)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from annotation.errors import ApplicationError
+from annotation.management.commands._common import EXIT_BAD_INPUT, command_error
+from annotation.services.projects import project_create, user_get
+
+
+class Command(BaseCommand):
+    help = "Create a project and print its slug."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("name")
+        parser.add_argument("--slug", default="", help="URL name (default: derived from NAME).")
+        parser.add_argument("--responses-per-prompt", type=int, help="K, responses ranked per prompt (>= 2; default 4).")
+        parser.add_argument("--overlap", type=int, help="Distinct annotators per task (>= 1; default 3).")
+        parser.add_argument("--allow-ties", action="store_true", help="Let annotators put responses in the same tier.")
+        parser.add_argument("--gold-rate", type=float, help="Share of gold tasks, 0 <= R < 1 (default 0).")
+        parser.add_argument("--lease-seconds", type=int, help="How long an annotator holds a task (default 900).")
+        parser.add_argument("--instructions-file", type=Path, help="Markdown file shown to annotators.")
+        parser.add_argument("--owner", help="Username made the project's admin.")
+        parser.add_argument("--model", dest="gen_model", help="Default generation model (HF id or path).")
+        parser.add_argument("--system-prompt", dest="gen_system_prompt", help="Default system prompt for generation.")
+
+    def handle(self, *args, **options) -> None:
+        instructions = None
+        if options["instructions_file"]:
+            try:
+                instructions = options["instructions_file"].read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise CommandError(f"Cannot read --instructions-file: {exc}", returncode=EXIT_BAD_INPUT) from exc
+        try:
+            owner = user_get(username=options["owner"]) if options["owner"] else None
+            project = project_create(
+                name=options["name"],
+                slug=options["slug"],
+                created_by=owner,
+                instructions=instructions,
+                responses_per_prompt=options["responses_per_prompt"],
+                overlap=options["overlap"],
+                allow_ties=options["allow_ties"],
+                gold_rate=options["gold_rate"],
+                lease_seconds=options["lease_seconds"],
+                gen_model=options["gen_model"],
+                gen_system_prompt=options["gen_system_prompt"],
+            )
+        except ApplicationError as exc:
+            raise command_error(exc) from exc
+        self.stdout.write(project.slug)
