@@ -1,0 +1,507 @@
+"""Prompt import from JSONL or CSV: validate everything, then insert in bulk, all or nothing.
+
+Line formats (design.md section 5), one JSON object a line:
+    {"prompt": "text"}  or  {"messages": [{"role": "user", "content": "..."}]}
+    optional "id", "metadata" (object) and "responses": ["...", ...] or [{"content": "...", "model": "..."}]
+CSV: a header row with `prompt` (or `messages`, a JSON list), optional `id`, `metadata` (JSON object),
+`responses` (JSON list) and/or any number of `response`, `response_1`, `response_2`, ... columns.
+
+The file is read twice and never held in memory: pass one validates every line and collects every
+bad line with its number and reason; only a clean file reaches pass two, which inserts prompts and
+their ready-made responses in chunks inside one transaction. Prompts are identified by a hash of
+their messages, unique per project, so importing the same prompts again adds nothing.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import IO, Any
+
+from django.conf import settings
+from django.db import transaction
+
+from annotation.errors import ApplicationError
+from annotation.models import Project, Prompt, Response
+from annotation.services.tasks import response_text_hash, tasks_create_for_prompts
+
+ROLES = ("system", "user", "assistant")
+FORMATS = ("jsonl", "csv")
+EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv"}
+CHUNK = 2000
+
+
+def _limit(name: str, default: int) -> int:
+    return int(getattr(settings, name, default))
+
+
+def import_limits() -> dict[str, int]:
+    """Limits on what one import may contain; each can be raised in settings (IMPORT_MAX_*)."""
+    return {
+        "max_file_bytes": _limit("IMPORT_MAX_FILE_BYTES", 1024 * 1024 * 1024),
+        "max_line_bytes": _limit("IMPORT_MAX_LINE_BYTES", 1024 * 1024),
+        "max_messages": _limit("IMPORT_MAX_MESSAGES", 64),
+        "max_responses": _limit("IMPORT_MAX_RESPONSES", 16),
+        "max_id_chars": 200,
+    }
+
+
+@dataclass
+class LineError:
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.reason}"
+
+
+class ImportRejected(ApplicationError):
+    """The file had bad lines; nothing was imported. `errors` lists every one of them."""
+
+    def __init__(self, errors: list[LineError]) -> None:
+        self.errors = errors
+        noun = "line" if len(errors) == 1 else "lines"
+        super().__init__(
+            f"{len(errors)} bad {noun}; nothing was imported.",
+            code="invalid_file",
+            fields={"file": [str(e) for e in errors]},
+            extra={"line_errors": [asdict(e) for e in errors]},
+        )
+
+
+@dataclass
+class ImportResult:
+    records: int = 0  # non-blank lines (CSV: data rows)
+    prompts_created: int = 0
+    prompts_existing: int = 0  # already in the project before this import
+    duplicates_in_file: int = 0  # the same prompt again further down the file
+    responses_created: int = 0
+    responses_ignored: int = 0  # on prompts that already had ready-made responses
+    tasks_created: int = 0
+    prompts_without_task: int = 0  # fewer than two distinct responses
+    responses_merged: int = 0  # identical responses of one prompt merged into one
+    line_errors: list[LineError] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("line_errors")
+        return data
+
+
+@dataclass
+class ParsedLine:
+    line: int
+    messages: list[dict[str, str]]
+    content_hash: str
+    external_id: str
+    metadata: dict[str, Any]
+    responses: list[tuple[str, str]]  # (text, model name)
+
+
+def prompt_content_hash(messages: list[dict[str, str]]) -> str:
+    """The prompt's identity within a project: sha256 of its canonical messages."""
+    canonical = json.dumps([[m["role"], m["content"]] for m in messages], ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def detect_format(*, filename: str, file_format: str | None = None) -> str:
+    """`file_format` if given, else from the file name's extension."""
+    if file_format:
+        if file_format not in FORMATS:
+            raise ApplicationError(
+                f"Unknown file format '{file_format}' (expected jsonl or csv).", fields={"file_format": ["must be jsonl or csv"]}
+            )
+        return file_format
+    ext = os.path.splitext(filename or "")[1].lower()
+    if ext not in EXTENSIONS:
+        raise ApplicationError(
+            f"Cannot tell the format of '{filename}': name it .jsonl or .csv, or give the format.",
+            fields={"file_format": ["needed: the file name does not end in .jsonl or .csv"]},
+        )
+    return EXTENSIONS[ext]
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation of one record (shared by JSONL and CSV)
+
+
+def _messages_of(record: dict[str, Any], limits: dict[str, int]) -> list[dict[str, str]]:
+    has_prompt, has_messages = "prompt" in record, "messages" in record
+    if has_prompt and has_messages:
+        raise ValueError("give either 'prompt' or 'messages', not both")
+    if has_prompt:
+        text = record["prompt"]
+        if not isinstance(text, str):
+            raise ValueError("'prompt' must be a string")
+        if not text.strip():
+            raise ValueError("'prompt' is empty")
+        return [{"role": "user", "content": text.strip()}]
+    if not has_messages:
+        raise ValueError("missing 'prompt' (or 'messages')")
+    raw = record["messages"]
+    if not isinstance(raw, list) or not raw:
+        raise ValueError("'messages' must be a non-empty list of {role, content}")
+    if len(raw) > limits["max_messages"]:
+        raise ValueError(f"too many messages: {len(raw)} (limit {limits['max_messages']})")
+    messages = []
+    for n, message in enumerate(raw, start=1):
+        if not isinstance(message, dict):
+            raise ValueError(f"message {n} must be an object with 'role' and 'content'")
+        role, content = message.get("role"), message.get("content")
+        if role not in ROLES:
+            raise ValueError(f"message {n}: unknown role {json.dumps(role)} (expected system, user or assistant)")
+        if not isinstance(content, str) or not content.strip():
+            raise ValueError(f"message {n}: 'content' must be a non-empty string")
+        messages.append({"role": role, "content": content.strip()})
+    if messages[-1]["role"] != "user":
+        raise ValueError("the last message must have role 'user' (it is what the responses answer)")
+    return messages
+
+
+def _responses_of(raw: Any, limits: dict[str, int]) -> list[tuple[str, str]]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise ValueError("'responses' must be a list")
+    if len(raw) > limits["max_responses"]:
+        raise ValueError(f"too many responses: {len(raw)} (limit {limits['max_responses']})")
+    out = []
+    for n, item in enumerate(raw, start=1):
+        model = ""
+        if isinstance(item, dict):
+            text, model = item.get("content"), item.get("model") or ""
+            if not isinstance(model, str) or len(model) > 500:
+                raise ValueError(f"response {n}: 'model' must be a string of at most 500 characters")
+        else:
+            text = item
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"response {n} must be a non-empty string (or an object with a non-empty 'content')")
+        out.append((text, model))
+    return out
+
+
+def _parse_record(record: Any, line: int, limits: dict[str, int]) -> ParsedLine:
+    if not isinstance(record, dict):
+        raise ValueError("expected a JSON object")
+    messages = _messages_of(record, limits)
+    external_id = record.get("id", "")
+    if external_id is None:
+        external_id = ""
+    if isinstance(external_id, bool) or not isinstance(external_id, str | int):
+        raise ValueError("'id' must be a string or an integer")
+    external_id = str(external_id)
+    if len(external_id) > limits["max_id_chars"]:
+        raise ValueError(f"'id' is longer than {limits['max_id_chars']} characters")
+    metadata = record.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise ValueError("'metadata' must be an object")
+    return ParsedLine(
+        line=line,
+        messages=messages,
+        content_hash=prompt_content_hash(messages),
+        external_id=external_id,
+        metadata=metadata,
+        responses=_responses_of(record.get("responses"), limits),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading: each reader yields (line number, ParsedLine or error reason, bytes read so far)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a valid JSON number")
+
+
+def _jsonl_records(fileobj: IO[bytes], limits: dict[str, int]) -> Iterator[tuple[int, ParsedLine | str, int]]:
+    max_line = limits["max_line_bytes"]
+    number, position = 0, 0
+    while True:
+        raw = fileobj.readline(max_line + 1)
+        if not raw:
+            return
+        number += 1
+        position += len(raw)
+        if len(raw) > max_line and not raw.endswith(b"\n"):
+            # Skip the rest of the over-long line without holding it.
+            while True:
+                rest = fileobj.readline(1024 * 1024)
+                position += len(rest)
+                if not rest or rest.endswith(b"\n"):
+                    break
+            yield number, f"line longer than {max_line} bytes", position
+            continue
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            yield number, f"not UTF-8 ({exc.reason} at byte {exc.start})", position
+            continue
+        if number == 1:
+            text = text.removeprefix("\ufeff")
+        if not text.strip():
+            continue
+        try:
+            record = json.loads(text, parse_constant=_reject_constant)
+        except json.JSONDecodeError as exc:
+            yield number, f"invalid JSON: {exc.msg} (column {exc.colno})", position
+            continue
+        except ValueError as exc:
+            yield number, f"invalid JSON: {exc}", position
+            continue
+        if "\\u0000" in text:
+            # PostgreSQL text and jsonb cannot store NUL characters.
+            yield number, "contains a NUL character (\\u0000)", position
+            continue
+        try:
+            yield number, _parse_record(record, number, limits), position
+        except ValueError as exc:
+            yield number, str(exc), position
+
+
+def _csv_record(row: dict[str | None, Any], columns: list[str]) -> dict[str, Any]:
+    """A CSV row turned into the JSONL record shape (JSON-valued columns decoded)."""
+    if row.get(None):
+        raise ValueError(f"more cells than header columns ({len(columns)})")
+    if any("\x00" in (value or "") or "\\u0000" in (value or "") for key, value in row.items() if key is not None):
+        raise ValueError("contains a NUL character, which PostgreSQL cannot store")
+    record: dict[str, Any] = {}
+    if "prompt" in columns and (row.get("prompt") or "") != "":
+        record["prompt"] = row["prompt"]
+    if "messages" in columns and (row.get("messages") or "").strip():
+        try:
+            record["messages"] = json.loads(row["messages"])
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"'messages' is not valid JSON: {exc.msg}") from exc
+    if "prompt" in columns and "messages" not in record and "prompt" not in record:
+        record["prompt"] = row.get("prompt") or ""
+    if (row.get("id") or "").strip():
+        record["id"] = row["id"].strip()
+    if (row.get("metadata") or "").strip():
+        try:
+            record["metadata"] = json.loads(row["metadata"])
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"'metadata' is not valid JSON: {exc.msg}") from exc
+    responses: list[Any] = []
+    if (row.get("responses") or "").strip():
+        try:
+            listed = json.loads(row["responses"])
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"'responses' is not valid JSON: {exc.msg}") from exc
+        responses.extend(listed if isinstance(listed, list) else [listed])
+    for column in columns:
+        if column == "response" or column.startswith("response_"):
+            value = row.get(column) or ""
+            if value.strip():
+                responses.append(value)
+    if responses:
+        record["responses"] = responses
+    return record
+
+
+class _CountingReader(io.RawIOBase):
+    """Counts bytes read, so the CSV reader can report progress in bytes like the JSONL one."""
+
+    def __init__(self, fileobj: IO[bytes]) -> None:
+        self.fileobj = fileobj
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.fileobj.read(len(buffer))
+        buffer[: len(data)] = data
+        self.count += len(data)
+        return len(data)
+
+
+def _csv_records(fileobj: IO[bytes], limits: dict[str, int]) -> Iterator[tuple[int, ParsedLine | str, int]]:
+    counter = _CountingReader(fileobj)
+    text = io.TextIOWrapper(io.BufferedReader(counter), encoding="utf-8-sig", newline="")
+    csv.field_size_limit(limits["max_line_bytes"])
+    reader = csv.DictReader(text)
+    try:
+        columns = [c.strip() for c in (reader.fieldnames or [])]
+    except (UnicodeDecodeError, csv.Error) as exc:
+        yield 1, f"unreadable header: {exc}", counter.count
+        return
+    reader.fieldnames = columns
+    if "prompt" not in columns and "messages" not in columns:
+        yield 1, "the header has no 'prompt' (or 'messages') column", counter.count
+        return
+    while True:
+        start = reader.line_num + 1  # the physical line this record starts on
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except UnicodeDecodeError as exc:
+            # The decoder cannot resynchronise after bad bytes: report and stop reading.
+            yield start, f"not UTF-8 ({exc.reason}); the rest of the file was not read", counter.count
+            return
+        except csv.Error as exc:
+            yield start, f"bad CSV: {exc}", counter.count
+            return
+        if not any((value or "").strip() for key, value in row.items() if key is not None):
+            continue
+        try:
+            yield start, _parse_record(_csv_record(row, columns), start, limits), counter.count
+        except ValueError as exc:
+            yield start, str(exc), counter.count
+
+
+def _records(fileobj: IO[bytes], file_format: str, limits: dict[str, int]):
+    fileobj.seek(0)
+    return _jsonl_records(fileobj, limits) if file_format == "jsonl" else _csv_records(fileobj, limits)
+
+
+def _file_size(fileobj: IO[bytes]) -> int:
+    fileobj.seek(0, os.SEEK_END)
+    size = fileobj.tell()
+    fileobj.seek(0)
+    return size
+
+
+# ---------------------------------------------------------------------------------------------
+# The service
+
+
+def prompts_import(
+    *,
+    project: Project,
+    fileobj: IO[bytes],
+    file_format: str,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> ImportResult:
+    """Import every prompt of a JSONL or CSV file into `project`, or nothing at all.
+
+    Args:
+        project: where the prompts go.
+        fileobj: a seekable binary file (it is read twice, never whole).
+        file_format: "jsonl" or "csv" (see detect_format).
+        progress: called as progress(phase, bytes_done, bytes_total), phase "validate" or "import".
+
+    Returns the counts (created, already there, responses, tasks). Prompts that carry two or more
+    distinct ready-made responses get their ranking task at once.
+
+    Raises:
+        ApplicationError for a file over the size limit or an unknown format;
+        ImportRejected (400) listing every bad line, when any line is bad. Nothing is written then.
+    """
+    if file_format not in FORMATS:
+        raise ApplicationError(f"Unknown file format '{file_format}'.", fields={"file_format": ["must be jsonl or csv"]})
+    limits = import_limits()
+    size = _file_size(fileobj)
+    if size > limits["max_file_bytes"]:
+        raise ApplicationError(
+            f"The file is {size} bytes; the limit is {limits['max_file_bytes']} bytes.",
+            fields={"file": [f"larger than {limits['max_file_bytes']} bytes"]},
+        )
+    if size == 0:
+        raise ApplicationError("The file is empty.", fields={"file": ["empty"]})
+
+    # Pass one: validate every line; remember only 32-byte digests, to spot repeats within the file.
+    errors: list[LineError] = []
+    records = 0
+    for number, parsed, position in _records(fileobj, file_format, limits):
+        if isinstance(parsed, str):
+            errors.append(LineError(number, parsed))
+        else:
+            records += 1
+        if progress and number % 1000 == 0:
+            progress("validate", position, size)
+    if progress:
+        progress("validate", size, size)
+    if errors:
+        raise ImportRejected(errors)
+    if records == 0:
+        raise ApplicationError("The file has no prompts.", fields={"file": ["no prompts in it"]})
+
+    result = _insert_all(project=project, fileobj=fileobj, file_format=file_format, limits=limits, size=size, progress=progress)
+    result.records = records
+    return result
+
+
+@transaction.atomic
+def _insert_all(
+    *, project: Project, fileobj: IO[bytes], file_format: str, limits: dict[str, int], size: int, progress: Callable | None
+) -> ImportResult:
+    # One import per project at a time: a concurrent import of the same prompts waits here and
+    # then finds them all present, instead of failing on the unique constraint.
+    Project.objects.select_for_update().filter(pk=project.pk).first()
+    result = ImportResult()
+    seen: set[bytes] = set()
+    chunk: list[ParsedLine] = []
+    task_prompt_ids: list[int] = []
+    position = 0
+    for _number, parsed, position in _records(fileobj, file_format, limits):
+        if isinstance(parsed, str):  # the file changed between the passes
+            raise ImportRejected([LineError(_number, parsed)])
+        digest = bytes.fromhex(parsed.content_hash)
+        if digest in seen:
+            result.duplicates_in_file += 1
+            continue
+        seen.add(digest)
+        chunk.append(parsed)
+        if len(chunk) >= CHUNK:
+            task_prompt_ids.extend(_insert_chunk(project=project, chunk=chunk, result=result))
+            chunk = []
+            if progress:
+                progress("import", position, size)
+    if chunk:
+        task_prompt_ids.extend(_insert_chunk(project=project, chunk=chunk, result=result))
+    if progress:
+        progress("import", size, size)
+    if task_prompt_ids:
+        tasks = tasks_create_for_prompts(project=project, prompt_ids=task_prompt_ids, run=None)
+        result.tasks_created = tasks.created
+        result.prompts_without_task = tasks.without_task
+        result.responses_merged = tasks.duplicates_merged
+    return result
+
+
+def _insert_chunk(*, project: Project, chunk: list[ParsedLine], result: ImportResult) -> list[int]:
+    """Insert the chunk's new prompts and their responses; returns the prompts that got responses."""
+    hashes = [p.content_hash for p in chunk]
+    existing = dict(Prompt.objects.filter(project=project, content_hash__in=hashes).values_list("content_hash", "id"))
+    new = [p for p in chunk if p.content_hash not in existing]
+    created = Prompt.objects.bulk_create(
+        [
+            Prompt(project=project, external_id=p.external_id, messages=p.messages, metadata=p.metadata, content_hash=p.content_hash)
+            for p in new
+        ]
+    )
+    ids = dict(existing)
+    if created and created[0].pk is None:  # backends that do not return ids from bulk inserts
+        ids.update(Prompt.objects.filter(project=project, content_hash__in=[p.content_hash for p in new]).values_list("content_hash", "id"))
+    else:
+        ids.update((row.content_hash, row.pk) for row in created)
+    result.prompts_created += len(new)
+    result.prompts_existing += len(existing)
+
+    # A prompt's ready-made responses are set once: those of a prompt that already has some are ignored.
+    with_responses = [p for p in chunk if p.responses]
+    already = set(
+        Response.objects.filter(prompt_id__in=[existing[p.content_hash] for p in with_responses if p.content_hash in existing], run=None)
+        .values_list("prompt_id", flat=True)
+        .distinct()
+    )
+    rows: list[Response] = []
+    touched: list[int] = []
+    for p in with_responses:
+        prompt_id = ids[p.content_hash]
+        if prompt_id in already:
+            result.responses_ignored += len(p.responses)
+            continue
+        touched.append(prompt_id)
+        for index, (text, model) in enumerate(p.responses):
+            rows.append(
+                Response(prompt_id=prompt_id, run=None, sample_index=index, text=text, text_hash=response_text_hash(text), model_name=model)
+            )
+    Response.objects.bulk_create(rows, batch_size=CHUNK)
+    result.responses_created += len(rows)
+    return touched
