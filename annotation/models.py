@@ -321,3 +321,5 @@ class AgreementReport(models.Model):
     rankings_seen = models.PositiveBigIntegerField(default=0)
     computed_at = models.DateTimeField(null=True, blank=True)
     stale = models.BooleanField(default=True)
+    # Debounce guard: set when a refresh task is enqueued, cleared when it starts (conditional update).
+    refresh_queued_at = models.DateTimeField(null=True, blank=True)

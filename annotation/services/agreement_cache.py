@@ -1,13 +1,109 @@
-"""Marking a project's cached agreement report stale after new submissions.
+"""The cached agreement report of each project, and its debounced refresh.
 
-The agreement issue replaces the body with a debounced Celery refresh; callers (submission,
-skip) only ever call `agreement_schedule_refresh`.
+Submissions and skips call `agreement_schedule_refresh` (on commit). It marks the cached report
+stale and, at most once per AGREEMENT_REFRESH_SECONDS per project, enqueues the refresh task
+(workers.tasks.agreement, queue default) with that countdown, so a burst of submissions costs
+one recomputation. The guard is a conditional update on AgreementReport.refresh_queued_at (no
+lock held); the task clears it when it starts, so a submission arriving during a computation
+enqueues the next one.
+
+Without a broker (tasks run in-process, as in `make demo` without Redis) nothing is enqueued:
+readers recompute a stale report when they ask for it.
 """
 from __future__ import annotations
 
-from annotation.models import AgreementReport
+import datetime as dt
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from annotation.models import AgreementReport, Project, Ranking
+
+# A queued refresh that has not started after this long (broker flushed, worker gone) is presumed lost.
+LOST_AFTER_SECONDS = 600
+
+
+def refresh_seconds() -> float:
+    return float(getattr(settings, "AGREEMENT_REFRESH_SECONDS", 30))
+
+
+def _tasks_run_in_process() -> bool:
+    from config.celery import app
+
+    return bool(app.conf.task_always_eager)
 
 
 def agreement_schedule_refresh(*, project_id: int) -> None:
-    """Note that the project's agreement statistics are out of date."""
-    AgreementReport.objects.filter(project_id=project_id).update(stale=True)
+    """Mark the project's agreement report stale and enqueue a debounced refresh."""
+    AgreementReport.objects.bulk_create([AgreementReport(project_id=project_id)], ignore_conflicts=True)
+    AgreementReport.objects.filter(project_id=project_id, stale=False).update(stale=True)
+    if _tasks_run_in_process():
+        return
+    now = timezone.now()
+    lost = now - dt.timedelta(seconds=refresh_seconds() + LOST_AFTER_SECONDS)
+    claimed = (
+        AgreementReport.objects.filter(project_id=project_id)
+        .filter(Q(refresh_queued_at__isnull=True) | Q(refresh_queued_at__lt=lost))
+        .update(refresh_queued_at=now)
+    )
+    if claimed != 1:
+        return  # a refresh is already queued; it will see this submission
+
+    def enqueue() -> None:
+        from workers.tasks.agreement import agreement_refresh
+
+        agreement_refresh.apply_async(kwargs={"project_id": project_id}, countdown=refresh_seconds())
+
+    transaction.on_commit(enqueue)
+
+
+def agreement_report_refresh(*, project_id: int) -> AgreementReport | None:
+    """Recompute and store the project's report (the refresh task's body). Idempotent.
+
+    A slower, older computation never overwrites a newer one: the result is written only if no
+    computation that started later has been stored.
+    """
+    from annotation.services.agreement import project_agreement_compute
+
+    project = Project.objects.filter(pk=project_id).first()
+    if project is None:
+        return None
+    AgreementReport.objects.bulk_create([AgreementReport(project_id=project_id)], ignore_conflicts=True)
+    # Cleared before reading the rankings: whatever is submitted from now on schedules the next run.
+    AgreementReport.objects.filter(project_id=project_id).update(refresh_queued_at=None, stale=False)
+    started = timezone.now()
+    result = project_agreement_compute(project=project)
+    AgreementReport.objects.filter(project_id=project_id).filter(
+        Q(computed_at__isnull=True) | Q(computed_at__lte=started)
+    ).update(result=result, rankings_seen=result["rankings"], computed_at=started)
+    return AgreementReport.objects.get(project_id=project_id)
+
+
+def agreement_report_get(*, project: Project) -> dict[str, Any]:
+    """The project's cached report, with a `cache` section saying how fresh it is.
+
+    Computed on the spot when there is none yet (or tasks run in-process and it is stale);
+    otherwise a stale report is returned as it is and a refresh is scheduled.
+    """
+    report = AgreementReport.objects.filter(project=project).first()
+    current = Ranking.objects.filter(project=project).count()
+    stale = report is None or report.computed_at is None or report.stale or report.rankings_seen != current
+    source = "cache"
+    if report is None or report.computed_at is None or (stale and _tasks_run_in_process()):
+        report = agreement_report_refresh(project_id=project.pk)
+        source, stale = "computed", False
+    elif stale:
+        agreement_schedule_refresh(project_id=project.pk)
+    assert report is not None  # the project exists: the caller fetched it
+    return {
+        **report.result,
+        "cache": {
+            "source": source,
+            "stale": bool(stale),
+            "computed_at": report.computed_at.isoformat() if report.computed_at else None,
+            "refresh_seconds": refresh_seconds(),
+        },
+    }
