@@ -1,4 +1,156 @@
-"""API views for tasks. Thin: validate, call one service or selector, serialize."""
-from django.urls import path  # noqa: F401
+"""API views of the ranking work: next task, submit, skip, heartbeat, gold tasks.
 
-urlpatterns: list = []
+Thin: validate, call one service, serialize. Annotators only ever see their own assignments
+(anyone else's is 404) and never model names or generation details.
+"""
+from django.urls import path, re_path
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from annotation.errors import NotFound
+from annotation.models import RankingTask, Role
+from annotation.services.access import project_get_for_user
+from annotation.services.assignment import (
+    NoTask,
+    annotator_progress,
+    assignment_heartbeat,
+    assignment_lease_next,
+    assignment_payload,
+    assignment_skip,
+    task_set_gold,
+)
+from annotation.services.ranking import ranking_submit
+from api.permissions import IsAuthenticatedMember
+from api.serializers.tasks import (
+    AssignmentStateOutputSerializer,
+    GoldInputSerializer,
+    GoldOutputSerializer,
+    NextTaskOutputSerializer,
+    SkipInputSerializer,
+    SubmitInputSerializer,
+    SubmitOutputSerializer,
+)
+
+NO_TASK_HEADER = "X-No-Task-Reason"
+NO_TASK_MESSAGE_HEADER = "X-No-Task-Message"
+
+
+class NextTaskApi(APIView):
+    permission_classes = [IsAuthenticatedMember]
+
+    @extend_schema(
+        operation_id="next_task",
+        responses={
+            200: NextTaskOutputSerializer,
+            204: OpenApiResponse(
+                description=f"Nothing to rank: the {NO_TASK_HEADER} header says why "
+                "(all_done: the project is finished; nothing_for_you: the rest is leased to others or ranked by you)."
+            ),
+        },
+        description="Resumes the caller's live lease in the project, or leases the next task to them.",
+    )
+    def get(self, request: Request, project: str) -> Response:
+        row = project_get_for_user(user=request.user, project_ref=project)
+        result = assignment_lease_next(project=row, annotator=request.user)
+        if isinstance(result, NoTask):
+            response = Response(status=status.HTTP_204_NO_CONTENT)
+            response[NO_TASK_HEADER] = result.code
+            response[NO_TASK_MESSAGE_HEADER] = result.message
+            return response
+        data = assignment_payload(assignment=result)
+        data["progress"] = annotator_progress(project=row, annotator=request.user)
+        return Response(NextTaskOutputSerializer(data).data)
+
+
+class SubmitApi(APIView):
+    permission_classes = [IsAuthenticatedMember]
+
+    @extend_schema(
+        operation_id="assignment_submit",
+        request=SubmitInputSerializer,
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                description="A retry with the same key gets the first answer back.",
+            )
+        ],
+        responses={
+            201: SubmitOutputSerializer,
+            200: OpenApiResponse(SubmitOutputSerializer, description="A replayed retry (same Idempotency-Key)."),
+            409: OpenApiResponse(description="Already submitted, skipped, or the lease ran out and its slot was taken."),
+        },
+    )
+    def post(self, request: Request, assignment_id: int) -> Response:
+        data = SubmitInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        result = ranking_submit(
+            assignment_id=assignment_id,
+            annotator=request.user,
+            idempotency_key=request.headers.get("Idempotency-Key", ""),
+            **data.validated_data,
+        )
+        body = {
+            "assignment": result.ranking.assignment_id,
+            "ranking_id": result.ranking.pk,
+            "status": "submitted",
+            "submitted_at": result.ranking.created_at,
+            "late": result.late,
+            "replayed": result.replayed,
+        }
+        return Response(SubmitOutputSerializer(body).data, status=status.HTTP_200_OK if result.replayed else status.HTTP_201_CREATED)
+
+
+class SkipApi(APIView):
+    permission_classes = [IsAuthenticatedMember]
+
+    @extend_schema(operation_id="assignment_skip", request=SkipInputSerializer, responses=AssignmentStateOutputSerializer)
+    def post(self, request: Request, assignment_id: int) -> Response:
+        data = SkipInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        assignment = assignment_skip(assignment_id=assignment_id, annotator=request.user, reason=data.validated_data["reason"])
+        return Response(AssignmentStateOutputSerializer(assignment).data)
+
+
+class HeartbeatApi(APIView):
+    permission_classes = [IsAuthenticatedMember]
+
+    @extend_schema(operation_id="assignment_heartbeat", request=None, responses=AssignmentStateOutputSerializer)
+    def post(self, request: Request, assignment_id: int) -> Response:
+        assignment = assignment_heartbeat(assignment_id=assignment_id, annotator=request.user)
+        return Response(AssignmentStateOutputSerializer(assignment).data)
+
+
+class TaskGoldApi(APIView):
+    permission_classes = [IsAuthenticatedMember]
+
+    @extend_schema(
+        operation_id="task_set_gold",
+        request=GoldInputSerializer,
+        responses=GoldOutputSerializer,
+        description="Admins only: mark a task gold with its known ranking (tiers of its response ids), or unmark it (null).",
+    )
+    def post(self, request: Request, task_id: int) -> Response:
+        task = RankingTask.objects.filter(pk=task_id).first()
+        if task is None:
+            raise NotFound("Task not found.")
+        project_get_for_user(user=request.user, project_ref=task.project_id, min_role=Role.ADMIN)
+        data = GoldInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        task = task_set_gold(task=task, gold_ranking=data.validated_data["gold_ranking"])
+        return Response(GoldOutputSerializer(task).data)
+
+
+urlpatterns = [
+    # The contract spells these without a trailing slash; both spellings are accepted.
+    re_path(r"^projects/(?P<project>[^/]+)/next-task/?$", NextTaskApi.as_view(), name="next-task"),
+    re_path(r"^assignments/(?P<assignment_id>[0-9]+)/submit/?$", SubmitApi.as_view(), name="assignment-submit"),
+    re_path(r"^assignments/(?P<assignment_id>[0-9]+)/skip/?$", SkipApi.as_view(), name="assignment-skip"),
+    re_path(r"^assignments/(?P<assignment_id>[0-9]+)/heartbeat/?$", HeartbeatApi.as_view(), name="assignment-heartbeat"),
+    path("tasks/<int:task_id>/gold/", TaskGoldApi.as_view(), name="task-gold"),
+]

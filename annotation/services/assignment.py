@@ -1,0 +1,458 @@
+"""The next-task engine: leasing ranking tasks to annotators, exactly, under concurrency.
+
+Rules (all of them live here):
+- An annotator with a live lease in the project gets it back (resume), whatever tab asks.
+- Otherwise they get the open task they were never assigned whose submitted plus live leases
+  (`active_count`) are below its overlap: highest priority first, then oldest.
+- Gold tasks (a known ranking) are drawn with probability `project.gold_rate`; each annotator
+  sees a gold task at most once, and gold tasks are not limited by the overlap (they measure every
+  annotator). They never count towards "left in the project".
+- Leases expire after `project.lease_seconds`; the slot returns to the pool. Expiry is lazy (a
+  bounded sweep at every claim) and periodic (workers.tasks.assignment.expire_leases).
+- Each assignment stores its own shuffled display order and opaque response ids ("r7") drawn at
+  random per assignment, so neither position nor id says anything about the model.
+
+Counters (`RankingTask.active_count`, `submitted_count`, `is_complete`) change only here and in
+annotation.services.ranking, always in the same transaction as the assignment rows they count.
+
+Concurrency. On PostgreSQL the claim is one statement: an UPDATE of the task row picked by
+`SELECT ... FOR UPDATE SKIP LOCKED`, so concurrent annotators neither wait on each other nor
+over-assign. A transaction-scoped advisory lock per (project, annotator) serialises one person's
+parallel tabs, which therefore all resume the same lease. On SQLite the first statement of the
+transaction is a write, which takes SQLite's single write lock, so claims are serialised; the
+claim itself is a conditional UPDATE whose row count is checked. In both cases the unique
+(task, annotator) constraint is the last line of defence.
+
+Lock order, to stay deadlock-free: assignment rows before task rows (submit, skip, expiry); a
+claim locks one task row and then only inserts.
+"""
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from annotation.errors import ApplicationError, Conflict, NotFound
+from annotation.models import Assignment, AssignmentStatus, Project, RankingTask
+
+EXPIRY_SWEEP_BATCH = 200
+_rng = random.SystemRandom()
+
+
+@dataclass
+class NoTask:
+    """Why there is nothing to lease: `code` is stable, `message` is for people."""
+
+    code: str  # "all_done" | "nothing_for_you"
+    message: str
+
+
+def _is_postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def _annotator_lock_key(project_id: int, annotator_id: int) -> int:
+    digest = hashlib.blake2b(f"assignment:{project_id}:{annotator_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _serialize_annotator(*, project: Project, annotator: AbstractBaseUser) -> None:
+    """Make this transaction the only one leasing for this annotator in this project."""
+    if _is_postgres():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_annotator_lock_key(project.pk, annotator.pk)])
+    else:
+        # SQLite: a write as the first statement takes the database's write lock for the whole
+        # transaction (a deferred transaction that reads first could fail to upgrade later).
+        Project.objects.filter(pk=project.pk).update(lease_seconds=F("lease_seconds"))
+
+
+def assignment_opaque_ids(*, response_ids: list[int]) -> tuple[list[int], dict[str, int]]:
+    """A shuffled display order and fresh opaque ids ("r7") for one assignment."""
+    order = list(response_ids)
+    _rng.shuffle(order)
+    numbers = _rng.sample(range(1, max(100, 10 * len(order))), len(order))
+    return order, {f"r{n}": response_id for n, response_id in zip(numbers, order, strict=True)}
+
+
+def assignment_display(*, assignment: Assignment) -> list[tuple[str, str, int]]:
+    """(opaque id, label, response id) in display order: labels A, B, C... follow the order shown."""
+    by_response = {response_id: opaque for opaque, response_id in assignment.opaque_ids.items()}
+    return [(by_response[rid], _label(i), rid) for i, rid in enumerate(assignment.display_order)]
+
+
+def _label(index: int) -> str:
+    letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    return letters[index] if index < len(letters) else f"{letters[index // 26 - 1]}{letters[index % 26]}"
+
+
+def _lease_until(project: Project, now: datetime) -> datetime:
+    return now + timedelta(seconds=project.lease_seconds)
+
+
+# --- expiry ------------------------------------------------------------------------------------
+
+
+def _release_slots(task_ids: list[int]) -> None:
+    """Give one slot back per occurrence of a task id (its lease ended without a submission)."""
+    if not task_ids:
+        return
+    counts: dict[int, int] = {}
+    for task_id in task_ids:
+        counts[task_id] = counts.get(task_id, 0) + 1
+    # Sorted, one row at a time: every path locks task rows in id order.
+    for task_id in sorted(counts):
+        RankingTask.objects.filter(pk=task_id).update(active_count=F("active_count") - counts[task_id])
+
+
+def assignments_expire(
+    *, project_id: int | None = None, now: datetime | None = None, limit: int = EXPIRY_SWEEP_BATCH, exclude_annotator_id: int | None = None
+) -> int:
+    """Expire up to `limit` leases past their expiry; their slots return to the pool.
+
+    Rows being handled by another transaction are skipped (SKIP LOCKED), so concurrent sweeps
+    never wait on each other nor expire one lease twice. Call inside a transaction.
+    """
+    now = now or timezone.now()
+    qs = Assignment.objects.filter(status=AssignmentStatus.LEASED, lease_expires_at__lt=now)
+    if project_id is not None:
+        qs = qs.filter(project_id=project_id)
+    if exclude_annotator_id is not None:
+        qs = qs.exclude(annotator_id=exclude_annotator_id)
+    if _is_postgres():
+        qs = qs.select_for_update(skip_locked=True)
+    rows = list(qs.order_by("lease_expires_at").values_list("id", "task_id")[:limit])
+    if not rows:
+        return 0
+    # The status guard makes a second expiry of the same row (SQLite, no SKIP LOCKED) a no-op.
+    updated = list(
+        Assignment.objects.filter(id__in=[r[0] for r in rows], status=AssignmentStatus.LEASED).values_list("id", "task_id")
+    )
+    Assignment.objects.filter(id__in=[r[0] for r in updated]).update(status=AssignmentStatus.EXPIRED, finished_at=now)
+    _release_slots([r[1] for r in updated])
+    return len(updated)
+
+
+def assignments_expire_all(*, now: datetime | None = None, batch: int = 1000) -> int:
+    """Expire every overdue lease in every project (the periodic task), in batches."""
+    total = 0
+    while True:
+        with transaction.atomic():
+            n = assignments_expire(now=now, limit=batch)
+        total += n
+        if n < batch:
+            return total
+
+
+# --- claiming ----------------------------------------------------------------------------------
+
+_CLAIM_SQL = """
+UPDATE annotation_rankingtask SET active_count = active_count + 1
+WHERE id = (
+    SELECT t.id FROM annotation_rankingtask t
+    WHERE t.project_id = %(project)s AND NOT t.is_complete AND t.is_gold = %(gold)s
+      AND (t.is_gold OR t.active_count < t.overlap)
+      AND NOT EXISTS (
+          SELECT 1 FROM annotation_assignment a WHERE a.task_id = t.id AND a.annotator_id = %(annotator)s
+      )
+    ORDER BY t.priority DESC, t.id
+    LIMIT 1
+    FOR UPDATE OF t {lock}
+)
+RETURNING id
+"""
+
+
+def _claim_postgres(*, project: Project, annotator_id: int, gold: bool) -> int | None:
+    with connection.cursor() as cursor:
+        params = {"project": project.pk, "gold": gold, "annotator": annotator_id}
+        cursor.execute(_CLAIM_SQL.format(lock="SKIP LOCKED"), params)
+        row = cursor.fetchone()
+        if row is None:
+            # Every open row may have been locked by concurrent claims for an instant; wait for them
+            # once rather than tell the annotator "nothing left" while slots remain. After the wait
+            # PostgreSQL re-checks the conditions on the row's new version.
+            cursor.execute(_CLAIM_SQL.format(lock=""), params)
+            row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def _claim_generic(*, project: Project, annotator_id: int, gold: bool) -> int | None:
+    taken = Assignment.objects.filter(annotator_id=annotator_id, project=project).values("task_id")
+    candidates = (
+        RankingTask.objects.filter(project=project, is_complete=False, is_gold=gold)
+        .exclude(id__in=taken)
+        .order_by("-priority", "id")
+    )
+    if not gold:
+        candidates = candidates.filter(active_count__lt=F("overlap"))
+    for task_id in candidates.values_list("id", flat=True)[:50]:
+        guard = RankingTask.objects.filter(pk=task_id, is_complete=False)
+        if not gold:
+            guard = guard.filter(active_count__lt=F("overlap"))
+        if guard.update(active_count=F("active_count") + 1) == 1:
+            return task_id
+    return None
+
+
+def _claim(*, project: Project, annotator_id: int, gold: bool) -> int | None:
+    if _is_postgres():
+        return _claim_postgres(project=project, annotator_id=annotator_id, gold=gold)
+    return _claim_generic(project=project, annotator_id=annotator_id, gold=gold)
+
+
+def _create_assignment(*, project: Project, annotator: AbstractBaseUser, task_id: int, now: datetime) -> Assignment:
+    through = RankingTask.responses.through
+    response_ids = list(through.objects.filter(rankingtask_id=task_id).order_by("response_id").values_list("response_id", flat=True))
+    order, opaque = assignment_opaque_ids(response_ids=response_ids)
+    return Assignment.objects.create(
+        task_id=task_id,
+        project=project,
+        annotator=annotator,
+        status=AssignmentStatus.LEASED,
+        display_order=order,
+        opaque_ids=opaque,
+        lease_expires_at=_lease_until(project, now),
+    )
+
+
+@transaction.atomic
+def assignment_lease_next(*, project: Project, annotator: AbstractBaseUser, now: datetime | None = None) -> Assignment | NoTask:
+    """The annotator's current assignment in the project: their live lease, or a newly leased task.
+
+    Returns NoTask (with the reason) when nothing can be leased to them right now.
+    """
+    now = now or timezone.now()
+    _serialize_annotator(project=project, annotator=annotator)
+
+    current = (
+        Assignment.objects.filter(project=project, annotator=annotator, status=AssignmentStatus.LEASED)
+        .order_by("id")
+        .first()
+    )
+    if current is not None:
+        # Still LEASED means its slot is still counted, even if the clock ran out: renew it.
+        if current.lease_expires_at <= now:
+            current.lease_expires_at = _lease_until(project, now)
+            current.save(update_fields=["lease_expires_at"])
+        return current
+
+    assignments_expire(project_id=project.pk, now=now, exclude_annotator_id=annotator.pk)
+
+    want_gold = project.gold_rate > 0 and _rng.random() < project.gold_rate
+    task_id = _claim(project=project, annotator_id=annotator.pk, gold=True) if want_gold else None
+    if task_id is None:
+        task_id = _claim(project=project, annotator_id=annotator.pk, gold=False)
+    if task_id is None:
+        return _why_nothing(project=project)
+    return _create_assignment(project=project, annotator=annotator, task_id=task_id, now=now)
+
+
+def _why_nothing(*, project: Project) -> NoTask:
+    if not RankingTask.objects.filter(project=project, is_complete=False, is_gold=False).exists():
+        return NoTask("all_done", "Every task in this project has all the rankings it needs. Thank you!")
+    return NoTask(
+        "nothing_for_you",
+        "No task is open for you right now: the remaining ones are being ranked by others or you ranked them already. "
+        "Leases that run out return to the pool, so try again later.",
+    )
+
+
+# --- the holder's operations -------------------------------------------------------------------
+
+
+def assignment_get_for_annotator(*, assignment_id: int, annotator: AbstractBaseUser, lock: bool = False) -> Assignment:
+    """The caller's own assignment; anyone else's (any project, any tenant) is NotFound."""
+    qs = Assignment.objects.select_related("project", "task")
+    if lock:
+        qs = qs.select_for_update(of=("self",)) if _is_postgres() else qs.select_for_update()
+    assignment = qs.filter(pk=assignment_id, annotator=annotator).first()
+    if assignment is None:
+        raise NotFound("Assignment not found.")
+    return assignment
+
+
+def assignment_retake_slot(*, assignment: Assignment, now: datetime) -> None:
+    """Make an EXPIRED assignment live again if its task still has a free slot, else Conflict.
+
+    Call while holding the assignment row lock (select_for_update).
+    """
+    guard = RankingTask.objects.filter(pk=assignment.task_id)
+    if not assignment.task.is_gold:
+        guard = guard.filter(active_count__lt=F("overlap"))
+    if guard.update(active_count=F("active_count") + 1) != 1:
+        raise Conflict(
+            "Your lease on this task ran out and its place was given to another annotator; your answer was not stored.",
+            extra={"reason": "lease_lost"},
+        )
+    assignment.status = AssignmentStatus.LEASED
+    assignment.finished_at = None
+    assignment.lease_expires_at = _lease_until(assignment.project, now)
+    assignment.save(update_fields=["status", "finished_at", "lease_expires_at"])
+
+
+def _require_live(*, assignment: Assignment, now: datetime) -> None:
+    if assignment.status == AssignmentStatus.EXPIRED:
+        assignment_retake_slot(assignment=assignment, now=now)
+    elif assignment.status != AssignmentStatus.LEASED:
+        raise Conflict(f"This assignment is already {assignment.status}.", extra={"reason": f"already_{assignment.status}"})
+
+
+@transaction.atomic
+def assignment_heartbeat(*, assignment_id: int, annotator: AbstractBaseUser, now: datetime | None = None) -> Assignment:
+    """Extend the caller's lease by the project's lease time (the page calls it while open)."""
+    now = now or timezone.now()
+    assignment = assignment_get_for_annotator(assignment_id=assignment_id, annotator=annotator, lock=True)
+    _require_live(assignment=assignment, now=now)
+    assignment.lease_expires_at = _lease_until(assignment.project, now)
+    assignment.save(update_fields=["lease_expires_at"])
+    return assignment
+
+
+MAX_SKIP_REASON = 500
+
+
+@transaction.atomic
+def assignment_skip(*, assignment_id: int, annotator: AbstractBaseUser, reason: str = "", now: datetime | None = None) -> Assignment:
+    """Give the task back: the slot returns to the pool and this annotator never gets it again."""
+    now = now or timezone.now()
+    if not isinstance(reason, str):
+        raise ApplicationError("Invalid skip.", fields={"reason": ["must be a string"]})
+    if len(reason) > MAX_SKIP_REASON:
+        raise ApplicationError("Invalid skip.", fields={"reason": [f"must be at most {MAX_SKIP_REASON} characters"]})
+    assignment = assignment_get_for_annotator(assignment_id=assignment_id, annotator=annotator, lock=True)
+    if assignment.status == AssignmentStatus.SKIPPED:
+        return assignment  # a retried skip is answered like the first
+    if assignment.status == AssignmentStatus.SUBMITTED:
+        raise Conflict("This assignment was already submitted; it cannot be skipped.", extra={"reason": "already_submitted"})
+    if assignment.status == AssignmentStatus.LEASED:
+        _release_slots([assignment.task_id])
+    assignment.status = AssignmentStatus.SKIPPED
+    assignment.skip_reason = reason.strip()
+    assignment.finished_at = now
+    assignment.save(update_fields=["status", "skip_reason", "finished_at"])
+    schedule_agreement_refresh(project_id=assignment.project_id)
+    return assignment
+
+
+def schedule_agreement_refresh(*, project_id: int) -> None:
+    from annotation.services.agreement_cache import agreement_schedule_refresh
+
+    transaction.on_commit(lambda: agreement_schedule_refresh(project_id=project_id))
+
+
+# --- gold tasks --------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def task_set_gold(*, task: RankingTask, gold_ranking: list[list[int]] | None) -> RankingTask:
+    """Mark a task gold with its known ranking (tiers of the task's response ids), or unmark (None)."""
+    task = RankingTask.objects.select_for_update().get(pk=task.pk)
+    if gold_ranking is None:
+        task.is_gold = False
+        task.gold_ranking = None
+        task.is_complete = task.submitted_count >= task.overlap
+        task.save(update_fields=["is_gold", "gold_ranking", "is_complete"])
+        return task
+    response_ids = set(task.responses.values_list("id", flat=True))
+    problems = tiers_problems(tiers=gold_ranking, allowed=response_ids, allow_ties=True)
+    if problems:
+        raise ApplicationError("Invalid gold ranking.", fields={"gold_ranking": problems})
+    task.is_gold = True
+    task.gold_ranking = [[int(x) for x in tier] for tier in gold_ranking]
+    task.is_complete = False  # gold tasks stay open: every annotator may get them once
+    task.save(update_fields=["is_gold", "gold_ranking", "is_complete"])
+    return task
+
+
+def tiers_problems(*, tiers: Any, allowed: set, allow_ties: bool) -> list[str]:
+    """What is wrong with `tiers` as a ranking of exactly the ids in `allowed` (empty when valid)."""
+    if not isinstance(tiers, list) or not tiers:
+        return ["must be a non-empty list of tiers (lists of response ids), best first"]
+    seen: list = []
+    problems: list[str] = []
+    for i, tier in enumerate(tiers):
+        if not isinstance(tier, list) or not tier:
+            problems.append(f"tier {i + 1} must be a non-empty list of response ids")
+            continue
+        if len(tier) > 1 and not allow_ties:
+            problems.append(f"tier {i + 1} ties {len(tier)} responses, but this project does not allow ties")
+        seen.extend(tier)
+    if problems:
+        return problems
+    normalised = [str(x) for x in seen]
+    allowed_str = {str(x) for x in allowed}
+    unknown = sorted({x for x in normalised if x not in allowed_str})
+    if unknown:
+        problems.append(f"unknown response ids: {', '.join(unknown)} (use the ids shown for this assignment)")
+    duplicated = sorted({x for x in normalised if normalised.count(x) > 1})
+    if duplicated:
+        problems.append(f"responses named more than once: {', '.join(duplicated)}")
+    missing = sorted(allowed_str - set(normalised))
+    if missing:
+        problems.append(f"responses missing from the ranking: {', '.join(missing)} (every shown response exactly once)")
+    return problems
+
+
+# --- selectors for the annotator's view --------------------------------------------------------
+
+LEFT_CACHE_SECONDS = 10
+
+
+def assignment_payload(*, assignment: Assignment) -> dict[str, Any]:
+    """What the annotator sees: the prompt's messages and the responses, blinded, in display order.
+
+    Never includes model names, generation settings, response ids or whether the task is gold.
+    """
+    from annotation.models import Prompt, Response
+
+    messages = Prompt.objects.filter(pk=assignment.task.prompt_id).values_list("messages", flat=True).get()
+    texts = dict(Response.objects.filter(pk__in=assignment.display_order).values_list("id", "text"))
+    return {
+        "id": assignment.pk,
+        "project": assignment.project_id,
+        "messages": [{"role": m.get("role", ""), "content": m.get("content", "")} for m in messages],
+        "responses": [
+            {"id": opaque, "label": label, "content": texts[response_id]}
+            for opaque, label, response_id in assignment_display(assignment=assignment)
+        ],
+        "lease_expires_at": assignment.lease_expires_at,
+        "allow_ties": assignment.project.allow_ties,
+        "flags": list(_flag_names()),
+    }
+
+
+def _flag_names() -> tuple[str, ...]:
+    from annotation.services.ranking import RESPONSE_FLAGS
+
+    return RESPONSE_FLAGS
+
+
+def annotator_progress(*, project: Project, annotator: AbstractBaseUser, now: datetime | None = None) -> dict[str, int]:
+    """Done today (by this annotator, UTC day), done in total, and tasks left in the project.
+
+    "Left" (open, non-gold tasks) is cached for a few seconds: counting 100k rows on every
+    request would cost more than the claim itself.
+    """
+    from django.core.cache import cache
+
+    now = now or timezone.now()
+    start_of_day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    mine = Assignment.objects.filter(project=project, annotator=annotator, status=AssignmentStatus.SUBMITTED)
+    key = f"assignment:left:{project.pk}"
+    left = cache.get(key)
+    if left is None:
+        left = RankingTask.objects.filter(project=project, is_complete=False, is_gold=False).count()
+        cache.set(key, left, LEFT_CACHE_SECONDS)
+    return {
+        "done_today": mine.filter(finished_at__gte=start_of_day).count(),
+        "done_total": mine.count(),
+        "left_in_project": left,
+    }

@@ -1,0 +1,188 @@
+"""Submitting a ranking: validation, the lease holder's rights, late submissions, idempotency.
+
+A submission names tiers of the opaque ids its assignment showed (`[["r7"], ["r2", "r9"]]`: r7 is
+best, r2 and r9 tie). It is stored with real response ids, so nothing downstream needs the opaque
+ids. Exactly one Ranking exists per assignment (a one-to-one row) and one assignment per (task,
+annotator), so one annotator can never store two rankings of one task.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection, transaction
+from django.utils import timezone
+
+from annotation.errors import ApplicationError, Conflict
+from annotation.models import Assignment, AssignmentStatus, Ranking
+from annotation.services.assignment import (
+    assignment_get_for_annotator,
+    assignment_retake_slot,
+    schedule_agreement_refresh,
+    tiers_problems,
+)
+
+RESPONSE_FLAGS = ("harmful", "factually_wrong", "refusal", "off_topic", "all_bad")
+MAX_RATIONALE = 10_000
+MAX_DURATION_SECONDS = 24 * 3600
+MAX_IDEMPOTENCY_KEY = 200
+
+
+@dataclass
+class SubmitResult:
+    ranking: Ranking
+    replayed: bool  # True: this answers a retry with the first submission's result
+    late: bool  # True: accepted after the lease had run out, because the slot was still free
+
+
+def ranking_validate(
+    *,
+    assignment: Assignment,
+    ranking: Any,
+    flags: Any = None,
+    all_bad: Any = False,
+    rating: Any = None,
+    rationale: Any = "",
+    duration_seconds: Any = None,
+) -> dict[str, list[str]]:
+    """Every problem with this submission for this assignment, field -> messages (empty: valid)."""
+    errors: dict[str, list[str]] = {}
+    shown = set(assignment.opaque_ids)
+    problems = tiers_problems(tiers=ranking, allowed=shown, allow_ties=assignment.project.allow_ties)
+    if problems:
+        errors["ranking"] = problems
+    if isinstance(ranking, list) and any(isinstance(t, list) and any(not isinstance(x, str) for x in t) for t in ranking):
+        errors.setdefault("ranking", []).insert(0, "response ids must be strings such as \"r7\"")
+
+    if flags is not None:
+        if not isinstance(flags, dict):
+            errors["flags"] = ["must be an object: response id -> list of flags"]
+        else:
+            for key, values in flags.items():
+                if key not in shown:
+                    errors.setdefault("flags", []).append(f"unknown response id {key!r}")
+                elif not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+                    errors.setdefault("flags", []).append(f"flags of {key} must be a list of strings")
+                else:
+                    unknown = sorted(set(values) - set(RESPONSE_FLAGS))
+                    if unknown:
+                        errors.setdefault("flags", []).append(
+                            f"unknown flag(s) {', '.join(unknown)} on {key}; allowed: {', '.join(RESPONSE_FLAGS)}"
+                        )
+    if not isinstance(all_bad, bool):
+        errors["all_bad"] = ["must be true or false"]
+    if rating is not None and (isinstance(rating, bool) or not isinstance(rating, int) or not 1 <= rating <= 7):
+        errors["rating"] = ["must be an integer from 1 to 7, or null"]
+    if not isinstance(rationale, str):
+        errors["rationale"] = ["must be a string"]
+    elif len(rationale) > MAX_RATIONALE:
+        errors["rationale"] = [f"must be at most {MAX_RATIONALE} characters"]
+    if duration_seconds is not None and (
+        isinstance(duration_seconds, bool)
+        or not isinstance(duration_seconds, int | float)
+        or not math.isfinite(duration_seconds)
+        or not 0 <= duration_seconds <= MAX_DURATION_SECONDS
+    ):
+        errors["duration_seconds"] = [f"must be a number of seconds from 0 to {MAX_DURATION_SECONDS}, or null"]
+    return errors
+
+
+def _stored_flags(*, assignment: Assignment, flags: dict[str, list[str]] | None, all_bad: bool) -> dict[str, list[str]]:
+    """Flags keyed by real response id (as a string: JSON keys), each list sorted and unique."""
+    out: dict[str, list[str]] = {}
+    for opaque, values in (flags or {}).items():
+        if values:
+            out[str(assignment.opaque_ids[opaque])] = sorted(set(values))
+    if all_bad:
+        for response_id in assignment.opaque_ids.values():
+            key = str(response_id)
+            out[key] = sorted(set(out.get(key, [])) | {"all_bad"})
+    return out
+
+
+_COUNT_SUBMISSION_SQL = (
+    "UPDATE annotation_rankingtask SET submitted_count = submitted_count + 1, "
+    "is_complete = (NOT is_gold AND submitted_count + 1 >= overlap) WHERE id = %s"
+)
+
+
+@transaction.atomic
+def ranking_submit(
+    *,
+    assignment_id: int,
+    annotator: AbstractBaseUser,
+    ranking: Any,
+    flags: Any = None,
+    all_bad: Any = False,
+    rating: Any = None,
+    rationale: Any = "",
+    duration_seconds: Any = None,
+    idempotency_key: str = "",
+    now: datetime | None = None,
+) -> SubmitResult:
+    """Store the lease holder's ranking of their assignment, once.
+
+    - Only the assignment's annotator may submit (anyone else: NotFound).
+    - A retry carrying the first submission's Idempotency-Key gets the first result back
+      (replayed=True); any other second submission is a Conflict: one ranking per assignment.
+    - After the lease ran out: kept if the slot is still free (late=True), else Conflict.
+    - Bad input: ApplicationError naming every bad field; nothing is stored.
+    """
+    now = now or timezone.now()
+    if not isinstance(idempotency_key, str) or len(idempotency_key) > MAX_IDEMPOTENCY_KEY:
+        raise ApplicationError(
+            "Invalid Idempotency-Key header.",
+            fields={"Idempotency-Key": [f"must be at most {MAX_IDEMPOTENCY_KEY} characters"]},
+        )
+    # The row lock makes concurrent retries of one submission queue up here, so the second one
+    # sees the first one's result.
+    assignment = assignment_get_for_annotator(assignment_id=assignment_id, annotator=annotator, lock=True)
+    if assignment.status == AssignmentStatus.SUBMITTED:
+        existing = Ranking.objects.get(assignment=assignment)
+        if idempotency_key and existing.idempotency_key == idempotency_key:
+            return SubmitResult(ranking=existing, replayed=True, late=False)
+        raise Conflict(
+            "This assignment was already submitted; its first ranking is kept.",
+            extra={"reason": "already_submitted", "ranking_id": existing.pk},
+        )
+
+    errors = ranking_validate(
+        assignment=assignment,
+        ranking=ranking,
+        flags=flags,
+        all_bad=all_bad,
+        rating=rating,
+        rationale=rationale,
+        duration_seconds=duration_seconds,
+    )
+    if errors:
+        raise ApplicationError(f"Invalid submission: {', '.join(errors)}.", fields=errors)
+
+    if assignment.status == AssignmentStatus.SKIPPED:
+        raise Conflict("You skipped this task; a skipped task cannot be submitted.", extra={"reason": "already_skipped"})
+    late = assignment.lease_expires_at <= now
+    if assignment.status == AssignmentStatus.EXPIRED:
+        assignment_retake_slot(assignment=assignment, now=now)  # Conflict when the slot is gone
+        late = True
+
+    tiers = [[assignment.opaque_ids[opaque] for opaque in tier] for tier in ranking]
+    stored = Ranking.objects.create(
+        assignment=assignment,
+        project_id=assignment.project_id,
+        task_id=assignment.task_id,
+        annotator=annotator,
+        tiers=tiers,
+        flags=_stored_flags(assignment=assignment, flags=flags, all_bad=all_bad),
+        rating=rating,
+        rationale=rationale.strip(),
+        duration_seconds=float(duration_seconds) if duration_seconds is not None else (now - assignment.leased_at).total_seconds(),
+        idempotency_key=idempotency_key,
+    )
+    Assignment.objects.filter(pk=assignment.pk).update(status=AssignmentStatus.SUBMITTED, finished_at=now)
+    with connection.cursor() as cursor:
+        cursor.execute(_COUNT_SUBMISSION_SQL, [assignment.task_id])
+    schedule_agreement_refresh(project_id=assignment.project_id)
+    return SubmitResult(ranking=stored, replayed=False, late=late)

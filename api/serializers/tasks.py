@@ -1,0 +1,86 @@
+"""Serializers of the next-task, submit, skip, heartbeat and gold endpoints.
+
+Input serializers check types and sizes (400 naming the field); the rules that need the
+assignment (ids shown, ties, flags) are checked by annotation.services.ranking.
+"""
+from rest_framework import serializers
+
+from annotation.services.ranking import MAX_DURATION_SECONDS, MAX_RATIONALE, RESPONSE_FLAGS
+
+
+class MessageSerializer(serializers.Serializer):
+    role = serializers.CharField()
+    content = serializers.CharField(allow_blank=True)
+
+
+class ShownResponseSerializer(serializers.Serializer):
+    id = serializers.CharField(help_text='Opaque id for this assignment only, e.g. "r7".')
+    label = serializers.CharField(help_text="A, B, C... in display order.")
+    content = serializers.CharField(allow_blank=True)
+
+
+class ProgressSerializer(serializers.Serializer):
+    done_today = serializers.IntegerField()
+    done_total = serializers.IntegerField()
+    left_in_project = serializers.IntegerField(help_text="Open tasks in the project (refreshed every few seconds).")
+
+
+class NextTaskOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="The assignment id.")
+    project = serializers.IntegerField()
+    messages = MessageSerializer(many=True)
+    responses = ShownResponseSerializer(many=True)
+    lease_expires_at = serializers.DateTimeField()
+    allow_ties = serializers.BooleanField()
+    flags = serializers.ListField(child=serializers.CharField())
+    progress = ProgressSerializer()
+
+
+class SubmitInputSerializer(serializers.Serializer):
+    ranking = serializers.ListField(
+        child=serializers.ListField(child=serializers.CharField(max_length=20), allow_empty=False),
+        allow_empty=False,
+        help_text='Tiers of the opaque ids shown, best first: [["r7"], ["r2", "r9"]] means r7 > r2 = r9.',
+    )
+    flags = serializers.DictField(
+        child=serializers.ListField(child=serializers.ChoiceField(choices=RESPONSE_FLAGS)),
+        required=False,
+        help_text="Opaque id -> flags from: " + ", ".join(RESPONSE_FLAGS),
+    )
+    all_bad = serializers.BooleanField(required=False, default=False, help_text="Every response is bad.")
+    rating = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=7)
+    rationale = serializers.CharField(required=False, allow_blank=True, max_length=MAX_RATIONALE, default="", trim_whitespace=False)
+    duration_seconds = serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=MAX_DURATION_SECONDS)
+
+
+class SubmitOutputSerializer(serializers.Serializer):
+    assignment = serializers.IntegerField()
+    ranking_id = serializers.IntegerField()
+    status = serializers.CharField()
+    submitted_at = serializers.DateTimeField()
+    late = serializers.BooleanField(help_text="Accepted after the lease ran out (the slot was still free).")
+    replayed = serializers.BooleanField(help_text="A retry with the first submission's Idempotency-Key.")
+
+
+class SkipInputSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
+
+
+class AssignmentStateOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.CharField()
+    lease_expires_at = serializers.DateTimeField()
+
+
+class GoldInputSerializer(serializers.Serializer):
+    gold_ranking = serializers.ListField(
+        child=serializers.ListField(child=serializers.IntegerField(), allow_empty=False),
+        allow_null=True,
+        help_text="Tiers of the task's response ids, best first; null unmarks the task.",
+    )
+
+
+class GoldOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    is_gold = serializers.BooleanField()
+    gold_ranking = serializers.JSONField(allow_null=True)
