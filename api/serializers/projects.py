@@ -1,0 +1,61 @@
+"""Serializers for projects and memberships. Types only: the rules are in annotation.services.projects."""
+from rest_framework import serializers
+
+from annotation.models import Role
+from annotation.services.projects import markdown_to_safe_html
+
+
+class ProjectCreateInputSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    slug = serializers.CharField(max_length=80, required=False, allow_blank=True, default="")
+    instructions = serializers.CharField(required=False, allow_blank=True, help_text="Markdown shown to annotators.")
+    responses_per_prompt = serializers.IntegerField(required=False, help_text="K >= 2 responses ranked per prompt.")
+    overlap = serializers.IntegerField(required=False, help_text="Distinct annotators per task (>= 1).")
+    allow_ties = serializers.BooleanField(required=False)
+    gold_rate = serializers.FloatField(required=False, help_text="0 <= rate < 1.")
+    lease_seconds = serializers.IntegerField(required=False)
+    gen_model = serializers.CharField(required=False, allow_blank=True)
+    gen_system_prompt = serializers.CharField(required=False, allow_blank=True)
+    gen_temperature = serializers.FloatField(required=False)
+    gen_top_p = serializers.FloatField(required=False)
+    gen_max_new_tokens = serializers.IntegerField(required=False)
+    gen_seed = serializers.IntegerField(required=False)
+
+
+class ProjectOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    slug = serializers.CharField()
+    name = serializers.CharField()
+    instructions = serializers.CharField()
+    instructions_html = serializers.SerializerMethodField()
+    responses_per_prompt = serializers.IntegerField()
+    overlap = serializers.IntegerField()
+    allow_ties = serializers.BooleanField()
+    gold_rate = serializers.FloatField()
+    lease_seconds = serializers.IntegerField()
+    gen_model = serializers.CharField()
+    gen_system_prompt = serializers.CharField()
+    gen_temperature = serializers.FloatField()
+    gen_top_p = serializers.FloatField()
+    gen_max_new_tokens = serializers.IntegerField()
+    gen_seed = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+
+    def get_instructions_html(self, project) -> str:
+        return markdown_to_safe_html(project.instructions)
+
+
+class MemberAddInputSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+class MemberUpdateInputSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+class MemberOutputSerializer(serializers.Serializer):
+    user_id = serializers.IntegerField()
+    username = serializers.CharField(source="user.username")
+    role = serializers.CharField()
+    created_at = serializers.DateTimeField()
