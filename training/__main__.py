@@ -26,7 +26,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     kind = argv.pop(0)
     parser = HfArgumentParser(CONFIGS[kind], prog=f"python -m training {kind}")
-    (config,) = parser.parse_args_into_dataclasses(args=argv)  # argparse exits 2 on unknown or bad options
+    try:
+        (config,) = parser.parse_args_into_dataclasses(args=argv)  # argparse itself exits 2 on bad values
+    except ValueError as exc:  # HfArgumentParser's answer to unknown options
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     try:
         report = run_job(kind, config)
     except (ExportDataError, JobError) as exc:

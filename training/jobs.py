@@ -76,7 +76,8 @@ def _common_args(config: JobConfig, *, has_test: bool, precision: str) -> dict[s
         "bf16": precision == "bf16",
         "fp16": precision == "fp16",
         "use_cpu": not torch.cuda.is_available(),
-        "gradient_checkpointing": config.gradient_checkpointing,
+        # transformers 5 name; TRL's configs default the old alias (gradient_checkpointing) to True.
+        "activation_checkpointing": config.gradient_checkpointing,
         "logging_strategy": "steps",
         "logging_steps": config.logging_steps,
         "logging_first_step": True,
@@ -172,7 +173,7 @@ def _write_report(out: Path, report: dict[str, Any]) -> None:
     tmp.replace(out / "report.json")  # readers never see half a report
 
 
-def _report_head(kind: str, config: JobConfig, data, base_model: str, precision: str) -> dict[str, Any]:
+def _report_head(kind: str, config: JobConfig, data, base_model: str, precision: str, args) -> dict[str, Any]:
     import torch
     import transformers
     import trl
@@ -182,6 +183,8 @@ def _report_head(kind: str, config: JobConfig, data, base_model: str, precision:
         "config": config.to_dict(),
         "base_model": base_model,
         "precision": precision,
+        "effective": {"bf16": args.bf16, "fp16": args.fp16, "activation_checkpointing": args.activation_checkpointing,
+                      "use_cpu": args.use_cpu, "max_steps": args.max_steps},
         "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
         "data": {
             "directory": str(config.data), "project": data.manifest.get("project"),
@@ -215,7 +218,7 @@ def run_reward(config: RewardJobConfig, *, callbacks: Sequence[Any] = ()) -> dic
     ), base_model)
     started = time.monotonic()
     result = trainer.train()
-    report = _report_head("reward", config, data, base_model, precision)
+    report = _report_head("reward", config, data, base_model, precision, args)
     report["train"] = _train_summary(trainer, result, started)
     model_dir = _save_model(trainer, out)
     if trainer.accelerator.is_main_process:
@@ -264,7 +267,7 @@ def run_dpo(config: DPOJobConfig, *, callbacks: Sequence[Any] = ()) -> dict[str,
         processing_class=tokenizer, peft_config=_peft_config(config, "CAUSAL_LM"),
         callbacks=[metrics, *[c for c in callbacks if not isinstance(c, MetricsCallback)]],
     ), base_model)
-    report = _report_head("dpo", config, data, base_model, precision)
+    report = _report_head("dpo", config, data, base_model, precision, args)
     before = trainer.evaluate() if data.test is not None else {}
     started = time.monotonic()
     result = trainer.train()
