@@ -1,0 +1,78 @@
+"""Serializers for the agreement report."""
+from rest_framework import serializers
+
+
+class AgreementQuerySerializer(serializers.Serializer):
+    since = serializers.DateTimeField(required=False, help_text="Only rankings submitted at or after this time.")
+    until = serializers.DateTimeField(required=False, help_text="Only rankings submitted before this time.")
+    annotators = serializers.CharField(required=False, help_text="Comma-separated usernames to restrict to.")
+    refresh = serializers.BooleanField(required=False, default=False, help_text="Recompute now instead of reading the cache.")
+
+
+class PositionSerializer(serializers.Serializer):
+    position = serializers.IntegerField()
+    shown = serializers.IntegerField()
+    first = serializers.FloatField()
+    rate = serializers.FloatField(allow_null=True)
+    expected = serializers.FloatField(allow_null=True)
+
+
+class PositionBiasSerializer(serializers.Serializer):
+    rankings = serializers.IntegerField()
+    positions = PositionSerializer(many=True)
+    chi2 = serializers.FloatField(allow_null=True)
+    dof = serializers.IntegerField(allow_null=True)
+    p_value = serializers.FloatField(allow_null=True)
+    significant = serializers.BooleanField()
+
+
+class AnnotatorStatsSerializer(serializers.Serializer):
+    username = serializers.CharField()
+    user_id = serializers.IntegerField()
+    tasks = serializers.IntegerField()
+    agreement = serializers.FloatField(allow_null=True, help_text="Mean tau-b with the leave-one-out consensus.")
+    agreement_tasks = serializers.IntegerField()
+    gold_score = serializers.FloatField(allow_null=True, help_text="Mean tau-b against gold rankings.")
+    gold_tasks = serializers.IntegerField()
+    median_seconds = serializers.FloatField(allow_null=True)
+    skips = serializers.IntegerField()
+    skip_share = serializers.FloatField(allow_null=True)
+    flagged = serializers.BooleanField()
+
+
+class HistogramSerializer(serializers.Serializer):
+    edges = serializers.ListField(child=serializers.FloatField())
+    counts = serializers.ListField(child=serializers.IntegerField())
+
+
+class CacheSerializer(serializers.Serializer):
+    source = serializers.ChoiceField(choices=["cache", "computed"])
+    stale = serializers.BooleanField()
+    computed_at = serializers.CharField(allow_null=True)
+    refresh_seconds = serializers.FloatField()
+
+
+class AgreementReportSerializer(serializers.Serializer):
+    project = serializers.CharField()
+    computed_at = serializers.CharField()
+    filters = serializers.DictField()
+    rankings = serializers.IntegerField()
+    tasks = serializers.IntegerField()
+    tasks_with_overlap = serializers.IntegerField()
+    alpha = serializers.FloatField(allow_null=True, help_text="Krippendorff's alpha, ordinal, over (task, response) units.")
+    alpha_ci = serializers.ListField(child=serializers.FloatField(allow_null=True), allow_null=True, help_text="95% bootstrap CI.")
+    bootstrap_samples = serializers.IntegerField()
+    kendall_w_mean = serializers.FloatField(allow_null=True)
+    kendall_w_median = serializers.FloatField(allow_null=True)
+    kendall_w_tasks = serializers.IntegerField()
+    kendall_w_histogram = HistogramSerializer()
+    tau_b_mean = serializers.FloatField(allow_null=True)
+    annotator_pairs = serializers.IntegerField()
+    pairwise_agreement = serializers.FloatField(allow_null=True)
+    pairwise_comparisons = serializers.IntegerField()
+    position_bias = PositionBiasSerializer()
+    annotators = AnnotatorStatsSerializer(many=True)
+    flag_rule = serializers.CharField()
+    flag_median = serializers.FloatField(allow_null=True)
+    flag_threshold = serializers.FloatField(allow_null=True)
+    cache = CacheSerializer(required=False)
