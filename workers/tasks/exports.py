@@ -1,0 +1,21 @@
+"""Celery tasks for exports (default queue). Ids in; the service re-reads the row and is idempotent."""
+from __future__ import annotations
+
+from celery import shared_task
+
+from annotation.errors import ApplicationError
+from annotation.services.export import export_snapshot_run
+from workers.queues import Queue
+
+
+@shared_task(
+    name="workers.tasks.exports.export_snapshot_run_task",
+    queue=Queue.DEFAULT,
+    acks_late=True,  # a worker killed mid-export gets the message redelivered and starts over
+)
+def export_snapshot_run_task(snapshot_id: int) -> None:
+    """Write the snapshot's files; a second delivery of a finished snapshot does nothing."""
+    try:
+        export_snapshot_run(snapshot_id=snapshot_id)
+    except ApplicationError:
+        return  # recorded on the snapshot as failed; bad options do not get better on retry
