@@ -1,0 +1,122 @@
+"""`generate SLUG`: sample responses for a project's prompts (a GenerationRun).
+
+With a broker the batches go to the `generation` queue and `--wait` follows the run's progress;
+without one (CELERY_BROKER_URL unset) the batches run here, one after the other.
+Exit status: 0 succeeded (or queued, without --wait), 1 failed, partial or cancelled, 2 bad input.
+"""
+from __future__ import annotations
+
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from annotation.errors import ApplicationError
+from annotation.models import GenerationRun, RunStatus
+from annotation.services.generation import (
+    FINISHED,
+    generation_run_create,
+    generation_run_progress,
+    generation_run_summary,
+)
+from annotation.services.projects import project_get_by_slug
+from config.celery import app
+
+
+class Command(BaseCommand):
+    help = "Sample responses for a project's prompts with a model (transformers or an OpenAI-compatible server)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("slug", help="the project's slug")
+        parser.add_argument("--model", default="", help="HF model id or local path (openai: the server's model name)")
+        parser.add_argument("--backend", default="transformers", help="transformers (default) or openai")
+        parser.add_argument("--n", type=int, default=None, help="responses per prompt (default: the project's K)")
+        parser.add_argument("--temperature", type=float, default=None)
+        parser.add_argument("--top-p", type=float, default=None)
+        parser.add_argument("--max-new-tokens", type=int, default=None)
+        parser.add_argument("--seed", type=int, default=None)
+        parser.add_argument("--system-prompt", default=None)
+        parser.add_argument("--batch-size", type=int, default=8, help="prompts per task and per generate call")
+        parser.add_argument("--base-url", default="", help="openai backend: the server (default OPENAI_BASE_URL)")
+        parser.add_argument("--wait", action="store_true", help="follow the run to its end with a progress bar")
+
+    def handle(self, *args, **options):
+        try:
+            project = project_get_by_slug(slug=options["slug"])
+        except ApplicationError as exc:
+            raise CommandError(exc.message, returncode=2) from exc
+        inline = bool(app.conf.task_always_eager)
+        try:
+            run = generation_run_create(
+                project=project,
+                backend=options["backend"],
+                model=options["model"],
+                n=options["n"],
+                temperature=options["temperature"],
+                top_p=options["top_p"],
+                max_new_tokens=options["max_new_tokens"],
+                seed=options["seed"],
+                system_prompt=options["system_prompt"],
+                batch_size=options["batch_size"],
+                params={"base_url": options["base_url"]} if options["base_url"] else None,
+                enqueue=not inline,
+            )
+        except ApplicationError as exc:
+            problems = "; ".join(f"--{name.replace('_', '-')}: {', '.join(map(str, msgs))}" for name, msgs in exc.fields.items())
+            raise CommandError(f"{exc.message} {problems}".strip(), returncode=2) from exc
+
+        self.stdout.write(
+            f"run {run.pk}: {run.prompts_total} prompts x {run.n} samples in {run.batches_total} batches, "
+            f"model {run.model_name} ({run.backend}{', revision ' + run.model_revision if run.model_revision else ''})"
+        )
+        if inline:
+            run = self._run_inline(run)
+        elif options["wait"]:
+            run = self._follow(run)
+        else:
+            self.stdout.write(f"queued on 'generation'; follow it with GET /api/v1/projects/{project.pk}/generation-runs/{run.pk}/")
+            return
+        self._print_summary(run)
+        if run.status != RunStatus.SUCCEEDED:
+            raise CommandError(f"run {run.pk} ended {run.status}: {run.error}", returncode=1)
+
+    def _run_inline(self, run: GenerationRun) -> GenerationRun:
+        from workers.tasks.generation import generate_batch
+
+        with tqdm(total=run.prompts_total, unit="prompt", desc=f"run {run.pk}", file=self.stderr) as bar:
+            for batch in run.batches:
+                generate_batch.apply(args=[run.pk, batch])
+                run.refresh_from_db()
+                bar.n = run.prompts_done + run.prompts_failed
+                bar.set_postfix(responses=run.responses_count, tokens=run.tokens_count)
+                if run.status in FINISHED and run.batches_done < run.batches_total:
+                    break  # failed (model cannot load) or cancelled: the other batches would do nothing
+        return run
+
+    def _follow(self, run: GenerationRun) -> GenerationRun:
+        with tqdm(total=run.prompts_total, unit="prompt", desc=f"run {run.pk}", file=self.stderr) as bar:
+            while True:
+                run.refresh_from_db()
+                bar.n = run.prompts_done + run.prompts_failed
+                bar.set_postfix(status=run.status, responses=run.responses_count, tokens=run.tokens_count)
+                if run.status in FINISHED:
+                    return run
+                time.sleep(0.5)
+
+    def _print_summary(self, run: GenerationRun) -> None:
+        progress = generation_run_progress(run=run)
+        summary = generation_run_summary(run=run)
+        self.stdout.write(
+            f"run {run.pk} {run.status}: {run.prompts_done} prompts done, {run.prompts_failed} failed, "
+            f"{run.responses_count} responses, {run.tokens_count} tokens"
+            + (f" ({progress['tokens_per_second']} tokens/s)" if progress["tokens_per_second"] else "")
+        )
+        self.stdout.write(
+            f"tasks created: {summary['tasks_created']}, prompts without a task (fewer than two distinct responses): "
+            f"{summary['prompts_without_task']}, identical responses merged: {summary['duplicates_merged']}, "
+            f"prompts truncated to fit the context: {summary['truncated_prompts']}"
+        )
+        for prompt_id, reason in list(summary["failed_prompts"].items())[:10]:
+            self.stdout.write(f"  prompt {prompt_id} failed: {reason}")
+        if run.error:
+            self.stdout.write(f"error: {run.error}")
