@@ -245,3 +245,20 @@ def test_the_schema_describes_the_ranking_endpoints(setup):
     paths = json.loads(response.content)["paths"] if response["Content-Type"].startswith("application/json") else response.content.decode()
     for fragment in ("next-task", "/submit", "/skip", "/heartbeat", "/gold/"):
         assert any(fragment in p for p in paths), fragment
+
+
+def test_the_page_can_prefetch_one_task_after_the_current_one(setup):
+    project, _, ann = setup
+    client = ann.client()
+    current = next_task(client, project)
+    prefetched = client.get(f"/api/v1/projects/{project.pk}/next-task?after={current['id']}").json()
+    assert prefetched["id"] != current["id"]
+    # Asking again gives the same two, never a third lease.
+    assert next_task(client, project)["id"] == current["id"]
+    assert client.get(f"/api/v1/projects/{project.pk}/next-task?after={current['id']}").json()["id"] == prefetched["id"]
+    assert client.get(f"/api/v1/projects/{project.pk}/next-task?after={prefetched['id']}").json()["id"] == current["id"]
+    assert Assignment.objects.filter(annotator=ann.user, status=AssignmentStatus.LEASED).count() == 2
+    assert submit(client, current["id"], {"ranking": in_order(current)}).status_code == 201
+    assert next_task(client, project)["id"] == prefetched["id"]
+    bad = client.get(f"/api/v1/projects/{project.pk}/next-task?after=abc")
+    assert bad.status_code == 400 and "after" in bad.json()["error"]["fields"]

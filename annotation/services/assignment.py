@@ -1,7 +1,8 @@
 """The next-task engine: leasing ranking tasks to annotators, exactly, under concurrency.
 
 Rules (all of them live here):
-- An annotator with a live lease in the project gets it back (resume), whatever tab asks.
+- An annotator with a live lease in the project gets it back (resume), whatever tab asks. The page
+  may prefetch one more (`after=`): at most two live leases per annotator.
 - Otherwise they get the open task they were never assigned whose submitted plus live leases
   (`active_count`) are below its overlap: highest priority first, then oldest.
 - Gold tasks (a known ranking) are drawn with probability `project.gold_rate`; each annotator
@@ -43,6 +44,7 @@ from annotation.errors import ApplicationError, Conflict, NotFound
 from annotation.models import Assignment, AssignmentStatus, Project, RankingTask
 
 EXPIRY_SWEEP_BATCH = 200
+MAX_LIVE_LEASES = 2  # the task shown and the one prefetched
 _rng = random.SystemRandom()
 
 
@@ -224,20 +226,29 @@ def _create_assignment(*, project: Project, annotator: AbstractBaseUser, task_id
 
 
 @transaction.atomic
-def assignment_lease_next(*, project: Project, annotator: AbstractBaseUser, now: datetime | None = None) -> Assignment | NoTask:
+def assignment_lease_next(
+    *, project: Project, annotator: AbstractBaseUser, after: int | None = None, now: datetime | None = None
+) -> Assignment | NoTask:
     """The annotator's current assignment in the project: their live lease, or a newly leased task.
+
+    Args:
+        after: the id of the assignment the caller is working on, to prefetch the one after it:
+            their other live lease if any, else a newly leased task. An annotator holds at most
+            MAX_LIVE_LEASES leases (the one shown and the one prefetched).
 
     Returns NoTask (with the reason) when nothing can be leased to them right now.
     """
     now = now or timezone.now()
     _serialize_annotator(project=project, annotator=annotator)
 
-    current = (
-        Assignment.objects.filter(project=project, annotator=annotator, status=AssignmentStatus.LEASED)
-        .order_by("id")
-        .first()
+    live = list(
+        Assignment.objects.filter(project=project, annotator=annotator, status=AssignmentStatus.LEASED).order_by("id")[
+            : MAX_LIVE_LEASES + 1
+        ]
     )
-    if current is not None:
+    candidates = [a for a in live if after is None or a.pk != int(after)]
+    if candidates or len(live) >= MAX_LIVE_LEASES:
+        current = candidates[0] if candidates else live[0]
         # Still LEASED means its slot is still counted, even if the clock ran out: renew it.
         if current.lease_expires_at <= now:
             current.lease_expires_at = _lease_until(project, now)

@@ -25,6 +25,10 @@ class ProgressSerializer(serializers.Serializer):
     left_in_project = serializers.IntegerField(help_text="Open tasks in the project (refreshed every few seconds).")
 
 
+class NextTaskQuerySerializer(serializers.Serializer):
+    after = serializers.IntegerField(required=False, min_value=1)
+
+
 class NextTaskOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField(help_text="The assignment id.")
     project = serializers.IntegerField()

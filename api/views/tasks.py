@@ -30,6 +30,7 @@ from api.serializers.tasks import (
     GoldInputSerializer,
     GoldOutputSerializer,
     NextTaskOutputSerializer,
+    NextTaskQuerySerializer,
     SkipInputSerializer,
     SubmitInputSerializer,
     SubmitOutputSerializer,
@@ -51,11 +52,21 @@ class NextTaskApi(APIView):
                 "(all_done: the project is finished; nothing_for_you: the rest is leased to others or ranked by you)."
             ),
         },
+        parameters=[
+            OpenApiParameter(
+                "after",
+                OpenApiTypes.INT,
+                OpenApiParameter.QUERY,
+                description="Prefetch: the assignment after this one (the caller's other live lease, or a new one).",
+            )
+        ],
         description="Resumes the caller's live lease in the project, or leases the next task to them.",
     )
     def get(self, request: Request, project: str) -> Response:
+        query = NextTaskQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
         row = project_get_for_user(user=request.user, project_ref=project)
-        result = assignment_lease_next(project=row, annotator=request.user)
+        result = assignment_lease_next(project=row, annotator=request.user, after=query.validated_data.get("after"))
         if isinstance(result, NoTask):
             response = Response(status=status.HTTP_204_NO_CONTENT)
             response[NO_TASK_HEADER] = result.code
