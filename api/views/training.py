@@ -1,4 +1,129 @@
-"""API views for training. Thin: validate, call one service or selector, serialize."""
-from django.urls import path  # noqa: F401
+"""API views for training jobs (engineers and admins only). Thin: validate, call one service or selector, serialize.
 
-urlpatterns: list = []
+Non-members get 404 for a project or a job of it; annotators get 403.
+"""
+from __future__ import annotations
+
+from django.urls import path
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from annotation.errors import ApplicationError
+from annotation.models import ExportSnapshot, Role, TrainingJob
+from annotation.services.access import project_get_for_user
+from annotation.services.training import (
+    training_job_create,
+    training_job_get_for_user,
+    training_job_metrics,
+    training_job_start_generation,
+    training_jobs_of_project,
+)
+from api.permissions import IsAuthenticatedMember
+from api.serializers.training import (
+    GenerationRunStartedSerializer,
+    TrainingGenerateInputSerializer,
+    TrainingJobCreateInputSerializer,
+    TrainingJobOutputSerializer,
+    TrainingMetricOutputSerializer,
+)
+
+
+class TrainingJobListCreateApi(APIView):
+    permission_classes = [IsAuthenticatedMember]
+
+    @extend_schema(operation_id="project_training_jobs_list", responses=TrainingJobOutputSerializer(many=True))
+    def get(self, request: Request, project: str) -> Response:
+        row = project_get_for_user(user=request.user, project_ref=project, min_role=Role.ENGINEER)
+        paginator = LimitOffsetPagination()
+        page = paginator.paginate_queryset(training_jobs_of_project(project=row), request, view=self)
+        return paginator.get_paginated_response(TrainingJobOutputSerializer(page, many=True).data)
+
+    @extend_schema(
+        operation_id="project_training_jobs_create",
+        request=TrainingJobCreateInputSerializer,
+        responses={202: TrainingJobOutputSerializer},
+        description="Queues a reward-model or DPO job on an export snapshot (Celery, queue training); "
+                    "poll GET /api/v1/training-jobs/{id}/ and /metrics.",
+    )
+    def post(self, request: Request, project: str) -> Response:
+        row = project_get_for_user(user=request.user, project_ref=project, min_role=Role.ENGINEER)
+        data = TrainingJobCreateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        # Another project's export or job is reported as not found in this project, never shown.
+        export = ExportSnapshot.objects.filter(pk=values["export"], project=row).first()
+        if export is None:
+            raise ApplicationError("No such export in this project.", fields={"export": ["not found in this project"]})
+        judge = None
+        if values.get("judge_training_job") is not None:
+            judge = TrainingJob.objects.filter(pk=values["judge_training_job"], project=row).first()
+            if judge is None:
+                raise ApplicationError("No such training job in this project.",
+                                       fields={"judge_training_job": ["not found in this project"]})
+        job = training_job_create(project=row, kind=values["kind"], created_by=request.user, export=export,
+                                  base_model=values["base_model"], options=values["options"], judge_training_job=judge)
+        return Response(TrainingJobOutputSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+class TrainingJobDetailApi(APIView):
+    permission_classes = [IsAuthenticatedMember]
+
+    @extend_schema(operation_id="training_jobs_retrieve", responses=TrainingJobOutputSerializer)
+    def get(self, request: Request, job_id: int) -> Response:
+        job = training_job_get_for_user(user=request.user, job_id=job_id)
+        return Response(TrainingJobOutputSerializer(job).data)
+
+
+class TrainingJobMetricsApi(APIView):
+    permission_classes = [IsAuthenticatedMember]
+
+    @extend_schema(
+        operation_id="training_jobs_metrics",
+        parameters=[
+            OpenApiParameter("split", str, enum=["train", "test", "summary"], description="Only this split."),
+            OpenApiParameter("after_step", int, description="Only metrics logged after this step (for polling)."),
+        ],
+        responses=TrainingMetricOutputSerializer(many=True),
+    )
+    def get(self, request: Request, job_id: int) -> Response:
+        job = training_job_get_for_user(user=request.user, job_id=job_id)
+        split = request.query_params.get("split")
+        if split is not None and split not in ("train", "test", "summary"):
+            raise ApplicationError("split must be train, test or summary.", fields={"split": ["must be train, test or summary"]})
+        after = request.query_params.get("after_step")
+        if after is not None and not after.isdigit():
+            raise ApplicationError("after_step must be a non-negative integer.", fields={"after_step": ["must be a non-negative integer"]})
+        rows = training_job_metrics(job=job, split=split, after_step=int(after) if after is not None else None)
+        return Response(TrainingMetricOutputSerializer(rows, many=True).data)
+
+
+class TrainingJobGenerateApi(APIView):
+    permission_classes = [IsAuthenticatedMember]
+
+    @extend_schema(
+        operation_id="training_jobs_generate",
+        request=TrainingGenerateInputSerializer,
+        responses={202: GenerationRunStartedSerializer},
+        description="Starts a generation run in the job's project with the job's trained DPO policy as the model.",
+    )
+    def post(self, request: Request, job_id: int) -> Response:
+        job = training_job_get_for_user(user=request.user, job_id=job_id)
+        data = TrainingGenerateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        options = {k: v for k, v in data.validated_data.items() if v is not None}
+        run = training_job_start_generation(job=job, created_by=request.user, **options)
+        return Response(GenerationRunStartedSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+
+urlpatterns = [
+    path("projects/<str:project>/training-jobs/", TrainingJobListCreateApi.as_view(), name="project-training-jobs"),
+    path("training-jobs/<int:job_id>/", TrainingJobDetailApi.as_view(), name="training-job-detail"),
+    path("training-jobs/<int:job_id>/metrics", TrainingJobMetricsApi.as_view(), name="training-job-metrics"),
+    path("training-jobs/<int:job_id>/metrics/", TrainingJobMetricsApi.as_view(), name="training-job-metrics-slash"),
+    path("training-jobs/<int:job_id>/generate", TrainingJobGenerateApi.as_view(), name="training-job-generate"),
+    path("training-jobs/<int:job_id>/generate/", TrainingJobGenerateApi.as_view(), name="training-job-generate-slash"),
+]

@@ -1,0 +1,335 @@
+"""Training jobs in the platform: create from an export snapshot (or a data path), run on queue `training`,
+stream metrics into TrainingMetric rows, record the report and artifacts, and start round two's generation.
+
+The training itself is training.jobs (importable without Django); this module only records it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from annotation.errors import ApplicationError, Conflict, NotFound
+from annotation.models import ExportSnapshot, GenerationRun, JobStatus, Project, Role, TrainingJob, TrainingMetric
+from annotation.services.access import project_get_for_user
+
+logger = logging.getLogger(__name__)
+
+KINDS = (TrainingJob.Kind.REWARD, TrainingJob.Kind.DPO)
+# Set by the platform itself, never by the caller's options.
+RESERVED_OPTIONS = ("data", "output_dir", "base_model")
+
+
+def _config_class(kind: str):
+    from training.config import DPOJobConfig, RewardJobConfig
+
+    return RewardJobConfig if kind == TrainingJob.Kind.REWARD else DPOJobConfig
+
+
+def training_option_names(*, kind: str) -> list[str]:
+    """Options a caller may set for a job of `kind` (the fields of training.config's dataclass)."""
+    return [f.name for f in dataclasses.fields(_config_class(kind)) if f.name not in RESERVED_OPTIONS]
+
+
+def _coerce(name: str, type_name: str, value: Any) -> Any:
+    """The option as its field's type; ValueError naming the expected type."""
+    if type_name == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise ValueError("must be true or false")
+    if type_name == "int":
+        if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and value.lstrip("-").isdigit())):
+            raise ValueError("must be an integer")
+        return int(value)
+    if type_name == "float":
+        if isinstance(value, bool):
+            raise ValueError("must be a number")
+        try:
+            return float(value)
+        except (TypeError, ValueError) as exc:
+            raise ValueError("must be a number") from exc
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    return value
+
+
+def training_options_validate(*, kind: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Typed options for a job of `kind`; ApplicationError naming every unknown or bad one."""
+    from training.config import config_errors
+
+    if not isinstance(options, dict):
+        raise ApplicationError("options must be an object.", fields={"options": ["must be an object"]})
+    fields = {f.name: f for f in dataclasses.fields(_config_class(kind)) if f.name not in RESERVED_OPTIONS}
+    errors: dict[str, list[str]] = {}
+    clean: dict[str, Any] = {}
+    for name, value in options.items():
+        if name not in fields:
+            errors[name] = [f"unknown option for a {kind} job; known: {', '.join(sorted(fields))}"]
+            continue
+        try:
+            clean[name] = _coerce(name, str(fields[name].type), value)
+        except ValueError as exc:
+            errors[name] = [str(exc)]
+    if not errors:
+        probe = _config_class(kind)(data="", output_dir="", **clean)
+        errors = {name: [problem] for name, problem in config_errors(probe).items()}
+    if errors:
+        raise ApplicationError(f"Invalid training options: {', '.join(errors)}.", fields=errors)
+    return clean
+
+
+def training_job_output_dir(job: TrainingJob) -> Path:
+    return Path(settings.MEDIA_ROOT) / "training" / str(job.pk)
+
+
+def training_job_model_dir(job: TrainingJob) -> Path:
+    return training_job_output_dir(job) / "model"
+
+
+def _export_directory(export: ExportSnapshot) -> Path:
+    return Path(settings.MEDIA_ROOT) / export.directory
+
+
+def _check_base_model(base_model: str) -> None:
+    if base_model.startswith(("/", ".", "~")) and not (Path(base_model).expanduser() / "config.json").exists():
+        raise ApplicationError(f"No saved model at {base_model} (no config.json).",
+                               fields={"base_model": ["no saved model at this path"]})
+
+
+@transaction.atomic
+def training_job_create(
+    *,
+    project: Project,
+    kind: str,
+    created_by: AbstractBaseUser | None = None,
+    export: ExportSnapshot | None = None,
+    data_path: str = "",
+    base_model: str = "",
+    options: dict[str, Any] | None = None,
+    judge_training_job: TrainingJob | None = None,
+    enqueue: bool = True,
+) -> TrainingJob:
+    """Record a queued job and enqueue it on queue `training` after commit.
+
+    Args:
+        project: whose data it trains on; the export and the judge must belong to it.
+        kind: "reward" or "dpo".
+        export: a succeeded snapshot of format pairs; or `data_path`, an export directory on the server.
+        base_model: Hugging Face id or local path; "" means the project's generation model, then
+            GENERATION_MODEL, then the tiny local model.
+        options: fields of training.config's RewardJobConfig / DPOJobConfig (learning_rate, max_steps, ...).
+        judge_training_job: DPO only: a succeeded reward job of the project judging the win rate.
+        enqueue: False when the caller runs training_job_run itself (the command without a broker).
+
+    Raises:
+        ApplicationError naming the field that is wrong.
+    """
+    from training.data import ExportDataError, read_manifest
+
+    errors: dict[str, list[str]] = {}
+    if kind not in KINDS:
+        raise ApplicationError(f"Unknown kind {kind!r}; expected reward or dpo.", fields={"kind": ["must be reward or dpo"]})
+    clean = training_options_validate(kind=kind, options=options or {})
+    if (export is None) == (not data_path):
+        raise ApplicationError("Give exactly one of an export snapshot or a data path.",
+                               fields={"export": ["give an export or a data path, not both or neither"]})
+    if export is not None:
+        if export.project_id != project.pk:
+            errors["export"] = ["not an export of this project"]
+        elif export.status != JobStatus.SUCCEEDED:
+            errors["export"] = [f"export {export.pk} is {export.status}; wait until it has succeeded"]
+        elif export.format != "pairs":
+            errors["export"] = [f"export {export.pk} has format {export.format!r}; training needs 'pairs'"]
+        else:
+            try:
+                read_manifest(_export_directory(export))
+            except ExportDataError as exc:
+                errors["export"] = [str(exc)]
+    else:
+        try:
+            read_manifest(data_path)
+        except ExportDataError as exc:
+            errors["data_path"] = [str(exc)]
+    if judge_training_job is not None:
+        if kind != TrainingJob.Kind.DPO:
+            errors["judge_training_job"] = ["only a dpo job has a judge"]
+        elif judge_training_job.project_id != project.pk:
+            errors["judge_training_job"] = ["not a training job of this project"]
+        elif judge_training_job.kind != TrainingJob.Kind.REWARD or judge_training_job.status != JobStatus.SUCCEEDED:
+            errors["judge_training_job"] = ["must be a succeeded reward job"]
+        else:
+            clean["judge_reward_model"] = str(training_job_model_dir(judge_training_job))
+    if errors:
+        raise ApplicationError(f"Cannot create the training job: {', '.join(errors)}.", fields=errors)
+    base_model = (base_model or "").strip() or project.gen_model or settings.GENERATION_MODEL or ""
+    _check_base_model(base_model)
+
+    job = TrainingJob.objects.create(
+        project=project,
+        export=export,
+        data_path=str(data_path) if data_path else "",
+        kind=kind,
+        base_model=base_model,
+        config=clean,
+        created_by=created_by if created_by is not None and created_by.is_authenticated else None,
+    )
+    job.output_dir = str(training_job_output_dir(job).relative_to(settings.MEDIA_ROOT))
+    job.save(update_fields=["output_dir"])
+    if enqueue:
+        transaction.on_commit(lambda: _enqueue(job.pk))
+    return job
+
+
+def _enqueue(job_id: int) -> None:
+    from workers.tasks.training import training_job_run_task
+
+    training_job_run_task.delay(job_id)
+
+
+def _record_metric(job_id: int, record: dict[str, Any]) -> None:
+    TrainingMetric.objects.create(job_id=job_id, step=record["step"], split=record["split"], values=record["values"])
+
+
+def _artifacts(out: Path) -> list[dict[str, Any]]:
+    root = Path(settings.MEDIA_ROOT)
+    return [
+        {"path": str(path.relative_to(root)), "bytes": path.stat().st_size}
+        for path in sorted(out.rglob("*")) if path.is_file()
+    ]
+
+
+def training_job_run(*, job_id: int, progress: Any = None) -> TrainingJob | None:
+    """Run a queued job in this process: train, stream metrics into TrainingMetric, record report and artifacts.
+
+    Idempotent: the job is claimed with a conditional update (queued -> running), so a second
+    delivery of the message, or a second worker, does nothing. Any failure ends the job failed
+    with the reason in `error`.
+
+    Args:
+        progress: optional callable(steps_done, steps_total), e.g. the command's progress bar.
+    """
+    from training.callbacks import MetricsCallback
+    from training.jobs import run_job
+    from training.tiny_model import ensure_tiny_model
+
+    claimed = TrainingJob.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(
+        status=JobStatus.RUNNING, started_at=timezone.now(), error=""
+    )
+    if claimed != 1:
+        logger.info("training job %s: not queued (already running or finished); nothing to do", job_id)
+        return None
+    job = TrainingJob.objects.select_related("export").get(pk=job_id)
+    out = training_job_output_dir(job)
+
+    def on_progress(done: int, total: int) -> None:
+        TrainingJob.objects.filter(pk=job_id).update(steps_done=done, steps_total=total)
+        if progress:
+            progress(done, total)
+
+    try:
+        base_model = job.base_model or str(ensure_tiny_model(settings.TINY_MODEL_DIR))
+        data = str(_export_directory(job.export)) if job.export_id else job.data_path
+        config = _config_class(job.kind)(data=data, output_dir=str(out), base_model=base_model, **job.config)
+        callback = MetricsCallback(out / "metrics.jsonl", on_record=lambda r: _record_metric(job_id, r),
+                                   on_progress=on_progress)
+        TrainingJob.objects.filter(pk=job_id).update(base_model=base_model)
+        report = run_job(job.kind, config, callbacks=[callback])
+    except Exception as exc:  # any failure ends the job failed, with the reason, instead of a stuck "running"
+        logger.exception("training job %s failed", job_id)
+        message = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+        TrainingJob.objects.filter(pk=job_id).update(
+            status=JobStatus.FAILED, error=message[:5000], finished_at=timezone.now(),
+            artifacts=_artifacts(out) if out.exists() else [],
+        )
+        return TrainingJob.objects.get(pk=job_id)
+    TrainingJob.objects.filter(pk=job_id).update(
+        status=JobStatus.SUCCEEDED, report=_json_safe(report), artifacts=_artifacts(out), finished_at=timezone.now(),
+    )
+    return TrainingJob.objects.get(pk=job_id)
+
+
+def _json_safe(value: Any) -> Any:
+    import json
+
+    return json.loads(json.dumps(value, default=str))
+
+
+# Selectors
+
+
+def training_job_get_for_user(*, user: AbstractBaseUser, job_id: int) -> TrainingJob:
+    """The job if the user is an engineer or admin of its project (404 for non-members, 403 for annotators)."""
+    job = TrainingJob.objects.select_related("project", "export", "created_by").filter(pk=job_id).first()
+    if job is None:
+        raise NotFound("Training job not found.")
+    try:
+        project_get_for_user(user=user, project_ref=job.project_id, min_role=Role.ENGINEER)
+    except NotFound as exc:
+        raise NotFound("Training job not found.") from exc
+    return job
+
+
+def training_jobs_of_project(*, project: Project):
+    return TrainingJob.objects.filter(project=project).select_related("project", "export", "created_by").order_by("-id")
+
+
+def training_job_metrics(*, job: TrainingJob, split: str | None = None, after_step: int | None = None):
+    rows = TrainingMetric.objects.filter(job=job)
+    if split:
+        rows = rows.filter(split=split)
+    if after_step is not None:
+        rows = rows.filter(step__gt=after_step)
+    return rows.order_by("step", "id")
+
+
+def training_job_progress(*, job: TrainingJob) -> dict[str, Any]:
+    total = job.steps_total or 0
+    return {"steps_done": job.steps_done, "steps_total": total,
+            "fraction": round(job.steps_done / total, 4) if total else (1.0 if job.status == JobStatus.SUCCEEDED else 0.0)}
+
+
+def training_job_curves(*, job: TrainingJob) -> dict[str, list[tuple[int, float]]]:
+    """Series for the job page: train loss, test loss, and test accuracy (reward) or reward accuracy (DPO)."""
+    series: dict[str, list[tuple[int, float]]] = {"train loss": [], "test loss": [], "test accuracy": []}
+    for metric in training_job_metrics(job=job):
+        values = metric.values
+        if metric.split == "train" and "loss" in values:
+            series["train loss"].append((metric.step, values["loss"]))
+        elif metric.split == "test":
+            if "loss" in values:
+                series["test loss"].append((metric.step, values["loss"]))
+            accuracy = values.get("accuracy", values.get("rewards/accuracies"))
+            if accuracy is not None:
+                series["test accuracy"].append((metric.step, accuracy))
+    return series
+
+
+# The loop: round two samples from round one's policy
+
+
+def training_job_start_generation(*, job: TrainingJob, created_by: AbstractBaseUser | None = None,
+                                  **generation_options: Any) -> GenerationRun:
+    """Start a GenerationRun in the job's project whose model is the job's trained DPO policy.
+
+    Raises Conflict unless the job is a succeeded DPO job whose model directory exists.
+    `generation_options` go to generation_run_create (n, temperature, top_p, max_new_tokens, seed, ...).
+    """
+    from annotation.services.generation import generation_run_create
+
+    if job.kind != TrainingJob.Kind.DPO:
+        raise Conflict(f"Training job {job.pk} is a {job.kind} job; only a DPO policy can generate responses.")
+    if job.status != JobStatus.SUCCEEDED:
+        raise Conflict(f"Training job {job.pk} is {job.status}; it can generate once it has succeeded.")
+    model_dir = training_job_model_dir(job)
+    if not (model_dir / "config.json").exists():
+        raise Conflict(f"Training job {job.pk} has no saved model at {model_dir}.")
+    return generation_run_create(project=job.project, created_by=created_by, backend="transformers",
+                                 model=str(model_dir), source_training_job=job, **generation_options)

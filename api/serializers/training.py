@@ -1,0 +1,62 @@
+"""Serializers for training jobs. Types only: annotation.services.training validates options fully."""
+from rest_framework import serializers
+
+
+class TrainingJobCreateInputSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["reward", "dpo"])
+    export = serializers.IntegerField(help_text="Id of a succeeded export snapshot (format pairs) of this project.")
+    base_model = serializers.CharField(required=False, allow_blank=True, default="",
+                                       help_text="Hugging Face id or path; default: the project's generation model.")
+    judge_training_job = serializers.IntegerField(required=False, allow_null=True,
+                                                  help_text="dpo: a succeeded reward job judging the win rate vs base.")
+    options = serializers.DictField(required=False, default=dict,
+                                    help_text="Fields of RewardJobConfig / DPOJobConfig: learning_rate, max_steps, "
+                                              "per_device_batch_size, max_length, use_lora, loss_type, beta, seed, ...")
+
+
+class TrainingJobOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    project = serializers.CharField(source="project.slug")
+    kind = serializers.CharField()
+    export = serializers.IntegerField(source="export_id", allow_null=True)
+    base_model = serializers.CharField()
+    config = serializers.JSONField()
+    status = serializers.CharField()
+    steps_done = serializers.IntegerField()
+    steps_total = serializers.IntegerField()
+    output_dir = serializers.CharField(help_text="Relative to MEDIA_ROOT.")
+    report = serializers.JSONField()
+    artifacts = serializers.JSONField(help_text="List of {path (relative to MEDIA_ROOT), bytes}.")
+    error = serializers.CharField()
+    created_by = serializers.CharField(source="created_by.username", default=None)
+    created_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    page_url = serializers.SerializerMethodField()
+
+    def get_page_url(self, obj) -> str:
+        return f"/projects/{obj.project.slug}/training/{obj.id}/"
+
+
+class TrainingMetricOutputSerializer(serializers.Serializer):
+    step = serializers.IntegerField()
+    split = serializers.CharField(help_text="train, test or summary.")
+    values = serializers.JSONField()
+    created_at = serializers.DateTimeField()
+
+
+class TrainingGenerateInputSerializer(serializers.Serializer):
+    n = serializers.IntegerField(required=False, allow_null=True)
+    temperature = serializers.FloatField(required=False, allow_null=True)
+    top_p = serializers.FloatField(required=False, allow_null=True)
+    max_new_tokens = serializers.IntegerField(required=False, allow_null=True)
+    seed = serializers.IntegerField(required=False, allow_null=True)
+    batch_size = serializers.IntegerField(required=False, min_value=1, max_value=256, default=8)
+
+
+class GenerationRunStartedSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    model_name = serializers.CharField()
+    status = serializers.CharField()
+    source_training_job = serializers.IntegerField(source="source_training_job_id")
+    prompts_total = serializers.IntegerField()
