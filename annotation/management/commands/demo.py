@@ -1,0 +1,121 @@
+"""`demo [--no-serve]`: seed a demo project with users and rankable prompts, then serve the site.
+
+Idempotent: a second run finds everything in place, adds nothing and leaves passwords alone.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandParser
+
+from annotation.errors import ApplicationError
+from annotation.management.commands._common import command_error
+from annotation.models import Project, Role
+from annotation.services.importing import prompts_import
+from annotation.services.projects import membership_add, project_create, user_create
+
+DEMO_PROMPTS = Path(settings.BASE_DIR) / "data" / "demo_prompts.jsonl"
+DEMO_SLUG = "demo"
+# Fixed, documented passwords: this is a local demo, never a deployment (docs/setup.md).
+DEMO_USERS = [
+    ("admin", "demo-admin-pass", Role.ADMIN),
+    ("engineer", "demo-engineer-pass", Role.ENGINEER),
+    ("annotator1", "demo-annotator-pass", Role.ANNOTATOR),
+    ("annotator2", "demo-annotator-pass", Role.ANNOTATOR),
+    ("annotator3", "demo-annotator-pass", Role.ANNOTATOR),
+]
+INSTRUCTIONS = """\
+## How to rank
+
+Read the prompt, then put the responses in order, **best first**.
+
+1. **Correct and safe first.** A response with a factual error, wrong code or harmful content
+   ranks below any response without one, however well written.
+2. **Then helpful.** Prefer the response that answers what was asked, completely and directly.
+3. **Then clear.** Prefer plain, well-organised writing; length is not a virtue in itself.
+
+For a harmful request (breaking into a house, hurting someone), the best response declines
+politely and offers a safe alternative; complying is the worst.
+
+Use the flags for responses that are *unsafe*, *factually wrong* or *off topic*. Ties are allowed
+when two responses really are equally good. Skip a task only if you cannot judge it.
+"""
+
+
+class Command(BaseCommand):
+    help = "Create demo users and a demo project with rankable prompts, then serve at http://127.0.0.1:8000."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--no-serve", action="store_true", help="Seed only; do not start the web server.")
+        parser.add_argument("--addrport", default="127.0.0.1:8000", help="Where runserver listens.")
+
+    def handle(self, *args, **options) -> None:
+        try:
+            logins = self.seed_users()
+            project = self.seed_project(owner=logins[0][0])
+            result = self.seed_prompts(project)
+            self.generate_responses(project)
+        except ApplicationError as exc:
+            raise command_error(exc) from exc
+
+        self.stdout.write(f"Demo project '{project.name}' ({project.slug}): {result}")
+        self.stdout.write("Logins (username / password / role):")
+        for user, password, role in logins:
+            self.stdout.write(f"  {user.username:<12} {password:<22} {role}")
+        if options["no_serve"]:
+            return
+        if not settings.DEBUG:
+            self.stderr.write("Warning: DEBUG is off, so the site redirects to https. For this local demo run with DEBUG=1.")
+        self.stdout.write(f"Serving at http://{options['addrport']}/  (Ctrl-C to stop)")
+        call_command("runserver", options["addrport"], use_reloader=False)
+
+    def seed_users(self) -> list[tuple]:
+        User = get_user_model()
+        logins = []
+        for username, password, role in DEMO_USERS:
+            user = User.objects.filter(username=username).first()
+            if user is None:
+                user = user_create(username=username, password=password, is_superuser=(role == Role.ADMIN)).user
+                shown = password
+            elif user.check_password(password):
+                shown = password
+            else:
+                shown = "(existing user: password left as it was)"
+            logins.append((user, shown, role))
+        return logins
+
+    def seed_project(self, *, owner) -> Project:
+        project = Project.objects.filter(slug=DEMO_SLUG).first()
+        if project is None:
+            project = project_create(
+                name="Demo: helpful and honest answers",
+                slug=DEMO_SLUG,
+                created_by=owner,
+                instructions=INSTRUCTIONS,
+                responses_per_prompt=4,
+                overlap=3,
+                allow_ties=True,
+                lease_seconds=900,
+            )
+        for username, _password, role in DEMO_USERS:
+            membership_add(project=project, user=get_user_model().objects.get(username=username), role=role)
+        return project
+
+    def seed_prompts(self, project: Project) -> str:
+        with DEMO_PROMPTS.open("rb") as fileobj:
+            r = prompts_import(project=project, fileobj=fileobj, file_format="jsonl")
+        return (
+            f"{r.prompts_created} prompts imported ({r.prompts_existing} already there), "
+            f"{r.responses_created} responses, {r.tasks_created} new ranking tasks."
+        )
+
+    def generate_responses(self, project: Project) -> None:
+        """Hook: sample model responses for the demo prompts (the generation step of `make demo`).
+
+        The demo prompts already carry ready-made responses, so the project is rankable without
+        this. The generation area plugs in here, e.g. generation_run_create(project=project, ...).
+        """
+        return None
