@@ -4,7 +4,7 @@ Non-members get 404 for a project or a job of it; annotators get 403.
 """
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import path, re_path
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.pagination import LimitOffsetPagination
@@ -122,8 +122,7 @@ class TrainingJobGenerateApi(APIView):
 urlpatterns = [
     path("projects/<str:project>/training-jobs/", TrainingJobListCreateApi.as_view(), name="project-training-jobs"),
     path("training-jobs/<int:job_id>/", TrainingJobDetailApi.as_view(), name="training-job-detail"),
-    path("training-jobs/<int:job_id>/metrics", TrainingJobMetricsApi.as_view(), name="training-job-metrics"),
-    path("training-jobs/<int:job_id>/metrics/", TrainingJobMetricsApi.as_view(), name="training-job-metrics-slash"),
-    path("training-jobs/<int:job_id>/generate", TrainingJobGenerateApi.as_view(), name="training-job-generate"),
-    path("training-jobs/<int:job_id>/generate/", TrainingJobGenerateApi.as_view(), name="training-job-generate-slash"),
+    # One route each, trailing slash optional (the contract writes them without), so the schema has one operation.
+    re_path(r"^training-jobs/(?P<job_id>[0-9]+)/metrics/?$", TrainingJobMetricsApi.as_view(), name="training-job-metrics"),
+    re_path(r"^training-jobs/(?P<job_id>[0-9]+)/generate/?$", TrainingJobGenerateApi.as_view(), name="training-job-generate"),
 ]
