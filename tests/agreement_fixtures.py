@@ -31,16 +31,24 @@ class Built:
 def build_project(*, name: str, n_tasks: int, k: int = 4, overlap: int = 3, admin: str | None = None) -> Built:
     admin_user = user_create(username=admin or f"{name}-admin", password=PASSWORD).user
     project = project_create(name=name, created_by=admin_user, responses_per_prompt=k, overlap=overlap, allow_ties=True)
+    built = Built(project=project, admin=admin_user)
+    add_tasks(built, n_tasks=n_tasks, k=k, overlap=overlap)
+    return built
+
+
+def add_tasks(built: Built, *, n_tasks: int, k: int = 4, overlap: int = 3) -> None:
+    """Append n_tasks prompts, each with k responses and its RankingTask."""
+    project, name, start = built.project, built.project.slug, len(built.tasks)
     prompts = Prompt.objects.bulk_create(
         [
             Prompt(project=project, messages=[{"role": "user", "content": f"{name} q{i}"}], content_hash=f"{name}-{i}")
-            for i in range(n_tasks)
+            for i in range(start, start + n_tasks)
         ]
     )
     responses = Response.objects.bulk_create(
         [
             Response(prompt=p, sample_index=j, text=f"{name} answer {i}.{j}", text_hash=response_text_hash(f"{name} answer {i}.{j}"))
-            for i, p in enumerate(prompts)
+            for i, p in enumerate(prompts, start)
             for j in range(k)
         ]
     )
@@ -50,7 +58,8 @@ def build_project(*, name: str, n_tasks: int, k: int = 4, overlap: int = 3, admi
     through.objects.bulk_create(
         [through(rankingtask_id=t.pk, response_id=rid) for t, ids in zip(tasks, by_task, strict=True) for rid in ids]
     )
-    return Built(project=project, admin=admin_user, tasks=tasks, responses=by_task)
+    built.tasks.extend(tasks)
+    built.responses.extend(by_task)
 
 
 def add_member(built: Built, username: str, role: str = "annotator"):
@@ -149,4 +158,6 @@ def simulate_crowd(
         if gold_every and t % gold_every == 0:
             RankingTask.objects.filter(pk=built.tasks[t].pk).update(is_gold=True, gold_ranking=scores_to_tiers(ids, truth_scores[t]))
     add_rankings(built, rows)
+    # Counters as the ranking service keeps them: every task got its per_task (= overlap) rankings.
+    RankingTask.objects.filter(project=built.project).update(submitted_count=per_task, active_count=per_task, is_complete=True)
     return Crowd(built=built, truth=truth, rankings=rankings, spammer=names[-1], honest=names[:-1])

@@ -1,0 +1,53 @@
+"""Selectors for the admin dashboard: task progress and the progress of long-running work."""
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Count, Q
+
+from annotation.models import ExportSnapshot, GenerationRun, Project, RankingTask, TrainingJob
+
+
+def _percent(done: int, total: int) -> int:
+    return round(100 * done / total) if total else 0
+
+
+def dashboard_progress(*, project: Project, runs: int = 10) -> dict[str, Any]:
+    """Tasks open (nobody on them), in progress (leased or partly ranked), complete; recent runs and jobs."""
+    counts = RankingTask.objects.filter(project=project).aggregate(
+        total=Count("id"),
+        complete=Count("id", filter=Q(is_complete=True)),
+        in_progress=Count("id", filter=Q(is_complete=False) & (Q(active_count__gt=0) | Q(submitted_count__gt=0))),
+    )
+    total = counts["total"] or 0
+    complete, in_progress = counts["complete"] or 0, counts["in_progress"] or 0
+    open_ = total - complete - in_progress
+    tasks = [
+        {"key": "open", "label": "Open", "count": open_, "percent": _percent(open_, total)},
+        {"key": "in-progress", "label": "In progress", "count": in_progress, "percent": _percent(in_progress, total)},
+        {"key": "complete", "label": "Complete", "count": complete, "percent": _percent(complete, total)},
+    ]
+    generation = [
+        {
+            "id": run.pk, "label": f"Run {run.pk} · {run.backend} · {run.model_name or 'default model'}", "status": run.status,
+            "done": run.prompts_done, "total": run.prompts_total, "percent": _percent(run.prompts_done, run.prompts_total),
+            "detail": f"{run.prompts_done} of {run.prompts_total} prompts · {run.responses_count} responses"
+            + (f" · {run.prompts_failed} failed" if run.prompts_failed else ""),
+        }
+        for run in GenerationRun.objects.filter(project=project).order_by("-id")[:runs]
+    ]
+    exports = [
+        {
+            "id": e.pk, "label": f"Export {e.pk} · {e.format} · {e.file_format}", "status": e.status,
+            "percent": _percent(e.rows_done, e.rows_total), "detail": f"{e.rows_done} of {e.rows_total} rows",
+        }
+        for e in ExportSnapshot.objects.filter(project=project).order_by("-id")[:runs]
+    ]
+    training = [
+        {
+            "id": j.pk, "label": f"Training {j.pk} · {j.kind}", "status": j.status,
+            "percent": _percent(j.steps_done, j.steps_total), "detail": f"step {j.steps_done} of {j.steps_total}",
+        }
+        for j in TrainingJob.objects.filter(project=project).order_by("-id")[:runs]
+    ]
+    return {"tasks_total": total, "tasks": tasks, "generation": generation, "exports": exports, "training": training}
