@@ -206,6 +206,12 @@ def test_train_command_runs_dpo_inline_then_the_policy_generates_round_two(world
     run.refresh_from_db()
     assert Response.objects.filter(run=run).count() == 4  # 2 prompts x n=2, sampled by the trained policy
 
+    call_command("generate", project.slug, "--from-training-job", str(job.pk), "--n", "2", "--max-new-tokens", "4",
+                 "--seed", "1")
+    again = GenerationRun.objects.exclude(pk=run.pk).get()
+    assert again.source_training_job_id == job.pk and again.model_name == run.model_name
+    assert Response.objects.filter(run=again).count() == 4
+
 
 def test_a_reward_model_cannot_be_the_generation_model(world):
     job = training_job_create(project=world["project"], kind="reward", export=world["export"],
@@ -215,6 +221,13 @@ def test_a_reward_model_cannot_be_the_generation_model(world):
     training_job_run(job_id=job.pk)
     answer = client.post(f"/api/v1/training-jobs/{job.pk}/generate", {}, format="json")
     assert answer.status_code == 409 and "only a DPO policy" in answer.json()["error"]["message"]
+    with pytest.raises(CommandError) as exc:
+        call_command("generate", world["project"].slug, "--from-training-job", str(job.pk))
+    assert exc.value.returncode == 2 and "only a DPO policy" in str(exc.value)
+    with pytest.raises(CommandError) as exc:
+        call_command("generate", world["project"].slug, "--from-training-job", "999999")
+    assert exc.value.returncode == 2 and "has no training job 999999" in str(exc.value)
+    assert not GenerationRun.objects.exists()
 
 
 def test_train_command_reads_a_data_path_and_rejects_bad_input_with_exit_status_2(world, tmp_path, capsys):

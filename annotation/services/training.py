@@ -315,6 +315,26 @@ def training_job_curves(*, job: TrainingJob) -> dict[str, list[tuple[int, float]
 # The loop: round two samples from round one's policy
 
 
+def training_job_of_project(*, project: Project, job_id: int) -> TrainingJob:
+    """The project's job `job_id` (no permission check: for commands run by an operator)."""
+    job = TrainingJob.objects.filter(pk=job_id, project=project).first()
+    if job is None:
+        raise NotFound(f"Project {project.slug} has no training job {job_id}.")
+    return job
+
+
+def training_job_policy_dir(*, job: TrainingJob) -> Path:
+    """The saved policy of a succeeded DPO job, usable as a generation model; Conflict otherwise."""
+    if job.kind != TrainingJob.Kind.DPO:
+        raise Conflict(f"Training job {job.pk} is a {job.kind} job; only a DPO policy can generate responses.")
+    if job.status != JobStatus.SUCCEEDED:
+        raise Conflict(f"Training job {job.pk} is {job.status}; it can generate once it has succeeded.")
+    model_dir = training_job_model_dir(job)
+    if not (model_dir / "config.json").exists():
+        raise Conflict(f"Training job {job.pk} has no saved model at {model_dir}.")
+    return model_dir
+
+
 def training_job_start_generation(*, job: TrainingJob, created_by: AbstractBaseUser | None = None,
                                   **generation_options: Any) -> GenerationRun:
     """Start a GenerationRun in the job's project whose model is the job's trained DPO policy.
@@ -324,12 +344,6 @@ def training_job_start_generation(*, job: TrainingJob, created_by: AbstractBaseU
     """
     from annotation.services.generation import generation_run_create
 
-    if job.kind != TrainingJob.Kind.DPO:
-        raise Conflict(f"Training job {job.pk} is a {job.kind} job; only a DPO policy can generate responses.")
-    if job.status != JobStatus.SUCCEEDED:
-        raise Conflict(f"Training job {job.pk} is {job.status}; it can generate once it has succeeded.")
-    model_dir = training_job_model_dir(job)
-    if not (model_dir / "config.json").exists():
-        raise Conflict(f"Training job {job.pk} has no saved model at {model_dir}.")
+    model_dir = training_job_policy_dir(job=job)
     return generation_run_create(project=job.project, created_by=created_by, backend="transformers",
                                  model=str(model_dir), source_training_job=job, **generation_options)

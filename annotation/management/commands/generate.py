@@ -39,6 +39,8 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int, default=8, help="prompts per task and per generate call")
         parser.add_argument("--base-url", default="", help="openai backend: the server (default OPENAI_BASE_URL)")
         parser.add_argument("--wait", action="store_true", help="follow the run to its end with a progress bar")
+        parser.add_argument("--from-training-job", type=int, default=None,
+                            help="sample from this succeeded DPO training job's policy (round two of the loop)")
 
     def handle(self, *args, **options):
         try:
@@ -46,11 +48,21 @@ class Command(BaseCommand):
         except ApplicationError as exc:
             raise CommandError(exc.message, returncode=2) from exc
         inline = bool(app.conf.task_always_eager)
+        model, source_job = options["model"], None
+        if options["from_training_job"] is not None:
+            from annotation.services.training import training_job_of_project, training_job_policy_dir
+
+            try:
+                source_job = training_job_of_project(project=project, job_id=options["from_training_job"])
+                model = str(training_job_policy_dir(job=source_job))
+            except ApplicationError as exc:
+                raise CommandError(f"--from-training-job: {exc.message}", returncode=2) from exc
         try:
             run = generation_run_create(
                 project=project,
                 backend=options["backend"],
-                model=options["model"],
+                model=model,
+                source_training_job=source_job,
                 n=options["n"],
                 temperature=options["temperature"],
                 top_p=options["top_p"],
