@@ -236,7 +236,7 @@ def split_of(*, prompt_id: int, seed: int, test_fraction: float) -> str:
     return "test" if int.from_bytes(digest[:8], "big") / 2**64 < test_fraction else "train"
 
 
-def task_agreement(rankings: list[list[list[int]]]) -> float | None:
+def task_agreement(rankings: list[list[list[int]]], *, votes: dict | None = None) -> float | None:
     """Mean pairwise agreement of one task's rankings, in [0, 1]; None with fewer than two.
 
     For every pair of responses and every pair of annotators, do both order the two responses
@@ -247,7 +247,7 @@ def task_agreement(rankings: list[list[list[int]]]) -> float | None:
     if len(rankings) < 2:
         return None
     agree = total = 0
-    for pair in pair_votes(rankings).values():
+    for pair in (votes if votes is not None else pair_votes(rankings)).values():
         n = pair.total
         if n < 2:
             continue
@@ -296,6 +296,21 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+_encode_str = json.encoder.encode_basestring  # a JSON string literal (C speed), UTF-8 kept as is
+
+
+def _messages_json(messages: list[dict[str, str]]) -> str:
+    return "[" + ",".join('{"role":' + _encode_str(m["role"]) + ',"content":' + _encode_str(m["content"]) + "}" for m in messages) + "]"
+
+
+# The JSONL lines of the two high-volume formats, in COLUMNS order (a test checks they agree).
+PAIRS_LINE = (
+    '{"prompt":%s,"chosen":%s,"rejected":%s,"margin":%r,"prompt_id":%d,"chosen_id":%d,"rejected_id":%d,'
+    '"votes_chosen":%d,"votes_rejected":%d,"agreement":%s}\n'
+)
+UNPAIRED_LINE = '{"prompt":%s,"completion":%s,"label":%s,"prompt_id":%d,"completion_id":%d,"task_id":%d}\n'
+
+
 class _HashingFile:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -338,6 +353,14 @@ class JsonlWriter:
             cached = self.memo[id(value)] = (value, _dumps(value))
         return cached[1]
 
+    def write_rows(self, rows: list) -> None:
+        if rows and type(rows[0]) is str:  # finished lines
+            self.lines.extend(rows)
+            self.rows += len(rows)
+        else:
+            for row in rows:
+                self.write(row)
+
     def write(self, row: tuple) -> None:
         encode = self._encode
         self.lines.append("".join([p + encode(v) for p, v in zip(self.prefixes, row, strict=True)]) + "}\n")
@@ -372,6 +395,10 @@ class ParquetWriter:
         self.rows += 1
         if len(self.buffer[0]) >= PARQUET_ROW_GROUP:
             self._write_group()
+
+    def write_rows(self, rows: list) -> None:
+        for row in rows:
+            self.write(row)
 
     def _write_group(self) -> None:
         import pyarrow as pa
@@ -503,41 +530,107 @@ def _message_list(messages: Any) -> list[dict[str, str]]:
     return [{"role": str(m.get("role", "user")), "content": str(m.get("content", ""))} for m in messages or []]
 
 
+def _in_chunk_sql(opts: ExportOptions, user_ids: set[int] | None) -> tuple[str, list[Any]]:
+    """The rankings query of one chunk of tasks (raw SQL: this is the export's hot loop)."""
+    if opts.format == "rankings":
+        columns = (
+            "r.annotator_id, r.tiers::text, r.flags::text, r.rating, r.rationale, r.duration_seconds, r.created_at, "
+            "a.display_order::text"
+        )
+        join = " JOIN annotation_assignment a ON a.id = r.assignment_id"
+    else:  # pairs and unpaired need only the tiers (and the flags to exclude flagged responses)
+        flags = "r.flags::text" if opts.exclude_flagged else "NULL"
+        columns = f"NULL, r.tiers::text, {flags}, NULL, NULL, NULL, NULL, NULL"
+        join = ""
+    where, params = ["r.task_id = ANY(%s)"], []
+    if user_ids is not None:
+        where.append("r.annotator_id = ANY(%s)")
+        params.append(sorted(user_ids))
+    if opts.since:
+        where.append("r.created_at >= %s")
+        params.append(opts.since)
+    if opts.until:
+        where.append("r.created_at < %s")
+        params.append(opts.until)
+    # Only fixed fragments are joined here; every value travels as a parameter.
+    conditions = " AND ".join(where)
+    sql = (
+        f"SELECT r.task_id, {columns} FROM annotation_ranking r{join} WHERE {conditions} "  # noqa: S608
+        "ORDER BY r.task_id, r.created_at, r.id"
+    )
+    return sql, params
+
+
+RESPONSES_SQL = (
+    "SELECT tr.rankingtask_id, r.id, r.text, r.run_id FROM annotation_rankingtask_responses tr "
+    "JOIN annotation_response r ON r.id = tr.response_id WHERE tr.rankingtask_id = ANY(%s) ORDER BY 1, 2"
+)
+PROMPTS_SQL = "SELECT id, messages::text FROM annotation_prompt WHERE id = ANY(%s)"
+
+
+def _fetch_chunk_postgres(rankings_sql: str, rankings_params: list, task_ids: list[int], prompt_ids: list[int]):
+    from django.db import connection
+
+    loads = json.loads
+    by_task: dict[int, list[tuple]] = {}
+    responses: dict[int, dict[int, tuple[str, int | None]]] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(rankings_sql, [task_ids, *rankings_params])
+        for task_id, annotator, tiers, flags, rating, rationale, duration, created, display in cursor.fetchall():
+            by_task.setdefault(task_id, []).append(
+                (annotator, loads(tiers), loads(flags) if flags and flags != "{}" else None, rating, rationale, duration, created,
+                 loads(display) if display else None)
+            )
+        cursor.execute(RESPONSES_SQL, [task_ids])
+        for task_id, response_id, text, run_id in cursor.fetchall():
+            responses.setdefault(task_id, {})[response_id] = (text, run_id)
+        cursor.execute(PROMPTS_SQL, [prompt_ids])
+        prompts = {prompt_id: loads(messages) for prompt_id, messages in cursor.fetchall()}
+    return by_task, responses, prompts
+
+
+def _fetch_chunk_orm(opts: ExportOptions, user_ids: set[int] | None, task_ids: list[int], prompt_ids: list[int]):
+    rankings = RankingRow.objects.filter(task_id__in=task_ids)
+    if user_ids is not None:
+        rankings = rankings.filter(annotator_id__in=user_ids)
+    if opts.since:
+        rankings = rankings.filter(created_at__gte=opts.since)
+    if opts.until:
+        rankings = rankings.filter(created_at__lt=opts.until)
+    by_task: dict[int, list[tuple]] = {}
+    fields = ["task_id", "annotator_id", "tiers", "flags", "rating", "rationale", "duration_seconds", "created_at",
+              "assignment__display_order"]
+    for row in rankings.order_by("task_id", "created_at", "id").values_list(*fields):
+        by_task.setdefault(row[0], []).append((*row[1:3], row[3] or None, *row[4:8], row[8] if opts.format == "rankings" else None))
+    through = RankingTask.responses.through
+    responses: dict[int, dict[int, tuple[str, int | None]]] = {}
+    for task_id, response_id, text, run_id in (
+        through.objects.filter(rankingtask_id__in=task_ids)
+        .order_by("rankingtask_id", "response_id")
+        .values_list("rankingtask_id", "response_id", "response__text", "response__run_id")
+    ):
+        responses.setdefault(task_id, {})[response_id] = (text, run_id)
+    prompts = dict(Prompt.objects.filter(id__in=prompt_ids).values_list("id", "messages"))
+    return by_task, responses, prompts
+
+
 def _iter_task_data(project: Project, opts: ExportOptions, runs: dict[int, dict[str, Any]]) -> Iterator[list[_TaskData]]:
     from django.contrib.auth import get_user_model
+    from django.db import connection
 
     user_ids: set[int] | None = None
     if opts.annotators is not None:
         user_ids = set(get_user_model().objects.filter(username__in=opts.annotators).values_list("id", flat=True))
+    rankings_sql, rankings_params = _in_chunk_sql(opts, user_ids)
     task_rows = _task_queryset(project, opts).order_by("id").values_list("id", "prompt_id", "is_gold")
     # .iterator() uses a server-side cursor on PostgreSQL: the task list is never held in memory.
     for chunk in _chunks(task_rows.iterator(chunk_size=TASK_CHUNK), TASK_CHUNK):
         task_ids = [row[0] for row in chunk]
-        rankings = RankingRow.objects.filter(task_id__in=task_ids)
-        if user_ids is not None:
-            rankings = rankings.filter(annotator_id__in=user_ids)
-        if opts.since:
-            rankings = rankings.filter(created_at__gte=opts.since)
-        if opts.until:
-            rankings = rankings.filter(created_at__lt=opts.until)
-        by_task: dict[int, list[tuple]] = {}
-        fields = ["task_id", "annotator_id", "tiers", "flags", "rating", "rationale", "duration_seconds", "created_at"]
-        if opts.format == "rankings":
-            fields.append("assignment__display_order")
-        for row in rankings.order_by("task_id", "created_at", "id").values_list(*fields):
-            by_task.setdefault(row[0], []).append(row[1:] if len(row) == 9 else (*row[1:], None))
-
-        through = RankingTask.responses.through
-        responses: dict[int, dict[int, tuple[str, int | None]]] = {}
-        for task_id, response_id, text, run_id in (
-            through.objects.filter(rankingtask_id__in=task_ids)
-            .order_by("rankingtask_id", "response_id")
-            .values_list("rankingtask_id", "response_id", "response__text", "response__run_id")
-        ):
-            responses.setdefault(task_id, {})[response_id] = (text, run_id)
-
-        prompt_ids = {row[1] for row in chunk}
-        prompts = dict(Prompt.objects.filter(id__in=prompt_ids).values_list("id", "messages"))
+        prompt_ids = sorted({row[1] for row in chunk})
+        if connection.vendor == "postgresql":
+            by_task, responses, prompts = _fetch_chunk_postgres(rankings_sql, rankings_params, task_ids, prompt_ids)
+        else:  # SQLite (the demo): the same rows through the ORM
+            by_task, responses, prompts = _fetch_chunk_orm(opts, user_ids, task_ids, prompt_ids)
         missing_runs = {run for task in responses.values() for _, run in task.values() if run is not None} - runs.keys()
         if missing_runs:
             runs.update(_runs_provenance(missing_runs))
@@ -552,9 +645,7 @@ def _iter_task_data(project: Project, opts: ExportOptions, runs: dict[int, dict[
                 system = runs[next(iter(run_ids))]["system_prompt"]
                 if system:
                     messages = [{"role": "system", "content": system}, *messages]
-            batch.append(
-                _TaskData(task_id, prompt_id, is_gold, messages, task_responses, by_task.get(task_id, []))
-            )
+            batch.append(_TaskData(task_id, prompt_id, is_gold, messages, task_responses, by_task.get(task_id, [])))
         yield batch
 
 
@@ -591,6 +682,7 @@ class _Builder:
         self.pseudonyms: dict[int, str] = {}
         self.runs: dict[int, dict[str, Any]] = {}  # run id -> provenance, filled while reading
         self.response_details: dict[int, dict[str, Any]] = {}  # rankings only: per chunk
+        self.jsonl = opts.file_format == "jsonl" and opts.format in ("pairs", "unpaired")
 
     def annotator(self, user_id: int) -> str:
         name = self.pseudonyms.get(user_id)
@@ -598,7 +690,8 @@ class _Builder:
             name = self.pseudonyms[user_id] = "a_" + hmac.new(self.salt, str(user_id).encode(), "sha256").hexdigest()[:16]
         return name
 
-    def rows(self, task: _TaskData, stats: ExportStats) -> list[tuple]:
+    def rows(self, task: _TaskData, stats: ExportStats) -> list:
+        """The task's rows: tuples in COLUMNS order, or finished JSON lines for pairs/unpaired JSONL."""
         opts = self.opts
         if not task.rankings:
             stats.tasks_without_rankings += 1
@@ -607,7 +700,8 @@ class _Builder:
             stats.tasks_below_min_votes += 1
             return []
         tiers_list = [_int_tiers(r[1]) for r in task.rankings]
-        agreement = task_agreement(tiers_list)
+        votes = pair_votes(tiers_list)
+        agreement = task_agreement(tiers_list, votes=votes)
         if opts.min_agreement is not None and (agreement is None or agreement < opts.min_agreement):
             stats.tasks_below_min_agreement += 1
             return []
@@ -616,18 +710,26 @@ class _Builder:
         if opts.format == "rankings":
             return [self._ranking_row(task, tiers_list, agreement)]
         keep = set(task.responses)
+        ranked = {item for tiers in tiers_list for tier in tiers for item in tier}
         if opts.exclude_flagged:
             flagged = _flagged(task.rankings) & keep
             stats.responses_excluded_flagged += len(flagged)
             keep -= flagged
-        tiers_list = [_restrict(t, keep) for t in tiers_list]
+        if not ranked <= keep:  # flagged, or not (or no longer) among the task's responses
+            tiers_list = [_restrict(t, keep) for t in tiers_list]
+            votes = pair_votes(tiers_list)
         consensus = task_consensus(tiers_list).tiers
-        # One message-list object per response, shared by every row it appears in (see JsonlWriter).
-        messages = {rid: [{"role": "assistant", "content": task.responses[rid][0]}] for rid in keep}
+        if self.jsonl:
+            # Finished lines: the prompt and each response are encoded once per task, not per row.
+            prompt = _messages_json(task.prompt)
+            messages = {rid: '[{"role":"assistant","content":' + _encode_str(task.responses[rid][0]) + "}]" for rid in ranked & keep}
+        else:
+            prompt = task.prompt
+            messages = {rid: [{"role": "assistant", "content": task.responses[rid][0]}] for rid in ranked & keep}
         if opts.format == "unpaired":
-            return self._unpaired_rows(task, consensus, messages)
-        votes = pair_votes(tiers_list)
+            return self._unpaired_rows(task, consensus, messages, prompt)
         rows = []
+        agreement_json = "null" if agreement is None else repr(agreement)
         for better, worse in consensus_pairs(consensus, opts.policy):
             key = (better, worse) if str(better) <= str(worse) else (worse, better)
             pair = votes.get(key)
@@ -639,26 +741,27 @@ class _Builder:
                 # Borda can order a pair against its own head-to-head votes; such a pair is noise.
                 stats.pairs_contradicted_dropped += 1
                 continue
-            rows.append(
-                (
-                    task.prompt, messages[better], messages[worse], round(chosen_votes / pair.total, 6), task.prompt_id,
-                    better, worse, chosen_votes, rejected_votes, agreement,
-                )
-            )
+            margin = round(chosen_votes / pair.total, 6)
+            if self.jsonl:
+                rows.append(PAIRS_LINE % (prompt, messages[better], messages[worse], margin, task.prompt_id, better, worse,
+                                          chosen_votes, rejected_votes, agreement_json))
+            else:
+                rows.append((prompt, messages[better], messages[worse], margin, task.prompt_id, better, worse, chosen_votes,
+                             rejected_votes, agreement))
         stats.pairs_tied_dropped += sum(len(t) * (len(t) - 1) // 2 for t in consensus)
         return rows
 
-    def _unpaired_rows(self, task: _TaskData, consensus: list[list[int]], messages: dict) -> list[tuple]:
+    def _unpaired_rows(self, task: _TaskData, consensus: list[list[int]], messages: dict, prompt: Any) -> list:
         if len(consensus) < 2:
             return []  # everything tied: nothing is better or worse
         top = min(self.opts.desirable_tiers, len(consensus) - 1)
         bottom = min(self.opts.undesirable_tiers, len(consensus) - top)
-        rows = []
-        for tier in consensus[:top]:
-            rows += [(task.prompt, messages[rid], True, task.prompt_id, rid, task.task_id) for rid in tier]
-        for tier in consensus[len(consensus) - bottom :]:
-            rows += [(task.prompt, messages[rid], False, task.prompt_id, rid, task.task_id) for rid in tier]
-        return rows
+        labelled = [(rid, True) for tier in consensus[:top] for rid in tier]
+        labelled += [(rid, False) for tier in consensus[len(consensus) - bottom :] for rid in tier]
+        if self.jsonl:
+            return [UNPAIRED_LINE % (prompt, messages[rid], "true" if label else "false", task.prompt_id, rid, task.task_id)
+                    for rid, label in labelled]
+        return [(prompt, messages[rid], label, task.prompt_id, rid, task.task_id) for rid, label in labelled]
 
     def _ranking_row(self, task: _TaskData, tiers_list: list[list[list[int]]], agreement: float | None) -> tuple:
         responses = []
@@ -733,9 +836,7 @@ def export_write(
                 if not rows:
                     continue
                 split = split_of(prompt_id=task.prompt_id, seed=options.seed, test_fraction=options.test_fraction)
-                writer = writers[split]
-                for row in rows:
-                    writer.write(row)
+                writers[split].write_rows(rows)
                 stats.rows[split] += len(rows)
                 stats.prompts[split].add(task.prompt_id)
             for writer in writers.values():
