@@ -2,7 +2,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from frontend.views import dashboard, home, training
+from frontend.views import dashboard, home, ranking, training
 
 app_name = "frontend"
 
@@ -10,6 +10,7 @@ urlpatterns = [
     path("", home.home, name="home"),
     path("login/", auth_views.LoginView.as_view(template_name="frontend/login.html"), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("projects/<slug:slug>/rank/", ranking.rank_page, name="rank"),
     path("projects/<slug:slug>/dashboard/", dashboard.dashboard_page, name="dashboard"),
     path("projects/<slug:slug>/training/", training.training_jobs_page, name="training-jobs"),
     path("projects/<slug:slug>/training/<int:job_id>/", training.training_job_page, name="training-job"),
