@@ -7,6 +7,7 @@ Multi-GPU: `accelerate launch -m training dpo --data ... --output_dir ...`.
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 from transformers import HfArgumentParser
@@ -36,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ExportDataError, JobError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if os.environ.get("RANK", "0") != "0":
+        return 0  # under accelerate/torchrun the main process reports
     summary = {"report": f"{config.output_dir}/report.json", "model_dir": report.get("model_dir"),
                "train": report.get("train"), "test": report.get("test")}
     print(json.dumps(summary, indent=2, default=str))

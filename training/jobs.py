@@ -89,6 +89,7 @@ def _common_args(config: JobConfig, *, has_test: bool, precision: str) -> dict[s
         "data_seed": config.seed,
         "disable_tqdm": True,
         "dataloader_num_workers": 0,
+        "ddp_find_unused_parameters": False,  # every parameter takes part in the loss; skip DDP's extra graph walk
     }
 
 
