@@ -6,6 +6,9 @@ random display orders) go through the same vectorised core the service uses
 
     .venv/bin/python bench/agreement.py                      # 100k tasks x K=4 x 3 annotators
     .venv/bin/python bench/agreement.py --tasks 10000 --bootstrap 200
+    DATABASE_URL=postgresql://... .venv/bin/python bench/agreement.py --db-tasks 20000
+        # also the database path: writes a throwaway project of that many tasks (deleted afterwards),
+        # then times loading its rankings and the whole project_agreement_compute
 """
 from __future__ import annotations
 
@@ -45,6 +48,75 @@ def synthetic(tasks: int, k: int, per_task: int, crowd: int, seed: int):
     )
 
 
+def db_bench(tasks: int, k: int, per_task: int, crowd: int, bootstrap: int, seed: int) -> None:
+    import datetime as dt
+
+    from django.db import transaction
+    from django.utils import timezone
+
+    from annotation.models import Assignment, AssignmentStatus, Project, Prompt, Ranking, RankingTask, Response
+    from annotation.services.agreement import project_agreement_compute, rank_data_load
+    from annotation.services.projects import membership_add, project_create, user_create
+
+    data = synthetic(tasks, k, per_task, crowd, seed)
+    tag = f"bench-agreement-{os.getpid()}"
+    start = time.perf_counter()
+    with transaction.atomic():
+        project = project_create(name=tag, responses_per_prompt=k, overlap=per_task)
+        users = [user_create(username=f"{tag}-{i}").user for i in range(crowd)]
+        for user in users:
+            membership_add(project=project, user=user, role="annotator")
+        prompts = Prompt.objects.bulk_create(
+            [Prompt(project=project, messages=[{"role": "user", "content": f"q{i}"}], content_hash=f"{i}") for i in range(tasks)],
+            batch_size=5000,
+        )
+        responses = Response.objects.bulk_create(
+            [Response(prompt=p, sample_index=j, text=f"a{j}") for p in prompts for j in range(k)], batch_size=5000
+        )
+        task_rows = RankingTask.objects.bulk_create([RankingTask(project=project, prompt=p) for p in prompts], batch_size=5000)
+        now = timezone.now()
+        ids = np.array([r.pk for r in responses]).reshape(tasks, k)
+        assignments = Assignment.objects.bulk_create(
+            [
+                Assignment(
+                    task=task_rows[t], project=project, annotator=users[a], status=AssignmentStatus.SUBMITTED,
+                    display_order=ids[t][data.display[row].argsort()].tolist(), lease_expires_at=now + dt.timedelta(hours=1),
+                )
+                for row, (t, a) in enumerate(zip(data.task, data.annotator, strict=True))
+            ],
+            batch_size=5000,
+        )
+        Ranking.objects.bulk_create(
+            [
+                Ranking(
+                    assignment=assignment, project=project, task_id=assignment.task_id, annotator_id=assignment.annotator_id,
+                    tiers=[[int(i)] for i in ids[t][np.argsort(data.ranks[row])]], duration_seconds=float(data.seconds[row]),
+                )
+                for row, (assignment, t) in enumerate(zip(assignments, data.task, strict=True))
+            ],
+            batch_size=5000,
+        )
+    print(f"database path: wrote {tasks} tasks / {len(assignments)} rankings in {time.perf_counter() - start:.1f} s")
+    try:
+        start = time.perf_counter()
+        rank_data_load(project=project)
+        load = time.perf_counter() - start
+        start = time.perf_counter()
+        report = project_agreement_compute(project=project, bootstrap=bootstrap, seed=seed)
+        total = time.perf_counter() - start
+        print(f"  load rankings into arrays: {load:.2f} s; whole project_agreement_compute: {total:.2f} s "
+              f"(alpha {report['alpha']})")
+    finally:
+        Project.objects.filter(pk=project.pk).delete()
+        get_user_model_delete(tag)
+
+
+def get_user_model_delete(tag: str) -> None:
+    from django.contrib.auth import get_user_model
+
+    get_user_model().objects.filter(username__startswith=f"{tag}-").delete()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", type=int, default=100_000)
@@ -53,6 +125,7 @@ def main() -> None:
     parser.add_argument("--crowd", type=int, default=20, help="distinct annotators (the last one is a spammer)")
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--db-tasks", type=int, default=0, help="also time the database path on this many tasks")
     args = parser.parse_args()
 
     import django
@@ -82,6 +155,8 @@ def main() -> None:
     print(f"  spammer agreement {spammer['agreement']} flagged={spammer['flagged']}; "
           f"flagged: {[a['username'] for a in report['annotators'] if a['flagged']]}")
     print("  reproduce: .venv/bin/python bench/agreement.py " + " ".join(sys.argv[1:]))
+    if args.db_tasks:
+        db_bench(args.db_tasks, args.k, args.annotators_per_task, args.crowd, args.bootstrap, args.seed)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ Definitions (docs/agreement.md has the long form):
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,7 +33,8 @@ from typing import Any
 
 import numpy as np
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Q
+from django.db.models import Count, Q, TextField
+from django.db.models.functions import Cast
 from django.utils import timezone
 from scipy import stats
 
@@ -513,11 +515,16 @@ def _rankings_queryset(*, project: Project, filters: AgreementFilters):
 def rank_data_load(*, project: Project, filters: AgreementFilters | None = None) -> tuple[RankData, list[str], list[int]]:
     """The project's rankings as RankData, with annotator usernames and user ids by index."""
     filters = filters or AgreementFilters()
-    rows = list(
+    # JSON columns come back as text and are decoded in one json.loads call: decoding them row by
+    # row through the ORM costs more than all the statistics together.
+    raw = list(
         _rankings_queryset(project=project, filters=filters)
         .order_by("task_id", "id")
-        .values_list("task_id", "annotator_id", "tiers", "duration_seconds", "assignment__display_order")
+        .annotate(tiers_text=Cast("tiers", TextField()), display_text=Cast("assignment__display_order", TextField()))
+        .values_list("task_id", "annotator_id", "tiers_text", "duration_seconds", "display_text")
     )
+    decoded = json.loads("[" + ",".join(f"{r[2] or 'null'},{r[4] or 'null'}" for r in raw) + "]") if raw else []
+    rows = [(r[0], r[1], decoded[2 * i], r[3], decoded[2 * i + 1]) for i, r in enumerate(raw)]
     task_ids = sorted({row[0] for row in rows})
     task_index = {t: i for i, t in enumerate(task_ids)}
     user_ids = sorted({row[1] for row in rows})

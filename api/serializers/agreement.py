@@ -9,7 +9,7 @@ class AgreementQuerySerializer(serializers.Serializer):
     refresh = serializers.BooleanField(required=False, default=False, help_text="Recompute now instead of reading the cache.")
 
 
-class PositionSerializer(serializers.Serializer):
+class PositionBiasRowSerializer(serializers.Serializer):
     position = serializers.IntegerField()
     shown = serializers.IntegerField()
     first = serializers.FloatField()
@@ -19,7 +19,7 @@ class PositionSerializer(serializers.Serializer):
 
 class PositionBiasSerializer(serializers.Serializer):
     rankings = serializers.IntegerField()
-    positions = PositionSerializer(many=True)
+    positions = PositionBiasRowSerializer(many=True)
     chi2 = serializers.FloatField(allow_null=True)
     dof = serializers.IntegerField(allow_null=True)
     p_value = serializers.FloatField(allow_null=True)
@@ -40,12 +40,12 @@ class AnnotatorStatsSerializer(serializers.Serializer):
     flagged = serializers.BooleanField()
 
 
-class HistogramSerializer(serializers.Serializer):
+class AgreementHistogramSerializer(serializers.Serializer):
     edges = serializers.ListField(child=serializers.FloatField())
     counts = serializers.ListField(child=serializers.IntegerField())
 
 
-class CacheSerializer(serializers.Serializer):
+class AgreementCacheSerializer(serializers.Serializer):
     source = serializers.ChoiceField(choices=["cache", "computed"])
     stale = serializers.BooleanField()
     computed_at = serializers.CharField(allow_null=True)
@@ -65,7 +65,7 @@ class AgreementReportSerializer(serializers.Serializer):
     kendall_w_mean = serializers.FloatField(allow_null=True)
     kendall_w_median = serializers.FloatField(allow_null=True)
     kendall_w_tasks = serializers.IntegerField()
-    kendall_w_histogram = HistogramSerializer()
+    kendall_w_histogram = AgreementHistogramSerializer()
     tau_b_mean = serializers.FloatField(allow_null=True)
     annotator_pairs = serializers.IntegerField()
     pairwise_agreement = serializers.FloatField(allow_null=True)
@@ -75,4 +75,4 @@ class AgreementReportSerializer(serializers.Serializer):
     flag_rule = serializers.CharField()
     flag_median = serializers.FloatField(allow_null=True)
     flag_threshold = serializers.FloatField(allow_null=True)
-    cache = CacheSerializer(required=False)
+    cache = AgreementCacheSerializer(required=False)
