@@ -1,0 +1,122 @@
+"""Benchmark: import N prompts from a JSONL file through the import service into PostgreSQL.
+
+Prints prompts per second and the importing process's peak memory (ru_maxrss), at N/10 and at N,
+so you can see memory stays flat as the file grows. Uses its own database (created, migrated,
+dropped unless --keep).
+
+    .venv/bin/python bench/import.py                      # 100k prompts, no responses
+    .venv/bin/python bench/import.py --prompts 100000 --responses 2
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DB = "postgresql://postgres@127.0.0.1:5432/annot_bench_import"
+WORDS = ["explain", "how", "why", "what", "the", "a", "of", "to", "in", "model", "data", "python", "write", "short", "story", "about", "list", "compare", "best", "way", "should", "I", "would", "you", "please", "give", "three", "examples", "summary", "difference", "between", "learn", "code", "error", "fix"]
+
+
+def write_file(path: Path, n: int, responses: int, seed: int = 0) -> None:
+    rng = random.Random(seed)
+    with path.open("w", encoding="utf-8") as f:
+        for i in range(n):
+            text = " ".join(rng.choice(WORDS) for _ in range(rng.randint(12, 60)))
+            record = {"id": f"bench-{i}", "prompt": f"{text} #{i}?", "metadata": {"source": "bench", "i": i}}
+            if responses:
+                record["responses"] = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(20, 120))) for _ in range(responses)]
+            f.write(json.dumps(record) + "\n")
+
+
+def child(path: str, slug: str) -> None:
+    """Runs in its own process so its peak RSS is the import's alone."""
+    import django
+
+    django.setup()
+    from annotation.services.importing import prompts_import
+    from annotation.services.projects import project_create
+
+    project = project_create(name=slug, slug=slug)
+    base_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.perf_counter()
+    with open(path, "rb") as fileobj:
+        result = prompts_import(project=project, fileobj=fileobj, file_format="jsonl")
+    seconds = time.perf_counter() - start
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"seconds": seconds, "base_kb": base_kb, "peak_kb": peak_kb, **result.as_dict()}))
+
+
+def run_child(db_url: str, path: Path, slug: str) -> dict:
+    env = {**os.environ, "DATABASE_URL": db_url, "DJANGO_SETTINGS_MODULE": "config.settings", "CELERY_BROKER_URL": ""}
+    env.pop("DEBUG", None)  # DEBUG would record every query and grow memory
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", str(path), slug], cwd=ROOT, env=env, capture_output=True, text=True, check=False
+    )
+    if out.returncode != 0:
+        sys.exit(f"import failed:\n{out.stderr}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def admin_sql(db_url: str, sql: str) -> None:
+    import psycopg
+
+    parsed = urlparse(db_url)
+    with psycopg.connect(db_url.replace(parsed.path, "/postgres"), autocommit=True) as conn:
+        conn.execute(sql)
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        sys.path.insert(0, str(ROOT))
+        child(sys.argv[2], sys.argv[3])
+        return
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--prompts", type=int, default=100_000)
+    parser.add_argument("--responses", type=int, default=0, help="ready-made responses per prompt (tasks are created)")
+    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB))
+    parser.add_argument("--keep", action="store_true", help="keep the benchmark database")
+    args = parser.parse_args()
+
+    db_name = urlparse(args.database_url).path.lstrip("/")
+    admin_sql(args.database_url, f'DROP DATABASE IF EXISTS "{db_name}"')
+    admin_sql(args.database_url, f'CREATE DATABASE "{db_name}"')
+    env = {**os.environ, "DATABASE_URL": args.database_url, "DJANGO_SETTINGS_MODULE": "config.settings"}
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+
+    rows = []
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for n in sorted({max(1, args.prompts // 10), args.prompts}):
+                path = Path(tmp) / f"prompts-{n}.jsonl"
+                write_file(path, n, args.responses)
+                size_mb = path.stat().st_size / 1e6
+                r = run_child(args.database_url, path, f"bench-{n}")
+                assert r["prompts_created"] == n, r
+                rows.append((n, size_mb, r))
+    finally:
+        if not args.keep:
+            admin_sql(args.database_url, f'DROP DATABASE IF EXISTS "{db_name}"')
+
+    print(f"import benchmark: JSONL -> prompts_import -> PostgreSQL, {args.responses} ready-made responses per prompt")
+    print(f"{'prompts':>9} {'file MB':>8} {'seconds':>8} {'prompts/s':>10} {'tasks':>7} {'RSS before MB':>14} {'peak RSS MB':>12} {'growth MB':>10}")
+    for n, size_mb, r in rows:
+        base, peak = r["base_kb"] / 1024, r["peak_kb"] / 1024
+        print(
+            f"{n:>9} {size_mb:>8.1f} {r['seconds']:>8.2f} {n / r['seconds']:>10.0f} {r['tasks_created']:>7} "
+            f"{base:>14.1f} {peak:>12.1f} {peak - base:>10.1f}"
+        )
+    print(f"cpus: {os.cpu_count()}, load average: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print(f"reproduce: .venv/bin/python bench/import.py --prompts {args.prompts} --responses {args.responses}")
+
+
+if __name__ == "__main__":
+    main()
