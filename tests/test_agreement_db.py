@@ -255,3 +255,27 @@ def test_a_burst_of_submissions_is_refreshed_once_by_a_real_worker(celery_worker
     assert cached["cache"]["stale"] and cached["cache"]["source"] == "cache" and cached["rankings"] == 60
     _wait(lambda: AgreementReport.objects.filter(project=built.project, rankings_seen=61, stale=False).exists())
     assert _refreshes_in_log(celery_worker) == 2
+
+
+def test_submissions_through_the_ranking_service_reach_the_report(db, django_capture_on_commit_callbacks):
+    """End to end with the real lease and submit services: display order, tiers and the refresh hook."""
+    from annotation.services.assignment import NoTask, assignment_lease_next
+    from annotation.services.ranking import ranking_submit
+
+    built = build_project(name="e2e", n_tasks=3, k=3, overlap=2)
+    users = [add_member(built, f"e2e-{i}") for i in range(2)]
+    agreement_report_get(project=built.project)  # a report exists before the submissions
+    for user in users:
+        for _ in range(3):
+            assignment = assignment_lease_next(project=built.project, annotator=user)
+            assert not isinstance(assignment, NoTask)
+            # Everyone ranks the response with the smallest id first, then by id: full agreement.
+            by_response = {rid: opaque for opaque, rid in assignment.opaque_ids.items()}
+            tiers = [[by_response[rid]] for rid in sorted(by_response)]
+            with django_capture_on_commit_callbacks(execute=True):
+                ranking_submit(assignment_id=assignment.pk, annotator=user, ranking=tiers, duration_seconds=4.0)
+    assert AgreementReport.objects.get(project=built.project).stale
+    report = agreement_report_get(project=built.project)
+    assert report["rankings"] == 6 and report["alpha"] == 1.0 and report["pairwise_agreement"] == 1.0
+    assert report["position_bias"]["rankings"] == 6  # display orders were read from the assignments
+    assert all(a["median_seconds"] == 4.0 and a["tasks"] == 3 for a in report["annotators"])
