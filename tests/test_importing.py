@@ -362,3 +362,13 @@ def test_engineer_uploads_csv_and_members_list_prompts_paginated(project):
 def test_api_import_without_a_file_names_the_field(project):
     response = api_client(project.created_by).post(f"/api/v1/projects/{project.slug}/prompts/import/", {}, format="multipart")
     assert response.status_code == 400 and "file" in response.json()["error"]["fields"]
+
+
+def test_tricky_text_survives_the_round_trip(project):
+    tricky = "Tab\there, back\\slash, quote \" and newline\nthen émoji 🎉 and \\N and \\."
+    run_import(project, jsonl({"prompt": tricky, "metadata": {"k": tricky}, "responses": [tricky, tricky + "!"]}))
+    prompt = Prompt.objects.get(project=project)
+    assert prompt.messages == [{"role": "user", "content": tricky.strip()}]
+    assert prompt.metadata == {"k": tricky}
+    assert sorted(prompt.responses.values_list("text", flat=True)) == [tricky, tricky + "!"]
+    assert prompt.created_at is not None and prompt.responses.first().text_hash == response_text_hash(tricky)
