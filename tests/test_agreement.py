@@ -191,6 +191,21 @@ def test_bootstrap_interval_contains_alpha_narrows_with_more_tasks_and_is_reprod
     assert bootstrap_alpha_ci(o, samples=200, seed=5) == bootstrap_alpha_ci(o, samples=200, seed=5)
 
 
+def test_bootstrap_over_distinct_task_matrices_matches_resampling_task_indices():
+    rng = np.random.default_rng(7)
+    rows = []
+    for t in range(3000):
+        truth = rng.normal(size=4)
+        rows += [(t, stats.rankdata(-(truth + rng.normal(size=4)))) for _ in range(3)]
+    d = data(rows, annotators=[i % 3 for i in range(len(rows))])
+    o = task_coincidences(d.ranks, d.task, d.n_tasks)
+    assert len(np.unique(o.reshape(len(o), -1), axis=0)) * 4 <= len(o)  # the compressed path is taken
+    fast = bootstrap_alpha_ci(o, samples=2000, seed=1)
+    plain = bootstrap_alpha_ci(o, samples=2000, seed=1, compress=False)
+    assert fast != plain  # really two different code paths
+    assert fast == pytest.approx(plain, abs=0.006)
+
+
 def test_bootstrap_is_skipped_without_enough_tasks():
     o = task_coincidences(np.array([[1.0, 2.0], [2.0, 1.0]]), np.array([0, 0]), 1)
     assert bootstrap_alpha_ci(o, samples=100) is None

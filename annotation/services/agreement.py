@@ -166,9 +166,12 @@ def krippendorff_alpha_ordinal(ranks: np.ndarray, task: np.ndarray, n_tasks: int
 
 
 def bootstrap_alpha_ci(
-    o_tasks: np.ndarray, *, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0, level: float = 0.95
+    o_tasks: np.ndarray, *, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0, level: float = 0.95, compress: bool = True
 ) -> tuple[float, float] | None:
-    """Percentile bootstrap interval of alpha, resampling tasks with replacement."""
+    """Percentile bootstrap interval of alpha, resampling tasks with replacement.
+
+    `compress=False` forces the plain resampling of task indices (the tests compare both ways).
+    """
     used = o_tasks.reshape(len(o_tasks), -1)
     used = used[used.sum(1) > 0]
     t = len(used)
@@ -176,7 +179,20 @@ def bootstrap_alpha_ci(
         return None
     v = o_tasks.shape[1]
     rng = np.random.default_rng(seed)
-    # Chunk so that the (chunk, tasks) weight matrix stays around 16 MB.
+    tail = (1 - level) / 2 * 100
+    # Many tasks share the same coincidence matrix (few annotators, few rank values). Resampling
+    # t tasks with replacement is then exactly a multinomial draw over the distinct matrices,
+    # weighted by how many tasks have each: far fewer numbers to draw than t per resample.
+    patterns, counts = np.unique(used, axis=0, return_counts=True)
+    if compress and len(patterns) * 4 <= t:
+        weights = rng.multinomial(t, counts / t, size=samples).astype(np.float64)
+        alpha = _alpha_from_coincidences((weights @ patterns).reshape(samples, v, v))
+        alpha = alpha[~np.isnan(alpha)]
+        if not len(alpha):
+            return None
+        low, high = np.percentile(alpha, [tail, 100 - tail])
+        return float(low), float(high)
+    # Otherwise draw task indices, chunked so the (chunk, tasks) weight matrix stays around 16 MB.
     chunk = max(1, min(samples, 2_000_000 // t))
     alphas = []
     for start in range(0, samples, chunk):
@@ -189,7 +205,6 @@ def bootstrap_alpha_ci(
     alpha = alpha[~np.isnan(alpha)]
     if not len(alpha):
         return None
-    tail = (1 - level) / 2 * 100
     low, high = np.percentile(alpha, [tail, 100 - tail])
     return float(low), float(high)
 
