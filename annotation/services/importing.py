@@ -237,7 +237,7 @@ def _jsonl_records(fileobj: IO[bytes], limits: dict[str, int]) -> Iterator[tuple
             yield number, f"line longer than {max_line} bytes", position
             continue
         try:
-            text = raw.decode("utf-8")
+            text = raw.decode("utf-8").rstrip("\r\n")
         except UnicodeDecodeError as exc:
             yield number, f"not UTF-8 ({exc.reason} at byte {exc.start})", position
             continue
