@@ -279,3 +279,34 @@ def test_submissions_through_the_ranking_service_reach_the_report(db, django_cap
     assert report["rankings"] == 6 and report["alpha"] == 1.0 and report["pairwise_agreement"] == 1.0
     assert report["position_bias"]["rankings"] == 6  # display orders were read from the assignments
     assert all(a["median_seconds"] == 4.0 and a["tasks"] == 3 for a in report["annotators"])
+
+
+@pytest.mark.needs_postgres
+def test_of_many_concurrent_submissions_exactly_one_claims_the_refresh(transactional_db):
+    import threading
+
+    from django.db import connection
+
+    from annotation.services.agreement_cache import agreement_refresh_claim
+
+    built = build_project(name="claims", n_tasks=1)
+    AgreementReport.objects.create(project=built.project)
+    barrier, results = threading.Barrier(8), []
+
+    def claim() -> None:
+        try:
+            barrier.wait()
+            results.append(agreement_refresh_claim(project_id=built.project.pk))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=claim) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [False] * 7 + [True]
+    # Once the guard is older than the countdown plus LOST_AFTER_SECONDS, the refresh is presumed lost.
+    AgreementReport.objects.filter(project=built.project).update(refresh_queued_at=timezone.now() - dt.timedelta(hours=1))
+    assert agreement_refresh_claim(project_id=built.project.pk)
+    assert not agreement_refresh_claim(project_id=built.project.pk)

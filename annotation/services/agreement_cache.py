@@ -42,14 +42,7 @@ def agreement_schedule_refresh(*, project_id: int) -> None:
     AgreementReport.objects.filter(project_id=project_id, stale=False).update(stale=True)
     if _tasks_run_in_process():
         return
-    now = timezone.now()
-    lost = now - dt.timedelta(seconds=refresh_seconds() + LOST_AFTER_SECONDS)
-    claimed = (
-        AgreementReport.objects.filter(project_id=project_id)
-        .filter(Q(refresh_queued_at__isnull=True) | Q(refresh_queued_at__lt=lost))
-        .update(refresh_queued_at=now)
-    )
-    if claimed != 1:
+    if not agreement_refresh_claim(project_id=project_id):
         return  # a refresh is already queued; it will see this submission
 
     def enqueue() -> None:
@@ -58,6 +51,22 @@ def agreement_schedule_refresh(*, project_id: int) -> None:
         agreement_refresh.apply_async(kwargs={"project_id": project_id}, countdown=refresh_seconds())
 
     transaction.on_commit(enqueue)
+
+
+def agreement_refresh_claim(*, project_id: int) -> bool:
+    """Claim the right to enqueue the project's next refresh; True for exactly one concurrent caller.
+
+    A conditional update on refresh_queued_at: race-free without holding a lock, since the
+    database serialises the updates of the row and the second one no longer matches the filter.
+    """
+    now = timezone.now()
+    lost = now - dt.timedelta(seconds=refresh_seconds() + LOST_AFTER_SECONDS)
+    claimed = (
+        AgreementReport.objects.filter(project_id=project_id)
+        .filter(Q(refresh_queued_at__isnull=True) | Q(refresh_queued_at__lt=lost))
+        .update(refresh_queued_at=now)
+    )
+    return claimed == 1
 
 
 def agreement_report_refresh(*, project_id: int) -> AgreementReport | None:
