@@ -2,7 +2,7 @@
 from rest_framework import serializers
 
 
-class MessageSerializer(serializers.Serializer):
+class PromptMessageSerializer(serializers.Serializer):
     role = serializers.CharField()
     content = serializers.CharField()
 
@@ -10,7 +10,7 @@ class MessageSerializer(serializers.Serializer):
 class PromptOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     external_id = serializers.CharField()
-    messages = MessageSerializer(many=True)
+    messages = PromptMessageSerializer(many=True)
     metadata = serializers.DictField()
     created_at = serializers.DateTimeField()
 
