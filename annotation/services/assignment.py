@@ -424,7 +424,7 @@ def assignment_payload(*, assignment: Assignment) -> dict[str, Any]:
     """
     from annotation.models import Prompt, Response
 
-    messages = Prompt.objects.filter(pk=assignment.task.prompt_id).values_list("messages", flat=True).get()
+    messages = Prompt.objects.filter(tasks__id=assignment.task_id).values_list("messages", flat=True).get()
     texts = dict(Response.objects.filter(pk__in=assignment.display_order).values_list("id", "text"))
     return {
         "id": assignment.pk,
@@ -456,14 +456,18 @@ def annotator_progress(*, project: Project, annotator: AbstractBaseUser, now: da
 
     now = now or timezone.now()
     start_of_day = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    mine = Assignment.objects.filter(project=project, annotator=annotator, status=AssignmentStatus.SUBMITTED)
+    from django.db.models import Count, Q
+
+    mine = Assignment.objects.filter(project=project, annotator=annotator, status=AssignmentStatus.SUBMITTED).aggregate(
+        total=Count("id"), today=Count("id", filter=Q(finished_at__gte=start_of_day))
+    )
     key = f"assignment:left:{project.pk}"
     left = cache.get(key)
     if left is None:
         left = RankingTask.objects.filter(project=project, is_complete=False, is_gold=False).count()
         cache.set(key, left, LEFT_CACHE_SECONDS)
     return {
-        "done_today": mine.filter(finished_at__gte=start_of_day).count(),
-        "done_total": mine.count(),
+        "done_today": mine["today"],
+        "done_total": mine["total"],
         "left_in_project": left,
     }
