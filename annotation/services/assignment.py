@@ -162,7 +162,9 @@ WHERE id = (
     WHERE t.project_id = %(project)s AND NOT t.is_complete AND t.is_gold = %(gold)s
       AND (t.is_gold OR t.active_count < t.overlap)
       AND NOT EXISTS (
-          SELECT 1 FROM annotation_assignment a WHERE a.task_id = t.id AND a.annotator_id = %(annotator)s
+          -- OFFSET 0 keeps this a per-row probe of the unique (task, annotator) index; flattened into
+          -- an anti-join, the planner may instead scan all of a busy annotator's assignments.
+          SELECT 1 FROM annotation_assignment a WHERE a.task_id = t.id AND a.annotator_id = %(annotator)s OFFSET 0
       )
     ORDER BY t.priority DESC, t.id
     LIMIT 1
