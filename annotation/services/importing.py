@@ -435,6 +435,8 @@ def _insert_all(
     # then finds them all present, instead of failing on the unique constraint.
     Project.objects.select_for_update().filter(pk=project.pk).first()
     result = ImportResult()
+    # Into an empty project nothing can already exist (repeats within the file are caught by `seen`).
+    was_empty = not Prompt.objects.filter(project=project).exists()
     seen: set[bytes] = set()  # 32-byte digests: about 8 MB per 100k prompts
     chunk: list[ParsedLine] = []
     for number, parsed, position in _records(fileobj, file_format, limits):
@@ -447,29 +449,31 @@ def _insert_all(
         seen.add(digest)
         chunk.append(parsed)
         if len(chunk) >= CHUNK:
-            _insert_chunk(project=project, chunk=chunk, result=result)
+            _insert_chunk(project=project, chunk=chunk, result=result, was_empty=was_empty)
             chunk = []
             if progress:
                 progress("import", position, size)
     if chunk:
-        _insert_chunk(project=project, chunk=chunk, result=result)
+        _insert_chunk(project=project, chunk=chunk, result=result, was_empty=was_empty)
     if progress:
         progress("import", size, size)
     return result
 
 
-def _insert_chunk(*, project: Project, chunk: list[ParsedLine], result: ImportResult) -> None:
+def _insert_chunk(*, project: Project, chunk: list[ParsedLine], result: ImportResult, was_empty: bool) -> None:
     """Insert the chunk's new prompts, their responses, and the ranking tasks they make possible."""
-    hashes = [p.content_hash for p in chunk]
-    existing = dict(Prompt.objects.filter(project=project, content_hash__in=hashes).values_list("content_hash", "id"))
+    existing: dict[str, int] = {}
+    if not was_empty:
+        hashes = [p.content_hash for p in chunk]
+        existing = dict(Prompt.objects.filter(project=project, content_hash__in=hashes).values_list("content_hash", "id"))
     new = [p for p in chunk if p.content_hash not in existing]
+    with_responses = [p for p in chunk if p.responses]
     ids = dict(existing)
-    ids.update(_insert_prompts(project=project, prompts=new))
+    ids.update(_insert_prompts(project=project, prompts=new, want_ids=bool(with_responses)))
     result.prompts_created += len(new)
     result.prompts_existing += len(existing)
 
     # A prompt's ready-made responses are set once: those of a prompt that already has some are ignored.
-    with_responses = [p for p in chunk if p.responses]
     already = set(
         Response.objects.filter(prompt_id__in=[existing[p.content_hash] for p in with_responses if p.content_hash in existing], run=None)
         .values_list("prompt_id", flat=True)
@@ -497,8 +501,8 @@ def _use_copy() -> bool:
     return connection.vendor == "postgresql"
 
 
-def _insert_prompts(*, project: Project, prompts: list[ParsedLine]) -> dict[str, int]:
-    """Insert prompts (none of them present: the caller holds the project lock); content hash -> id."""
+def _insert_prompts(*, project: Project, prompts: list[ParsedLine], want_ids: bool) -> dict[str, int]:
+    """Insert prompts (none of them present: the caller holds the project lock); content hash -> id if want_ids."""
     if not prompts:
         return {}
     hashes = [p.content_hash for p in prompts]
@@ -521,6 +525,8 @@ def _insert_prompts(*, project: Project, prompts: list[ParsedLine]) -> dict[str,
         )
         if created and created[0].pk is not None:
             return {row.content_hash: row.pk for row in created}
+    if not want_ids:
+        return {}
     return dict(Prompt.objects.filter(project=project, content_hash__in=hashes).values_list("content_hash", "id"))
 
 
