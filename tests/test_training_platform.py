@@ -248,3 +248,43 @@ def test_train_command_reads_a_data_path_and_rejects_bad_input_with_exit_status_
             call_command("train", *argv)
         assert exc.value.returncode == 2 and message in str(exc.value), (argv, str(exc.value))
     assert TrainingJob.objects.count() == 1
+
+
+@pytest.mark.needs_postgres
+@pytest.mark.needs_redis
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_job_whose_worker_is_killed_is_restarted_by_the_redelivered_message(tiny_model_path):
+    from tests.celery_worker import CeleryWorker
+
+    engineer = make_user("crash-eng")
+    project = make_project("Crash", admin=engineer)
+    export = make_export(project)
+    env = {"TRAINING_STALE_SECONDS": "3"}  # heartbeat every 0.5 s; older than 3 s means the worker is gone
+    first = CeleryWorker(queues=("training",), extra_env=env)
+    first.start()
+    try:
+        job = training_job_create(project=project, kind="reward", export=export,
+                                  options={**FAST, "max_steps": 120, "eval_steps": 40, "logging_steps": 20})
+        deadline = time.monotonic() + 120
+        while TrainingJob.objects.get(pk=job.pk).steps_done < 3:
+            assert time.monotonic() < deadline, first.log()[-3000:]
+            time.sleep(0.05)
+        first.kill()
+        killed_at = time.monotonic()
+        assert TrainingJob.objects.get(pk=job.pk).status == JobStatus.RUNNING  # left behind by the dead worker
+    finally:
+        first.stop()
+    # The unacknowledged message comes back after the broker's visibility timeout.
+    time.sleep(max(0.0, settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] + 1 - (time.monotonic() - killed_at)))
+    second = CeleryWorker(queues=("training",), extra_env=env)
+    second.start()
+    try:
+        job = wait_for(job.pk, timeout=300)
+    finally:
+        second.stop()
+    assert job.status == JobStatus.SUCCEEDED, job.error + second.log()[-3000:]
+    assert job.attempts == 2 and job.steps_done == 120
+    # The curves are the second attempt's alone: one test point per evaluation step.
+    assert list(TrainingMetric.objects.filter(job=job, split="test", values__has_key="accuracy")
+                .values_list("step", flat=True)) == [40, 80, 120]

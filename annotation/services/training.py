@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
+import threading
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from annotation.errors import ApplicationError, Conflict, NotFound
@@ -206,12 +210,62 @@ def _artifacts(out: Path) -> list[dict[str, Any]]:
     ]
 
 
-def training_job_run(*, job_id: int, progress: Any = None) -> TrainingJob | None:
-    """Run a queued job in this process: train, stream metrics into TrainingMetric, record report and artifacts.
+def training_stale_seconds() -> int:
+    """A running job whose heartbeat is older than this is taken for dead (its worker was killed)."""
+    return int(getattr(settings, "TRAINING_STALE_SECONDS", 0) or os.environ.get("TRAINING_STALE_SECONDS", 120))
 
-    Idempotent: the job is claimed with a conditional update (queued -> running), so a second
-    delivery of the message, or a second worker, does nothing. Any failure ends the job failed
-    with the reason in `error`.
+
+def _heartbeat_seconds() -> float:
+    return max(0.5, training_stale_seconds() / 6)
+
+
+class _Heartbeat(threading.Thread):
+    """Touches heartbeat_at every few seconds from its own connection, however long one step, an
+    evaluation or a model save takes."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(name=f"training-job-{job_id}-heartbeat", daemon=True)
+        self.job_id = job_id
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self.stopped.wait(_heartbeat_seconds()):
+                TrainingJob.objects.filter(pk=self.job_id, status=JobStatus.RUNNING).update(heartbeat_at=timezone.now())
+        finally:
+            connection.close()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.join(timeout=10)
+
+
+def training_job_claim(*, job_id: int) -> bool:
+    """Mark the job running for this caller: a queued job, or a running one whose worker died
+    (stale heartbeat). A conditional update, so two deliveries never both win."""
+    now = timezone.now()
+    stale_before = now - timedelta(seconds=training_stale_seconds())
+    with transaction.atomic():
+        claimed = TrainingJob.objects.filter(pk=job_id).filter(
+            Q(status=JobStatus.QUEUED) | Q(status=JobStatus.RUNNING, heartbeat_at__lt=stale_before)
+        ).update(status=JobStatus.RUNNING, started_at=now, heartbeat_at=now, error="", steps_done=0,
+                 attempts=F("attempts") + 1)
+        if claimed == 1:
+            TrainingMetric.objects.filter(job_id=job_id).delete()  # a restarted job draws its curves afresh
+    return claimed == 1
+
+
+def training_job_is_running(*, job_id: int) -> bool:
+    return TrainingJob.objects.filter(pk=job_id, status=JobStatus.RUNNING).exists()
+
+
+def training_job_run(*, job_id: int, progress: Any = None) -> TrainingJob | None:
+    """Run a job in this process: train, stream metrics into TrainingMetric, record report and artifacts.
+
+    Idempotent: the job is claimed with a conditional update (training_job_claim), so a second
+    delivery of the message, or a second worker, does nothing while the job is alive or after it
+    ended; a job whose worker died (stale heartbeat) is started again from scratch. Any failure
+    ends the job failed with the reason in `error`. Returns None when there was nothing to do.
 
     Args:
         progress: optional callable(steps_done, steps_total), e.g. the command's progress bar.
@@ -220,20 +274,21 @@ def training_job_run(*, job_id: int, progress: Any = None) -> TrainingJob | None
     from training.jobs import run_job
     from training.tiny_model import ensure_tiny_model
 
-    claimed = TrainingJob.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(
-        status=JobStatus.RUNNING, started_at=timezone.now(), error=""
-    )
-    if claimed != 1:
-        logger.info("training job %s: not queued (already running or finished); nothing to do", job_id)
+    if not training_job_claim(job_id=job_id):
+        logger.info("training job %s: not claimable (running elsewhere or finished); nothing to do", job_id)
         return None
     job = TrainingJob.objects.select_related("export").get(pk=job_id)
     out = training_job_output_dir(job)
 
     def on_progress(done: int, total: int) -> None:
-        TrainingJob.objects.filter(pk=job_id).update(steps_done=done, steps_total=total)
+        TrainingJob.objects.filter(pk=job_id).update(steps_done=done, steps_total=total, heartbeat_at=timezone.now())
         if progress:
             progress(done, total)
 
+    # Inside a caller's transaction (tests) another connection would wait on this row's lock: beat inline only.
+    heartbeat = None if connection.in_atomic_block else _Heartbeat(job_id)
+    if heartbeat is not None:
+        heartbeat.start()
     try:
         base_model = job.base_model or str(ensure_tiny_model(settings.TINY_MODEL_DIR))
         data = str(_export_directory(job.export)) if job.export_id else job.data_path
@@ -250,6 +305,9 @@ def training_job_run(*, job_id: int, progress: Any = None) -> TrainingJob | None
             artifacts=_artifacts(out) if out.exists() else [],
         )
         return TrainingJob.objects.get(pk=job_id)
+    finally:
+        if heartbeat is not None:
+            heartbeat.stop()
     TrainingJob.objects.filter(pk=job_id).update(
         status=JobStatus.SUCCEEDED, report=_json_safe(report), artifacts=_artifacts(out), finished_at=timezone.now(),
     )

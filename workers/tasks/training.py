@@ -2,6 +2,7 @@
 
 The service claims the job with a conditional update, so a redelivered message (acks_late, or the
 broker's visibility timeout passing during a long run) does nothing while the job runs or after it ends.
+A job whose worker was killed (heartbeat stale) is restarted from scratch by the redelivered message.
 Failures are recorded on the job; training is not retried (bad data or options do not get better).
 """
 from __future__ import annotations
@@ -10,14 +11,20 @@ import logging
 
 from celery import shared_task
 
-from annotation.services.training import training_job_run
+from annotation.services.training import training_job_is_running, training_job_run, training_stale_seconds
 from workers.queues import Queue
 
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name="workers.tasks.training.training_job_run_task", queue=Queue.TRAINING, acks_late=True)
-def training_job_run_task(job_id: int) -> str:
+@shared_task(bind=True, name="workers.tasks.training.training_job_run_task", queue=Queue.TRAINING,
+             acks_late=True, max_retries=None)
+def training_job_run_task(self, job_id: int) -> str:
     """Train job `job_id` in this worker process, streaming its metrics into the database."""
     job = training_job_run(job_id=job_id)
+    if job is None and training_job_is_running(job_id=job_id):
+        # Another worker runs it (this message came back after the broker's visibility timeout). Keep
+        # one message alive as a watchdog: if that worker dies, a later delivery finds the heartbeat
+        # stale and restarts the job; once the job has ended, the watchdog stops.
+        raise self.retry(countdown=training_stale_seconds())
     return job.status if job is not None else "skipped"
