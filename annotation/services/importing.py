@@ -19,7 +19,7 @@ import io
 import json
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import IO, Any
 
 from django.conf import settings
@@ -85,12 +85,9 @@ class ImportResult:
     tasks_created: int = 0
     prompts_without_task: int = 0  # fewer than two distinct responses
     responses_merged: int = 0  # identical responses of one prompt merged into one
-    line_errors: list[LineError] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.pop("line_errors")
-        return data
+        return asdict(self)
 
 
 @dataclass
@@ -405,7 +402,7 @@ def prompts_import(
     if size == 0:
         raise ApplicationError("The file is empty.", fields={"file": ["empty"]})
 
-    # Pass one: validate every line; remember only 32-byte digests, to spot repeats within the file.
+    # Pass one: validate every line, keeping nothing but the bad lines' numbers and reasons.
     errors: list[LineError] = []
     records = 0
     for number, parsed, position in _records(fileobj, file_format, limits):
