@@ -9,7 +9,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from annotation.models import Assignment, AssignmentStatus, Ranking, RankingTask
-from tests.ranking_helpers import SECRET_MODEL, make_member, make_project
+from tests.ranking_helpers import SECRET_MODEL, import_tasks, make_member, make_project
 
 pytestmark = [pytest.mark.django_db, pytest.mark.needs_postgres]
 
@@ -169,10 +169,9 @@ def test_a_retry_with_the_same_idempotency_key_gets_the_first_answer(setup):
 
 
 def test_late_submission_is_409_when_the_slot_went_to_someone_else_and_kept_otherwise():
-    project, _ = make_project(name="Late", tasks=2, overlap=1, lease_seconds=60)
+    project, _ = make_project(name="Late", tasks=1, overlap=1, lease_seconds=60)
     a, b = make_member(project, "late-a"), make_member(project, "late-b")
     first = next_task(a.client(), project)
-    second_lease = None
     # a's lease runs out (state set directly: the clock cannot be waited for in a test).
     Assignment.objects.filter(pk=first["id"]).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
     taken = next_task(b.client(), project)  # b's claim sweeps a's lease and gets its slot
@@ -181,6 +180,7 @@ def test_late_submission_is_409_when_the_slot_went_to_someone_else_and_kept_othe
     assert late.status_code == 409 and late.json()["error"]["reason"] == "lease_lost"
     assert Ranking.objects.count() == 0
     # An expired lease whose slot is still free is kept, marked late.
+    import_tasks(project, 1, start=1)
     second_lease = next_task(a.client(), project)
     Assignment.objects.filter(pk=second_lease["id"]).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
     ok = submit(a.client(), second_lease["id"], {"ranking": in_order(second_lease)})

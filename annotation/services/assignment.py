@@ -9,7 +9,8 @@ Rules (all of them live here):
   sees a gold task at most once, and gold tasks are not limited by the overlap (they measure every
   annotator). They never count towards "left in the project".
 - Leases expire after `project.lease_seconds`; the slot returns to the pool. Expiry is lazy (a
-  bounded sweep at every claim) and periodic (workers.tasks.assignment.expire_leases).
+  bounded sweep at claim time: every few seconds per process, and always before answering "no
+  task") and periodic (workers.tasks.assignment.expire_leases).
 - Each assignment stores its own shuffled display order and opaque response ids ("r7") drawn at
   random per assignment, so neither position nor id says anything about the model.
 
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -44,6 +46,7 @@ from annotation.errors import ApplicationError, Conflict, NotFound
 from annotation.models import Assignment, AssignmentStatus, Project, RankingTask
 
 EXPIRY_SWEEP_BATCH = 200
+SWEEP_EVERY_SECONDS = 5.0
 MAX_LIVE_LEASES = 2  # the task shown and the one prefetched
 _rng = random.SystemRandom()
 
@@ -212,11 +215,36 @@ def _claim(*, project: Project, annotator_id: int, gold: bool) -> int | None:
     return _claim_generic(project=project, annotator_id=annotator_id, gold=gold)
 
 
+def _claim_any(*, project: Project, annotator_id: int) -> int | None:
+    want_gold = project.gold_rate > 0 and _rng.random() < project.gold_rate
+    task_id = _claim(project=project, annotator_id=annotator_id, gold=True) if want_gold else None
+    if task_id is None:
+        task_id = _claim(project=project, annotator_id=annotator_id, gold=False)
+    return task_id
+
+
+_last_sweep: dict[int, float] = {}
+
+
+def _sweep_due(project_id: int) -> bool:
+    """Sweep a project's overdue leases at most every SWEEP_EVERY_SECONDS per process.
+
+    Sweeping at every claim would add a query to the hottest path for nothing most of the time;
+    a claim that finds no task always sweeps and retries, so a freed slot is never missed.
+    """
+    now = time.monotonic()
+    if now - _last_sweep.get(project_id, -1e9) < SWEEP_EVERY_SECONDS:
+        return False
+    _last_sweep[project_id] = now
+    return True
+
+
 def _create_assignment(*, project: Project, annotator: AbstractBaseUser, task_id: int, now: datetime) -> Assignment:
-    through = RankingTask.responses.through
-    response_ids = list(through.objects.filter(rankingtask_id=task_id).order_by("response_id").values_list("response_id", flat=True))
-    order, opaque = assignment_opaque_ids(response_ids=response_ids)
-    return Assignment.objects.create(
+    from annotation.models import Response
+
+    texts = dict(Response.objects.filter(tasks__id=task_id).values_list("id", "text"))
+    order, opaque = assignment_opaque_ids(response_ids=sorted(texts))
+    assignment = Assignment.objects.create(
         task_id=task_id,
         project=project,
         annotator=annotator,
@@ -225,6 +253,8 @@ def _create_assignment(*, project: Project, annotator: AbstractBaseUser, task_id
         opaque_ids=opaque,
         lease_expires_at=_lease_until(project, now),
     )
+    assignment._texts = texts  # read once here, reused by assignment_payload
+    return assignment
 
 
 @transaction.atomic
@@ -257,12 +287,14 @@ def assignment_lease_next(
             current.save(update_fields=["lease_expires_at"])
         return current
 
-    assignments_expire(project_id=project.pk, now=now, exclude_annotator_id=annotator.pk)
-
-    want_gold = project.gold_rate > 0 and _rng.random() < project.gold_rate
-    task_id = _claim(project=project, annotator_id=annotator.pk, gold=True) if want_gold else None
-    if task_id is None:
-        task_id = _claim(project=project, annotator_id=annotator.pk, gold=False)
+    swept = _sweep_due(project.pk)
+    if swept:
+        assignments_expire(project_id=project.pk, now=now, exclude_annotator_id=annotator.pk)
+    task_id = _claim_any(project=project, annotator_id=annotator.pk)
+    if task_id is None and not swept:
+        # Expired leases may be all that is left: free them, then try once more.
+        assignments_expire(project_id=project.pk, now=now, exclude_annotator_id=annotator.pk)
+        task_id = _claim_any(project=project, annotator_id=annotator.pk)
     if task_id is None:
         return _why_nothing(project=project)
     return _create_assignment(project=project, annotator=annotator, task_id=task_id, now=now)
@@ -427,7 +459,7 @@ def assignment_payload(*, assignment: Assignment) -> dict[str, Any]:
     from annotation.models import Prompt, Response
 
     messages = Prompt.objects.filter(tasks__id=assignment.task_id).values_list("messages", flat=True).get()
-    texts = dict(Response.objects.filter(pk__in=assignment.display_order).values_list("id", "text"))
+    texts = getattr(assignment, "_texts", None) or dict(Response.objects.filter(pk__in=assignment.display_order).values_list("id", "text"))
     return {
         "id": assignment.pk,
         "project": assignment.project_id,
