@@ -28,7 +28,7 @@ import datetime as dt
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -462,7 +462,6 @@ class AgreementFilters:
     since: dt.datetime | None = None
     until: dt.datetime | None = None
     annotators: list[str] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def is_empty(self) -> bool:
