@@ -242,8 +242,8 @@ def _sweep_due(project_id: int) -> bool:
 def _create_assignment(*, project: Project, annotator: AbstractBaseUser, task_id: int, now: datetime) -> Assignment:
     from annotation.models import Response
 
-    texts = dict(Response.objects.filter(tasks__id=task_id).values_list("id", "text"))
-    order, opaque = assignment_opaque_ids(response_ids=sorted(texts))
+    rows = list(Response.objects.filter(tasks__id=task_id).values_list("id", "text", "prompt__messages"))
+    order, opaque = assignment_opaque_ids(response_ids=sorted(row[0] for row in rows))
     assignment = Assignment.objects.create(
         task_id=task_id,
         project=project,
@@ -253,7 +253,7 @@ def _create_assignment(*, project: Project, annotator: AbstractBaseUser, task_id
         opaque_ids=opaque,
         lease_expires_at=_lease_until(project, now),
     )
-    assignment._texts = texts  # read once here, reused by assignment_payload
+    assignment._shown = rows  # read once here, reused by assignment_payload
     return assignment
 
 
@@ -456,10 +456,14 @@ def assignment_payload(*, assignment: Assignment) -> dict[str, Any]:
 
     Never includes model names, generation settings, response ids or whether the task is gold.
     """
-    from annotation.models import Prompt, Response
+    from annotation.models import Response
 
-    messages = Prompt.objects.filter(tasks__id=assignment.task_id).values_list("messages", flat=True).get()
-    texts = getattr(assignment, "_texts", None) or dict(Response.objects.filter(pk__in=assignment.display_order).values_list("id", "text"))
+    # One query: the responses with their prompt's messages (the same prompt on every row).
+    rows = getattr(assignment, "_shown", None) or list(
+        Response.objects.filter(pk__in=assignment.display_order).values_list("id", "text", "prompt__messages")
+    )
+    texts = {row[0]: row[1] for row in rows}
+    messages = rows[0][2]
     return {
         "id": assignment.pk,
         "project": assignment.project_id,
