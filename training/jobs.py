@@ -203,6 +203,7 @@ def run_reward(config: RewardJobConfig, *, callbacks: Sequence[Any] = ()) -> dic
     from training.callbacks import MetricsCallback
     from training.evaluation import reward_model_evaluation
 
+    _quiet_bars_when_embedded(callbacks)
     data, base_model, precision = _prepare(config)
     out = Path(config.output_dir)
     args = RewardConfig(
@@ -217,6 +218,7 @@ def run_reward(config: RewardJobConfig, *, callbacks: Sequence[Any] = ()) -> dic
         processing_class=tokenizer, peft_config=_peft_config(config, "SEQ_CLS"),
         callbacks=[metrics, *[c for c in callbacks if not isinstance(c, MetricsCallback)]],
     ), base_model)
+    _quiet_when_embedded(trainer, callbacks)
     started = time.monotonic()
     result = trainer.train()
     report = _report_head("reward", config, data, base_model, precision, args)
@@ -244,6 +246,24 @@ def _metrics_callback(out: Path, callbacks: Sequence[Any]):
     return given[0] if given else MetricsCallback(out / "metrics.jsonl")
 
 
+def _quiet_bars_when_embedded(callbacks: Sequence[Any]) -> None:
+    """A caller with its own callbacks (the platform) shows its own progress: no loading/tokenizing/saving bars."""
+    if callbacks:
+        import datasets
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        datasets.disable_progress_bars()
+
+
+def _quiet_when_embedded(trainer, callbacks: Sequence[Any]) -> None:
+    """A caller that passes its own callbacks (the platform) records the metrics; don't also print each log dict."""
+    from transformers.trainer_callback import PrinterCallback
+
+    if callbacks:
+        trainer.remove_callback(PrinterCallback)
+
+
 def run_dpo(config: DPOJobConfig, *, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
     """Train a policy with DPO on the export's train split; evaluate implicit-reward accuracy and win rate."""
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
@@ -251,6 +271,7 @@ def run_dpo(config: DPOJobConfig, *, callbacks: Sequence[Any] = ()) -> dict[str,
 
     from training.callbacks import MetricsCallback
 
+    _quiet_bars_when_embedded(callbacks)
     data, base_model, precision = _prepare(config)
     if config.judge_reward_model and not (Path(config.judge_reward_model) / "config.json").exists():
         raise JobError(f"judge_reward_model {config.judge_reward_model!r}: no saved model there")
@@ -268,6 +289,7 @@ def run_dpo(config: DPOJobConfig, *, callbacks: Sequence[Any] = ()) -> dict[str,
         processing_class=tokenizer, peft_config=_peft_config(config, "CAUSAL_LM"),
         callbacks=[metrics, *[c for c in callbacks if not isinstance(c, MetricsCallback)]],
     ), base_model)
+    _quiet_when_embedded(trainer, callbacks)
     report = _report_head("dpo", config, data, base_model, precision, args)
     before = trainer.evaluate() if data.test is not None else {}
     started = time.monotonic()
