@@ -272,3 +272,53 @@ def test_schema_describes_the_generation_endpoints(people):
         "project_generation_run_detail",
         "project_generation_run_cancel",
     } <= operations
+
+
+# The transformers backend itself
+
+
+class SmallMemoryBackend:
+    """The real backend on a device that (like a small GPU) runs out of memory above two prompts per call.
+
+    No GPU here, so the memory limit is simulated by raising torch's own CUDA OOM error; the
+    generate calls that fit are real.
+    """
+
+    def __new__(cls, model: str):
+        import torch
+
+        from workers.generation.transformers_backend import TransformersBackend
+
+        class Limited(TransformersBackend):
+            calls: list[int] = []
+
+            def _generate_chunk(self, chunk, params):
+                self.calls.append(len(chunk))
+                if len(chunk) > 2:
+                    raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+                return super()._generate_chunk(chunk, params)
+
+        return Limited(model=model)
+
+
+def test_cuda_out_of_memory_halves_the_batch_and_retries(tiny_model_path):
+    from workers.generation import PromptInput, SamplingParams
+
+    backend = SmallMemoryBackend(str(tiny_model_path))
+    prompts = [PromptInput(i, [{"role": "user", "content": f"question {i}"}]) for i in range(1, 8)]
+    results = backend.generate(prompts, SamplingParams(n=2, temperature=0.7, top_p=0.9, max_new_tokens=5, seed=0, batch_size=8))
+
+    assert backend.calls[:3] == [7, 4, 2]  # 8 -> 4 -> 2 prompts per call, then it fits
+    assert sorted(r.prompt_id for r in results) == list(range(1, 8))
+    assert all(len(r.samples) == 2 and not r.error for r in results)
+
+
+def test_max_new_tokens_beyond_the_context_fails_each_prompt_with_the_reason(tiny_model_path):
+    project = make_project("Too long", responses_per_prompt=2)
+    add_prompts(project, ["one", "two"])
+    with pytest.raises(CommandError) as failure:
+        call_command("generate", project.slug, "--max-new-tokens", "600")
+    run = GenerationRun.objects.get(project=project)
+    assert failure.value.returncode == 1
+    assert run.status == RunStatus.FAILED and run.prompts_failed == 2
+    assert "max_new_tokens=600 leaves no room for the prompt in the model's context of 512 tokens" in run.error
