@@ -8,7 +8,9 @@ import pytest
 from django.test import Client
 
 from annotation.models import RankingTask, Role
+from annotation.services.assignment import assignment_lease_next
 from annotation.services.importing import prompts_import
+from annotation.services.ranking import ranking_submit
 from tests.factories import make_project, make_user
 
 pytestmark = pytest.mark.django_db
@@ -36,17 +38,19 @@ def test_login_page_logs_in_and_redirects_home():
 
 def test_home_lists_only_the_users_projects_with_progress():
     ann, boss = make_user("ann"), make_user("boss")
-    mine = make_project("Alpha ranking", admin=boss, members={ann: Role.ANNOTATOR})
+    mine = make_project("Alpha ranking", admin=boss, members={ann: Role.ANNOTATOR}, overlap=1)
     make_project("Hidden project", admin=boss)
     _import_tasks(mine, 4)
-    # One task of four is complete (normally set by the ranking service when overlap is reached).
-    RankingTask.objects.filter(pk=RankingTask.objects.filter(project=mine).first().pk).update(is_complete=True)
+    # The annotator ranks one task through the real lease and submit services; overlap 1 completes it.
+    assignment = assignment_lease_next(project=mine, annotator=ann)
+    ranking_submit(assignment_id=assignment.id, annotator=ann, ranking=[[label] for label in assignment.opaque_ids])
+    assert RankingTask.objects.filter(project=mine, is_complete=True).count() == 1
 
     client = Client()
     client.force_login(ann)
     page = client.get("/").content.decode()
     assert "Alpha ranking" in page and "Hidden project" not in page
-    assert "1 of 4 tasks complete" in page and 'aria-valuenow="25"' in page
+    assert "1 of 4 tasks complete" in page and 'aria-valuenow="25"' in page and "you ranked 1" in page
     assert f"/projects/{mine.slug}/rank/" in page
     assert "/dashboard/" not in page  # annotators get no dashboard link
 
