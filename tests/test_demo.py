@@ -41,3 +41,25 @@ def test_demo_seeds_users_project_and_tasks_and_is_idempotent():
     assert "demo-admin-pass" in again.getvalue()  # still the demo password, so still printed
     assert Prompt.objects.filter(project=project).count() == n_prompts
     assert RankingTask.objects.filter(project=project).count() == n_prompts
+
+
+def test_demo_annotators_can_log_in_and_get_a_rankable_task():
+    from django.test import Client
+
+    call_command("demo", "--no-serve", stdout=StringIO())
+    client = Client()
+    assert client.post("/login/", {"username": "annotator1", "password": "demo-annotator-pass"}).status_code == 302
+    assert "Demo: helpful and honest answers" in client.get("/").content.decode()
+    assert client.get("/projects/demo/rank/").status_code == 200
+    task = client.get("/api/v1/projects/demo/next-task/")
+    assert task.status_code == 200, task.content
+    shown = task.json()
+    assert shown["messages"][-1]["role"] == "user"
+    assert 2 <= len(shown["responses"]) <= 4
+    assert all(set(r) == {"id", "label", "content"} for r in shown["responses"])  # no model name shown
+    submitted = client.post(
+        f"/api/v1/assignments/{shown['id']}/submit/",
+        {"ranking": [[r["id"]] for r in shown["responses"]]},
+        content_type="application/json",
+    )
+    assert submitted.status_code in (200, 201), submitted.content
