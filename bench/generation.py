@@ -232,7 +232,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
 
     figures = gpu_bench(args) if args.gpu else cpu_bench(args)
-    figures["command"] = "python bench/generation.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    args_text = " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    figures["command"] = f"python bench/generation.py {args_text}".strip()
     figures["host"] = f"{platform.machine()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end"
     if args.json:
         print(json.dumps(figures))
