@@ -143,6 +143,7 @@ def test_create_refuses_a_base_model_path_that_is_not_a_model(world, tmp_path):
     ({"kind": "reward", "options": {"loss_type": "ipo"}}, "loss_type"),  # a DPO option on a reward job
     ({"kind": "reward", "base_model": "/no/such/model"}, "base_model"),
     ({"kind": "reward", "judge_training_job": 999999}, "judge_training_job"),
+    ({"kind": "dpo", "options": {"judge_reward_model": "/etc"}}, "judge_reward_model"),  # server paths: not via the API
 ])
 def test_create_api_names_the_bad_field_and_creates_nothing(world, body, field):
     body = {"export": world["export"].pk, **body}
@@ -265,7 +266,7 @@ def test_a_job_whose_worker_is_killed_is_restarted_by_the_redelivered_message(ti
     first.start()
     try:
         job = training_job_create(project=project, kind="reward", export=export,
-                                  options={**FAST, "max_steps": 120, "eval_steps": 40, "logging_steps": 20})
+                                  options={**FAST, "max_steps": 60, "eval_steps": 20, "logging_steps": 10})
         deadline = time.monotonic() + 120
         while TrainingJob.objects.get(pk=job.pk).steps_done < 3:
             assert time.monotonic() < deadline, first.log()[-3000:]
@@ -284,7 +285,7 @@ def test_a_job_whose_worker_is_killed_is_restarted_by_the_redelivered_message(ti
     finally:
         second.stop()
     assert job.status == JobStatus.SUCCEEDED, job.error + second.log()[-3000:]
-    assert job.attempts == 2 and job.steps_done == 120
+    assert job.attempts == 2 and job.steps_done == 60
     # The curves are the second attempt's alone: one test point per evaluation step.
     assert list(TrainingMetric.objects.filter(job=job, split="test", values__has_key="accuracy")
-                .values_list("step", flat=True)) == [40, 80, 120]
+                .values_list("step", flat=True)) == [20, 40, 60]

@@ -48,12 +48,19 @@ def reward_scores(model, tokenizer, conversations: Sequence[Messages], *, batch_
     device = next(model.parameters()).device
     scores: list[float] = []
     model.eval()
-    with torch.no_grad():
-        for start in range(0, len(texts), batch_size):
-            batch = tokenizer(texts[start:start + batch_size], return_tensors="pt", padding=True, truncation=True,
-                              max_length=max_length, add_special_tokens=False).to(device)
-            logits = model(**batch).logits
-            scores.extend(logits[:, 0].float().cpu().tolist())
+    # Every pair is scored (TRL's trainer drops pairs over max_length instead); cut from the left so the
+    # response, which the score is about, is kept.
+    truncation_side = tokenizer.truncation_side
+    tokenizer.truncation_side = "left"
+    try:
+        with torch.no_grad():
+            for start in range(0, len(texts), batch_size):
+                batch = tokenizer(texts[start:start + batch_size], return_tensors="pt", padding=True, truncation=True,
+                                  max_length=max_length, add_special_tokens=False).to(device)
+                logits = model(**batch).logits
+                scores.extend(logits[:, 0].float().cpu().tolist())
+    finally:
+        tokenizer.truncation_side = truncation_side
     return scores
 
 

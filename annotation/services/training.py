@@ -119,6 +119,7 @@ def training_job_create(
     base_model: str = "",
     options: dict[str, Any] | None = None,
     judge_training_job: TrainingJob | None = None,
+    allow_server_paths: bool = True,
     enqueue: bool = True,
 ) -> TrainingJob:
     """Record a queued job and enqueue it on queue `training` after commit.
@@ -131,6 +132,8 @@ def training_job_create(
             GENERATION_MODEL, then the tiny local model.
         options: fields of training.config's RewardJobConfig / DPOJobConfig (learning_rate, max_steps, ...).
         judge_training_job: DPO only: a succeeded reward job of the project judging the win rate.
+        allow_server_paths: False for API callers: the judge then comes only from `judge_training_job`,
+            never from a path on the server given in the options.
         enqueue: False when the caller runs training_job_run itself (the command without a broker).
 
     Raises:
@@ -142,6 +145,9 @@ def training_job_create(
     if kind not in KINDS:
         raise ApplicationError(f"Unknown kind {kind!r}; expected reward or dpo.", fields={"kind": ["must be reward or dpo"]})
     clean = training_options_validate(kind=kind, options=options or {})
+    if not allow_server_paths and clean.get("judge_reward_model"):
+        raise ApplicationError("Name the judge with judge_training_job, not a path on the server.",
+                               fields={"judge_reward_model": ["not settable here; use judge_training_job"]})
     if (export is None) == (not data_path):
         raise ApplicationError("Give exactly one of an export snapshot or a data path.",
                                fields={"export": ["give an export or a data path, not both or neither"]})

@@ -65,7 +65,8 @@ class TrainingJobListCreateApi(APIView):
                 raise ApplicationError("No such training job in this project.",
                                        fields={"judge_training_job": ["not found in this project"]})
         job = training_job_create(project=row, kind=values["kind"], created_by=request.user, export=export,
-                                  base_model=values["base_model"], options=values["options"], judge_training_job=judge)
+                                  base_model=values["base_model"], options=values["options"], judge_training_job=judge,
+                                  allow_server_paths=False)
         return Response(TrainingJobOutputSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
 
