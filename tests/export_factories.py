@@ -98,3 +98,33 @@ def many_tasks(project: Project, annotators: Sequence, n: int, *, run: Generatio
         )
         for j, user in enumerate(annotators):
             rank(task, user, [[a], [b], [c]] if (i + j) % 4 else [[b], [a], [c]])
+
+
+def bulk_tasks(project: Project, annotators: Sequence, n: int) -> None:
+    """`n` tasks of three responses, each ranked by every annotator: bulk inserts, for the bigger tests."""
+    now = timezone.now()
+    prompts = Prompt.objects.bulk_create(
+        [Prompt(project=project, messages=[{"role": "user", "content": f"Bulk question {i}?"}], content_hash=f"bulk-{project.id}-{i}")
+         for i in range(n)]
+    )
+    responses = Response.objects.bulk_create(
+        [Response(prompt=p, sample_index=s, text=f"Answer {s} to {p.id}.", text_hash=f"{p.id}-{s}") for p in prompts for s in range(3)]
+    )
+    tasks = RankingTask.objects.bulk_create([RankingTask(project=project, prompt=p, overlap=len(annotators)) for p in prompts])
+    through = RankingTask.responses.through
+    through.objects.bulk_create(
+        [through(rankingtask_id=t.id, response_id=r.id) for i, t in enumerate(tasks) for r in responses[3 * i : 3 * i + 3]]
+    )
+    assignments, tiers = [], []
+    for i, task in enumerate(tasks):
+        ids = [r.id for r in responses[3 * i : 3 * i + 3]]
+        for j, user in enumerate(annotators):
+            order = ids if (i + j) % 3 else [ids[1], ids[0], ids[2]]
+            assignments.append(Assignment(task=task, project=project, annotator=user, status=AssignmentStatus.SUBMITTED,
+                                          display_order=ids, lease_expires_at=now, finished_at=now))
+            tiers.append((task, user, [[x] for x in order]))
+    assignments = Assignment.objects.bulk_create(assignments)
+    Ranking.objects.bulk_create(
+        [Ranking(assignment=a, project=project, task=task, annotator=user, tiers=t)
+         for a, (task, user, t) in zip(assignments, tiers, strict=True)]
+    )

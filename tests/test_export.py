@@ -80,6 +80,34 @@ def test_task_agreement_is_mean_pairwise_agreement_over_response_pairs():
     assert task_agreement([[[1], [2]]]) is None
 
 
+def test_fused_task_summary_matches_the_consensus_module_on_random_rankings():
+    import random
+
+    from annotation.services.consensus import pair_votes, task_consensus
+    from annotation.services.export import task_summary
+
+    rng = random.Random(5)
+    for _ in range(500):
+        items = rng.sample(range(1, 40), rng.randint(2, 6))
+        rankings = []
+        for _ in range(rng.randint(1, 5)):
+            shown = rng.sample(items, rng.randint(2, len(items)))  # partial rankings too
+            tiers: list[list[int]] = []
+            for item in shown:
+                if tiers and rng.random() < 0.3:
+                    tiers[-1].append(item)  # ties
+                else:
+                    tiers.append([item])
+            rankings.append(tiers)
+        consensus, votes = task_summary(rankings)
+        assert consensus == task_consensus(rankings).tiers
+        expected = {}
+        for (a, b), pair in pair_votes(rankings).items():
+            counts = [pair.a_over_b, pair.b_over_a, pair.ties]
+            expected[(a, b) if a < b else (b, a)] = counts if a < b else [counts[1], counts[0], counts[2]]
+        assert votes == expected
+
+
 def test_pairs_rows_of_a_hand_built_case(hand_built, tmp_path):
     ids = hand_built["ids"]
     manifest, out = export(hand_built["project"], tmp_path, test_fraction=0.0, exclude_gold=True)
@@ -472,3 +500,60 @@ def test_a_real_worker_runs_the_export_with_progress(celery_worker, settings):
     assert manifest_verify(directory=root) == []
     assert sum(info["rows"] for info in snapshot.files.values()) == 30
     assert "export_snapshot_run_task" in celery_worker.log()
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@pytest.mark.needs_redis
+@pytest.mark.slow
+def test_an_export_whose_worker_is_killed_mid_run_is_redelivered_and_completes_once(transactional_db, settings):
+    from config.celery import app
+    from tests.celery_worker import CeleryWorker
+    from tests.export_factories import bulk_tasks
+
+    project, engineer, _ = engineer_project("crash")
+    bulk_tasks(project, [make_user("k1"), make_user("k2")], 600)
+    env = {"EXPORT_CHUNK_TASKS": "10"}  # many small chunks, so the kill lands mid-export
+    worker = CeleryWorker(queues=("default",), extra_env=env)
+    worker.start()
+    try:
+        snapshot = export_snapshot_create(project=project, created_by=engineer,
+                                          options={"format": "rankings", "file_format": "parquet"})
+        row = ExportSnapshot.objects.filter(pk=snapshot.pk)
+        wait_for(lambda: row.filter(status=JobStatus.RUNNING, rows_done__gte=50).exists(), 60, "the export to start")
+        worker.kill()
+    finally:
+        worker.stop()
+    killed = row.get()
+    assert killed.status == JobStatus.RUNNING and killed.rows_done < 600, "the export finished before the kill"
+    exports = Path(settings.MEDIA_ROOT) / "exports"
+    assert not (exports / str(snapshot.id)).exists()  # nothing half-written shows
+
+    again = CeleryWorker(queues=("default",), extra_env=env)
+    again.start()
+    try:
+        def redelivered_and_finished() -> bool:
+            # The unacknowledged message becomes visible again after the visibility timeout (10 s
+            # in tests). Workers sweep for such messages only every ~100 s (kombu's default
+            # throttle), so run the same sweep from here each second instead of waiting for theirs.
+            with app.connection_for_write() as conn:
+                conn.default_channel.qos.restore_visible(num=100, interval=1)
+            return row.filter(status__in=[JobStatus.SUCCEEDED, JobStatus.FAILED]).exists()
+
+        wait_for(redelivered_and_finished, 120, "the redelivered export")
+    finally:
+        again.stop()
+    done = row.get()
+    assert done.status == JobStatus.SUCCEEDED, (done.error, again.log()[-3000:])
+    assert done.rows_done == done.rows_total == 600
+    assert manifest_verify(directory=Path(settings.MEDIA_ROOT) / done.directory) == []
+    assert sum(info["rows"] for info in done.files.values()) == 600
+    assert not list(exports.glob(f".{snapshot.id}.*"))  # the killed attempt's partial files are gone

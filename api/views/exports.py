@@ -51,8 +51,9 @@ class ExportListCreateApi(APIView):
         row = project_get_for_user(user=request.user, project_ref=project, min_role=Role.ENGINEER)
         if not isinstance(request.data, dict):
             raise ApplicationError("The body must be a JSON object of export options.", fields={"non_field_errors": ["not an object"]})
+        options = request.data.dict() if hasattr(request.data, "dict") else dict(request.data)  # form posts: QueryDict
         # The service validates every option (and rejects unknown ones) with the field named.
-        snapshot = export_snapshot_create(project=row, created_by=request.user, options=dict(request.data))
+        snapshot = export_snapshot_create(project=row, created_by=request.user, options=options)
         return Response(ExportOutputSerializer(snapshot).data, status=status.HTTP_202_ACCEPTED)
 
 
@@ -126,5 +127,4 @@ urlpatterns = [
     path("projects/<str:project>/exports/", ExportListCreateApi.as_view(), name="project-exports"),
     path("exports/<int:export_id>/", ExportDetailApi.as_view(), name="export-detail"),
     path("exports/<int:export_id>/download", ExportDownloadApi.as_view(), name="export-download"),
-    path("exports/<int:export_id>/download/", ExportDownloadApi.as_view(), name="export-download-slash"),
 ]
