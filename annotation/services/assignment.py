@@ -31,6 +31,7 @@ claim locks one task row and then only inserts.
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 import time
 from dataclasses import dataclass
@@ -239,10 +240,21 @@ def _sweep_due(project_id: int) -> bool:
     return True
 
 
-def _create_assignment(*, project: Project, annotator: AbstractBaseUser, task_id: int, now: datetime) -> Assignment:
-    from annotation.models import Response
+def _shown_rows(*, task_id: int) -> list[tuple[int, str, list]]:
+    """(response id, text, prompt messages) of the task's responses, in one raw query."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT r.id, r.text, p.messages FROM annotation_rankingtask_responses tr "
+            "JOIN annotation_response r ON r.id = tr.response_id JOIN annotation_prompt p ON p.id = r.prompt_id "
+            "WHERE tr.rankingtask_id = %s",
+            [task_id],
+        )
+        # JSON columns come back as text from a raw cursor (Django decodes them in the ORM).
+        return [(rid, text, json.loads(m) if isinstance(m, str) else m) for rid, text, m in cursor.fetchall()]
 
-    rows = list(Response.objects.filter(tasks__id=task_id).values_list("id", "text", "prompt__messages"))
+
+def _create_assignment(*, project: Project, annotator: AbstractBaseUser, task_id: int, now: datetime) -> Assignment:
+    rows = _shown_rows(task_id=task_id)
     order, opaque = assignment_opaque_ids(response_ids=sorted(row[0] for row in rows))
     assignment = Assignment.objects.create(
         task_id=task_id,
@@ -456,12 +468,8 @@ def assignment_payload(*, assignment: Assignment) -> dict[str, Any]:
 
     Never includes model names, generation settings, response ids or whether the task is gold.
     """
-    from annotation.models import Response
-
     # One query: the responses with their prompt's messages (the same prompt on every row).
-    rows = getattr(assignment, "_shown", None) or list(
-        Response.objects.filter(pk__in=assignment.display_order).values_list("id", "text", "prompt__messages")
-    )
+    rows = getattr(assignment, "_shown", None) or _shown_rows(task_id=assignment.task_id)
     texts = {row[0]: row[1] for row in rows}
     messages = rows[0][2]
     return {
@@ -494,11 +502,15 @@ def annotator_progress(*, project: Project, annotator: AbstractBaseUser, now: da
 
     now = now or timezone.now()
     start_of_day = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    from django.db.models import Count, Q
-
-    mine = Assignment.objects.filter(project=project, annotator=annotator, status=AssignmentStatus.SUBMITTED).aggregate(
-        total=Count("id"), today=Count("id", filter=Q(finished_at__gte=start_of_day))
-    )
+    # Raw SQL on the hot path: the same query through the ORM costs more to compile than to run.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*), coalesce(sum(CASE WHEN finished_at >= %s THEN 1 ELSE 0 END), 0) FROM annotation_assignment "
+            "WHERE project_id = %s AND annotator_id = %s AND status = %s",
+            [start_of_day, project.pk, annotator.pk, AssignmentStatus.SUBMITTED.value],
+        )
+        total, today = cursor.fetchone()
+    mine = {"total": int(total), "today": int(today)}
     key = f"assignment:left:{project.pk}"
     left = cache.get(key)
     if left is None:
