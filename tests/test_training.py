@@ -173,3 +173,8 @@ def test_cli_rejects_an_unknown_option_with_exit_status_2(tmp_path):
         main(["reward", "--data", str(tmp_path), "--output_dir", str(tmp_path), "--max_steps", "many"])
     assert exc.value.code == 2
     assert main(["kto"]) == 2
+
+
+def test_training_package_imports_without_django():
+    code = "import sys, training.__main__, training.jobs, training.evaluation; sys.exit('django' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, timeout=120).returncode == 0
