@@ -185,7 +185,7 @@ def training_job_create(
     job = TrainingJob.objects.create(
         project=project,
         export=export,
-        data_path=str(data_path) if data_path else "",
+        data_path=str(Path(data_path).expanduser().resolve()) if data_path else "",  # the worker's cwd differs
         kind=kind,
         base_model=base_model,
         config=clean,
