@@ -212,7 +212,8 @@ def _artifacts(out: Path) -> list[dict[str, Any]]:
     root = Path(settings.MEDIA_ROOT)
     return [
         {"path": str(path.relative_to(root)), "bytes": path.stat().st_size}
-        for path in sorted(out.rglob("*")) if path.is_file()
+        for path in sorted(out.rglob("*"))
+        if path.is_file() and not any(part.startswith(".") for part in path.relative_to(out).parts)  # caches
     ]
 
 
