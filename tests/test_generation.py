@@ -322,3 +322,42 @@ def test_max_new_tokens_beyond_the_context_fails_each_prompt_with_the_reason(tin
     assert failure.value.returncode == 1
     assert run.status == RunStatus.FAILED and run.prompts_failed == 2
     assert "max_new_tokens=600 leaves no room for the prompt in the model's context of 512 tokens" in run.error
+
+
+@pytest.mark.needs_postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_running_the_same_batches_at_once_write_each_response_once(tiny_model_path):
+    import threading
+
+    from django.db import connection
+
+    project = make_project("Race", responses_per_prompt=3)
+    add_prompts(project, numbered_prompts(12))
+    run = generation_run_create(project=project, max_new_tokens=8, batch_size=4, enqueue=False)
+    start = threading.Barrier(2)
+    errors = []
+
+    def worker():
+        try:
+            start.wait()
+            for batch in run.batches:  # both "workers" got every message (a redelivery race)
+                generate_batch.apply(args=[run.pk, batch], throw=True)
+        except Exception as exc:  # noqa: BLE001  (reported by the assertion below)
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert not errors
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED
+    assert (run.batches_done, run.prompts_done, run.responses_count) == (3, 12, 36)
+    assert Response.objects.filter(run=run).count() == 36
+    assert run.tokens_count == sum(Response.objects.filter(run=run).values_list("token_count", flat=True))
+    assert set(tasks_per_prompt(project).values()) == {1}
+    assert run.tasks_created + run.prompts_without_task == 12
