@@ -223,9 +223,9 @@ def explain_claim(project_id: int, annotator_id: int) -> str:
 # ------------------------------------------------------------------------------------ server
 
 
-def start_gunicorn(url: str, port: int, workers: int, threads: int) -> subprocess.Popen:
+def start_gunicorn(url: str, port: int, workers: int, threads: int, worker_class: str) -> subprocess.Popen:
     gunicorn = str(Path(sys.executable).parent / "gunicorn")
-    command = [gunicorn, "config.wsgi", "-b", f"127.0.0.1:{port}", "-w", str(workers), "-k", "gthread", "--threads", str(threads),
+    command = [gunicorn, "config.wsgi", "-b", f"127.0.0.1:{port}", "-w", str(workers), "-k", worker_class, "--threads", str(threads),
                "--keep-alive", "30", "--backlog", "2048", "--log-level", "warning"]
     proc = subprocess.Popen(command, cwd=ROOT, env=server_env(url), start_new_session=True)
     deadline = time.monotonic() + 60
@@ -248,6 +248,44 @@ def stop_gunicorn(proc: subprocess.Popen) -> None:
         proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return out
+
+
+def cpu_snapshot(server_pid: int) -> dict[str, dict[int, float]]:
+    """CPU seconds so far of the gunicorn processes and of this database's PostgreSQL backends."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        backends = [row[0] for row in cursor.fetchall()]
+    connection.close()
+    return {
+        "app": {pid: _cpu_seconds(pid) for pid in [server_pid, *_children(server_pid)]},
+        "db": {pid: _cpu_seconds(pid) for pid in backends},
+    }
+
+
+def cpu_used(before: dict, after: dict) -> dict[str, float]:
+    return {kind: sum(v - before[kind].get(pid, 0.0) for pid, v in after[kind].items()) for kind in after}
 
 
 # ------------------------------------------------------------------------------------ client
@@ -301,6 +339,7 @@ class Stats:
         self.accepted: list[int] = []
         self.codes: dict[str, int] = {}
         self.no_task = 0
+        self.requests = 0  # all of them, warm-up included (for CPU per request)
 
     def code(self, what: str, status: int) -> None:
         key = f"{what} {status}"
@@ -321,6 +360,7 @@ async def annotator_loop(conn: Conn, project_id: int, stats: Stats, *, until: fl
         if pause:
             await asyncio.sleep(rng.uniform(*pause))
         t0 = time.monotonic()
+        stats.requests += 2
         status, hdrs, data = await conn.request("GET", f"/api/v1/projects/{project_id}/next-task")
         t1 = time.monotonic()
         if t0 >= measure_from:
@@ -406,6 +446,7 @@ def main() -> None:
     parser.add_argument("--scenarios", default="saturation,realistic,tabs")
     parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
+    parser.add_argument("--worker-class", default="gthread", help="gunicorn worker class: gthread (keep-alive) or sync")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB))
     parser.add_argument("--reseed", action="store_true")
@@ -434,7 +475,7 @@ def main() -> None:
     tokens = list(Token.objects.filter(user__username__startswith="bench-ann-").order_by("user_id").values_list("key", "user_id"))
     connection.close()
 
-    server = start_gunicorn(args.database_url, args.port, args.workers, args.threads)
+    server = start_gunicorn(args.database_url, args.port, args.workers, args.threads, args.worker_class)
     print(f"server warm-up: {asyncio.run(warm_up(args.port, tokens[-1][0], args.workers, args.threads)):.1f} s", flush=True)
     results = []
     ok = True
@@ -444,6 +485,8 @@ def main() -> None:
             complete_before = complete_tasks(project.pk)
             connection.close()
             load_before = os.getloadavg()[0]
+            cpu_before = cpu_snapshot(server.pid)
+            client_cpu = time.process_time()
             if scenario == "saturation":
                 chosen = [t for t, _ in tokens[1 : 1 + args.saturation_annotators]]
                 stats, seconds = asyncio.run(run_scenario(port=args.port, project_id=project.pk, tokens=chosen, duration=args.duration,
@@ -466,6 +509,13 @@ def main() -> None:
                 figures = report("tabs: one annotator in ten parallel sessions", stats, seconds)
             else:
                 sys.exit(f"unknown scenario {scenario}")
+            used = cpu_used(cpu_before, cpu_snapshot(server.pid))
+            used["client"] = time.process_time() - client_cpu
+            per_request = {k: round(1000 * v / max(1, stats.requests), 2) for k, v in used.items()}
+            figures["cpu_ms_per_request"] = per_request
+            capacity = 1000 * (os.cpu_count() or 1) / max(0.01, per_request["app"] + per_request["db"])
+            print(f"   CPU per request: app {per_request['app']} ms, PostgreSQL {per_request['db']} ms, load generator "
+                  f"{per_request['client']} ms -> an idle {os.cpu_count()}-CPU machine serves ~{capacity:.0f} req/s of this mix")
             check = invariants(project.pk, stats.accepted, before_id, annotator)
             figures["invariants"] = check
             figures["load_average_before"] = round(load_before, 2)
@@ -478,7 +528,7 @@ def main() -> None:
 
     print("\nclaim query plan (EXPLAIN ANALYZE, a mid-run state):")
     print(explain_claim(project.pk, tokens[1][1]))
-    print(f"\nmachine: {os.cpu_count()} CPUs, load average now {os.getloadavg()[0]:.1f}; gunicorn {args.workers}x{args.threads} gthread; "
+    print(f"\nmachine: {os.cpu_count()} CPUs, load average now {os.getloadavg()[0]:.1f}; gunicorn {args.workers}x{args.threads} {args.worker_class}; "
           f"server, PostgreSQL and load generator on the same machine")
     print("reproduce: .venv/bin/python bench/serving.py " + " ".join(sys.argv[1:]))
     Path("/tmp/bench-serving.json").write_text(json.dumps(results, indent=1))
