@@ -251,8 +251,20 @@ def task_summary(rankings: list[list[list[int]]]) -> tuple[list[list[int]], Vote
     """
     borda: dict[int, float] = {}
     votes: Votes = {}
+    get = votes.get
     for tiers in rankings:
         total = sum(map(len, tiers))
+        if total == len(tiers):  # no ties (the common case): a plain order, no tier bookkeeping
+            order = [tier[0] for tier in tiers]
+            for index, a in enumerate(order):
+                borda[a] = borda.get(a, 0.0) + (total - 1 - index)
+                for b in order[index + 1 :]:
+                    key, slot = ((a, b), 0) if a < b else ((b, a), 1)
+                    counts = get(key)
+                    if counts is None:
+                        counts = votes[key] = [0, 0, 0]
+                    counts[slot] += 1
+            continue
         above = 0
         placed = []
         for index, tier in enumerate(tiers):
@@ -265,7 +277,7 @@ def task_summary(rankings: list[list[list[int]]]) -> tuple[list[list[int]], Vote
         placed.sort()
         for i, (a, tier_a) in enumerate(placed):
             for b, tier_b in placed[i + 1 :]:
-                counts = votes.get((a, b))
+                counts = get((a, b))
                 if counts is None:
                     counts = votes[(a, b)] = [0, 0, 0]
                 counts[0 if tier_a < tier_b else 1 if tier_b < tier_a else 2] += 1
@@ -803,7 +815,7 @@ class _Builder:
             return []
         tiers_list = [r[1] for r in task.rankings]
         ranked = {item for tiers in tiers_list for tier in tiers for item in tier}
-        if not all(type(item) is int for item in ranked):  # stored as strings somewhere: normalise
+        if ranked and type(next(iter(ranked))) is not int:  # stored as strings somewhere: normalise
             tiers_list = [_int_tiers(t) for t in tiers_list]
             ranked = {int(item) for item in ranked}
         consensus, votes = task_summary(tiers_list)
@@ -858,7 +870,8 @@ class _Builder:
             else:
                 rows.append((prompt, messages[better], messages[worse], margin, task.prompt_id, better, worse, chosen_votes,
                              rejected_votes, agreement))
-        stats.pairs_tied_dropped += sum(len(t) * (len(t) - 1) // 2 for t in consensus)
+        if len(consensus) < len(ranked):
+            stats.pairs_tied_dropped += sum(len(t) * (len(t) - 1) // 2 for t in consensus)
         return rows
 
     def _unpaired_rows(self, task: _TaskData, consensus: list[list[int]], messages: dict, prompt: Any) -> list:
