@@ -86,6 +86,12 @@ def test_reward_job_runs_on_a_real_worker_streaming_metrics_into_the_database(ce
     assert training_job_run(job_id=job.pk) is None
     assert TrainingMetric.objects.filter(job=job, split="test", values__has_key="accuracy").count() == 2
 
+    # The command queues on the broker and follows the worker's progress until the job ends.
+    call_command("train", world["project"].slug, "--kind", "reward", "--export", str(world["export"].pk),
+                 "--max-steps", "3", "--wait", "--no-progress")
+    second = TrainingJob.objects.exclude(pk=job.pk).get()
+    assert second.status == JobStatus.SUCCEEDED and second.steps_done == 3
+
 
 def test_job_page_shows_status_progress_curves_and_artifacts(world, client: Client):
     job = training_job_create(project=world["project"], kind="reward", export=world["export"], options=FAST, enqueue=False)

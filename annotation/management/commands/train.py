@@ -11,7 +11,6 @@ import sys
 import time
 from typing import Any
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
@@ -20,6 +19,7 @@ from annotation.management.commands._common import EXIT_BAD_INPUT, command_error
 from annotation.models import ExportSnapshot, JobStatus, TrainingJob
 from annotation.services.projects import project_get_by_slug
 from annotation.services.training import training_job_create, training_job_run
+from config.celery import app
 
 
 class Command(BaseCommand):
@@ -49,7 +49,7 @@ class Command(BaseCommand):
         if options["max_steps"] is not None:
             job_options["max_steps"] = options["max_steps"]
         # Without a broker the job runs here, so the bar can follow it step by step.
-        inline = bool(settings.CELERY_TASK_ALWAYS_EAGER)
+        inline = bool(app.conf.task_always_eager)
         try:
             project = project_get_by_slug(slug=options["slug"])
             export = None
