@@ -112,6 +112,9 @@ def test_job_page_shows_status_progress_curves_and_artifacts(world, client: Clie
 def test_job_page_is_hidden_from_other_tenants_and_forbidden_to_annotators(world, client: Client):
     job = training_job_create(project=world["project"], kind="reward", export=world["export"], options=FAST, enqueue=False)
     url = f"/projects/{world['project'].slug}/training/{job.pk}/"
+    client.force_login(world["engineer"])
+    queued = client.get(url).content.decode()  # a job not finished yet refreshes itself
+    assert 'http-equiv="refresh"' in queued and 'data-status="queued"' in queued and "No points yet." in queued
     client.force_login(world["outsider"])
     assert client.get(url).status_code == 404
     assert client.get(f"/projects/{world['other'].slug}/training/{job.pk}/").status_code == 404
