@@ -113,10 +113,16 @@ def generation_plan_batches(*, run: GenerationRun, prompt_ids: Iterable[int] | N
 
 
 def _enqueue_batches(run_id: int, batches: list[list[int]]) -> None:
+    from kombu.exceptions import OperationalError as BrokerError
+
     from workers.tasks.generation import generate_batch
 
-    for batch in batches:
-        generate_batch.apply_async(args=[run_id, batch])
+    try:
+        for batch in batches:
+            generate_batch.apply_async(args=[run_id, batch])
+    except (BrokerError, ConnectionError) as exc:
+        # Never run the work inline instead: fail the run visibly (batches already sent will skip it).
+        generation_run_fail(run_id=run_id, error=f"could not enqueue the run's batches (is the broker up?): {exc}")
 
 
 @transaction.atomic
