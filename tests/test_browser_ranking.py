@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import io
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.utils import timezone
 
 from annotation.models import Assignment, AssignmentStatus, Ranking
 from annotation.services.importing import prompts_import
@@ -174,3 +176,50 @@ def test_other_projects_rank_page_is_404(client, django_user_model):
     client.force_login(outsider.user)
     assert client.get(f"/projects/{project.slug}/rank/").status_code == 404
     assert client.get("/projects/no-such-project/rank/").status_code == 404
+
+
+def test_a_lost_connection_and_a_lost_lease_keep_what_was_typed(browser_page, live_server):
+    page = browser_page
+    project = make_ranking_project()
+    ann = make_member(project, "offline")
+    login(page, live_server.url, "offline", ann.password)
+    page.goto(f"{live_server.url}/projects/{project.slug}/rank/")
+    first = current_assignment(page)
+    ids = label_to_response(first)
+    page.keyboard.press("c")
+    page.keyboard.press("a")
+    page.fill("#rationale", "typed before the network dropped")
+    page.context.set_offline(True)
+    page.keyboard.press("Escape")  # leave the rationale box: keys act on the page again
+    page.keyboard.press("Enter")
+    page.wait_for_function("document.querySelector('#alert').textContent.includes('Connection lost')")
+    assert page.input_value("#rationale") == "typed before the network dropped"
+    assert Ranking.objects.count() == 0
+    page.context.set_offline(False)
+    page.click("#submit")  # the same Idempotency-Key: stored once
+    wait_for_next(page, first)
+    stored = Ranking.objects.get(assignment=first)
+    assert stored.rationale == "typed before the network dropped"
+    assert stored.tiers == [[ids["C"]], [ids["A"]], [ids["B"]]]
+
+    # The lease of the next task runs out and its only slot goes to someone else: 409, text kept.
+    second = current_assignment(page)
+    page.fill("#rationale", "my careful notes")
+    page.keyboard.press("Escape")
+    Assignment.objects.filter(pk=second.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    from annotation.services.assignment import assignments_expire_all
+
+    assignments_expire_all()
+    rival = make_member(project, "rival")
+    from annotation.services.assignment import assignment_lease_next
+
+    assert assignment_lease_next(project=project, annotator=rival.user).task_id == second.task_id
+    page.keyboard.press("a")
+    page.keyboard.press("b")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#alert:not([hidden]) button")
+    assert "ran out" in page.inner_text("#alert")
+    assert page.input_value("#rationale") == "my careful notes"
+    page.click("#alert button")
+    wait_for_next(page, second)
+    assert not Ranking.objects.filter(assignment=second).exists()
