@@ -25,8 +25,9 @@ transaction is a write, which takes SQLite's single write lock, so claims are se
 claim itself is a conditional UPDATE whose row count is checked. In both cases the unique
 (task, annotator) constraint is the last line of defence.
 
-Lock order, to stay deadlock-free: assignment rows before task rows (submit, skip, expiry); a
-claim locks one task row and then only inserts.
+Lock order, to stay deadlock-free: assignment rows before task rows (submit, skip, expiry), task
+rows in id order (expiry); a claim runs in a transaction holding no other task lock, locks one
+task row and then only inserts.
 """
 from __future__ import annotations
 
@@ -269,7 +270,6 @@ def _create_assignment(*, project: Project, annotator: AbstractBaseUser, task_id
     return assignment
 
 
-@transaction.atomic
 def assignment_lease_next(
     *, project: Project, annotator: AbstractBaseUser, after: int | None = None, now: datetime | None = None
 ) -> Assignment | NoTask:
@@ -281,8 +281,29 @@ def assignment_lease_next(
             MAX_LIVE_LEASES leases (the one shown and the one prefetched).
 
     Returns NoTask (with the reason) when nothing can be leased to them right now.
+
+    Overdue leases are swept in a transaction of their own, before the claim: a claim that may
+    wait for a row lock then never holds other task locks, so the two cannot deadlock.
     """
     now = now or timezone.now()
+    swept = _sweep_due(project.pk)
+    if swept:
+        _sweep(project=project, annotator=annotator, now=now)
+    result = _lease_next(project=project, annotator=annotator, after=after, now=now)
+    if isinstance(result, NoTask) and not swept and _sweep(project=project, annotator=annotator, now=now):
+        # Expired leases were all that was left: their slots are free now, try once more.
+        result = _lease_next(project=project, annotator=annotator, after=after, now=now)
+    return result
+
+
+@transaction.atomic
+def _sweep(*, project: Project, annotator: AbstractBaseUser, now: datetime) -> int:
+    # The caller's own overdue lease is not expired here: they resume it.
+    return assignments_expire(project_id=project.pk, now=now, exclude_annotator_id=annotator.pk)
+
+
+@transaction.atomic
+def _lease_next(*, project: Project, annotator: AbstractBaseUser, after: int | None, now: datetime) -> Assignment | NoTask:
     _serialize_annotator(project=project, annotator=annotator)
 
     live = list(
@@ -299,14 +320,7 @@ def assignment_lease_next(
             current.save(update_fields=["lease_expires_at"])
         return current
 
-    swept = _sweep_due(project.pk)
-    if swept:
-        assignments_expire(project_id=project.pk, now=now, exclude_annotator_id=annotator.pk)
     task_id = _claim_any(project=project, annotator_id=annotator.pk)
-    if task_id is None and not swept:
-        # Expired leases may be all that is left: free them, then try once more.
-        assignments_expire(project_id=project.pk, now=now, exclude_annotator_id=annotator.pk)
-        task_id = _claim_any(project=project, annotator_id=annotator.pk)
     if task_id is None:
         return _why_nothing(project=project)
     return _create_assignment(project=project, annotator=annotator, task_id=task_id, now=now)
