@@ -108,6 +108,44 @@ def test_fused_task_summary_matches_the_consensus_module_on_random_rankings():
         assert votes == expected
 
 
+@pytest.mark.parametrize("policy", ["all", "best_vs_rest", "adjacent"])
+def test_pairs_from_cached_task_shapes_equal_pairs_computed_from_the_consensus_module(policy):
+    """The exporter reuses one plan per task shape; its rows must be what the consensus module gives each task."""
+    import random
+
+    from annotation.services.consensus import pair_votes, task_consensus
+    from annotation.services.export import ExportStats, _Builder, _TaskData, consensus_pairs
+
+    rng = random.Random(11)
+    builder = _Builder(export_options_from_input({"format": "pairs", "file_format": "parquet", "policy": policy}))
+    for task_id in range(400):
+        k = rng.choice([2, 3, 4, 4, 4, 12])  # 12: more labels than the cache takes
+        ids = rng.sample([5, 9, 10, 11, 99, 100, 101, 1000, 7, 8, 12, 13, 2000, 3], k)  # string order != number order
+        rankings = []
+        for _ in range(rng.randint(1, 4)):
+            tiers: list[list[int]] = []
+            for item in rng.sample(ids, rng.randint(2, k)):
+                if tiers and rng.random() < 0.25:
+                    tiers[-1].append(item)
+                else:
+                    tiers.append([item])
+            rankings.append(tiers)
+        task = _TaskData(task_id, task_id, False, [{"role": "user", "content": "q"}], {i: (f"r{i}", None) for i in ids},
+                         [(None, t, None) for t in rankings])
+        got = [(r[5], r[6], r[7], r[8], r[3]) for r in builder.rows(task, ExportStats())]
+        votes = pair_votes(rankings)
+        expected = []
+        for better, worse in consensus_pairs(task_consensus(rankings).tiers, policy):
+            pair = votes.get((better, worse) if str(better) < str(worse) else (worse, better))
+            if pair is None:
+                continue
+            chosen, rejected = (pair.a_over_b, pair.b_over_a) if pair.a == better else (pair.b_over_a, pair.a_over_b)
+            if chosen > rejected:
+                expected.append((better, worse, chosen, rejected, round(chosen / pair.total, 6)))
+        assert sorted(got) == sorted(expected)
+    assert 0 < len(builder.plans) < 400  # shapes were shared
+
+
 def test_pairs_rows_of_a_hand_built_case(hand_built, tmp_path):
     ids = hand_built["ids"]
     manifest, out = export(hand_built["project"], tmp_path, test_fraction=0.0, exclude_gold=True)

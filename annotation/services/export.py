@@ -553,12 +553,10 @@ class ExportStats:
     pairs_contradicted_dropped: int = 0
     pairs_without_votes: int = 0
     rows: dict[str, int] = field(default_factory=lambda: {"train": 0, "test": 0})
-    prompts: dict[str, set[int]] = field(default_factory=lambda: {"train": set(), "test": set()})
+    prompts: dict[str, int] = field(default_factory=lambda: {"train": 0, "test": 0})
 
     def summary(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["prompts"] = {name: len(ids) for name, ids in self.prompts.items()}
-        return data
+        return asdict(self)
 
 
 def _task_queryset(project: Project, opts: ExportOptions):
@@ -677,7 +675,9 @@ def _iter_task_data(project: Project, opts: ExportOptions, runs: dict[int, dict[
     if opts.annotators is not None:
         user_ids = set(get_user_model().objects.filter(username__in=opts.annotators).values_list("id", flat=True))
     rankings_sql, rankings_params = _in_chunk_sql(opts, user_ids)
-    task_rows = _task_queryset(project, opts).order_by("id").values_list("id", "prompt_id", "is_gold")
+    # By prompt, so a prompt's tasks (one per generation run) are adjacent: rows of a prompt stay
+    # together and prompts can be counted without remembering them.
+    task_rows = _task_queryset(project, opts).order_by("prompt_id", "id").values_list("id", "prompt_id", "is_gold")
     # .iterator() uses a server-side cursor on PostgreSQL: the task list is never held in memory.
     for chunk in _chunks(task_rows.iterator(chunk_size=TASK_CHUNK), TASK_CHUNK):
         task_ids = [row[0] for row in chunk]
@@ -787,6 +787,45 @@ def _flagged(rankings: list[tuple]) -> set[int]:
     return out
 
 
+PLAN_CACHE_SIZE = 200_000  # task shapes remembered; bounded, so memory stays flat
+
+
+@dataclass
+class _Plan:
+    """What a task of one shape exports, over local labels (see _Builder._plan)."""
+
+    consensus: list[list[int]]
+    agreement: float | None
+    pairs: list[tuple[int, int, int, int, float]]  # (chosen, rejected, votes chosen, votes rejected, margin)
+    tied: int  # pairs dropped because the consensus ties them
+    contradicted: int  # pairs dropped because their own votes do not favour the consensus order
+    without_votes: int  # pairs dropped because no ranking showed both
+
+
+def _make_plan(tiers_list: list, policy: str) -> _Plan:
+    consensus, votes = task_summary(tiers_list)
+    pairs = []
+    contradicted = without_votes = 0
+    for better, worse in consensus_pairs(consensus, policy):
+        if better < worse:
+            counts = votes.get((better, worse))
+            if counts is not None:
+                chosen_votes, rejected_votes, ties = counts
+        else:
+            counts = votes.get((worse, better))
+            if counts is not None:
+                rejected_votes, chosen_votes, ties = counts
+        if counts is None:  # never ranked side by side (incomplete rankings): no evidence
+            without_votes += 1
+        elif chosen_votes <= rejected_votes:
+            # Borda can order a pair against its own head-to-head votes; such a pair is noise.
+            contradicted += 1
+        else:
+            pairs.append((better, worse, chosen_votes, rejected_votes, round(chosen_votes / (chosen_votes + rejected_votes + ties), 6)))
+    tied = sum(len(t) * (len(t) - 1) // 2 for t in consensus)
+    return _Plan(consensus, votes_agreement(votes), pairs, tied, contradicted, without_votes)
+
+
 class _Builder:
     """Turns one task's data into rows of one format (tuples in COLUMNS order)."""
 
@@ -797,12 +836,32 @@ class _Builder:
         self.runs: dict[int, dict[str, Any]] = {}  # run id -> provenance, filled while reading
         self.response_details: dict[int, dict[str, Any]] = {}  # rankings only: per chunk
         self.jsonl = opts.file_format == "jsonl" and opts.format in ("pairs", "unpaired")
+        self.plans: dict[tuple, _Plan] = {}
 
     def annotator(self, user_id: int) -> str:
         name = self.pseudonyms.get(user_id)
         if name is None:
             name = self.pseudonyms[user_id] = "a_" + hmac.new(self.salt, str(user_id).encode(), "sha256").hexdigest()[:16]
         return name
+
+    def _plan(self, tiers_list: list[list[list[int]]], ranked: set[int]) -> tuple[list[int], _Plan]:
+        """The task's plan over local labels 0..n-1 (its response ids in string order), and those ids.
+
+        Tasks ranked alike (same shape in local labels) share one plan: with K=4 and three
+        rankings there are only some thousands of shapes, so the consensus, votes, agreement
+        and pairs are computed once per shape rather than once per task.
+        """
+        items = sorted(ranked, key=str)  # string order, as consensus.scores_to_tiers breaks ties
+        local = {item: index for index, item in enumerate(items)}
+        key = tuple([tuple([tuple([local[x] for x in tier]) for tier in tiers]) for tiers in tiers_list])
+        plan = self.plans.get(key) if len(items) <= 10 else None  # labels 0..9 sort the same as strings
+        if plan is None:
+            plan = _make_plan(list(key), self.opts.policy)
+            if len(items) <= 10:
+                if len(self.plans) >= PLAN_CACHE_SIZE:
+                    self.plans.clear()
+                self.plans[key] = plan
+        return items, plan
 
     def rows(self, task: _TaskData, stats: ExportStats) -> list:
         """The task's rows: tuples in COLUMNS order, or finished JSON lines for pairs/unpaired JSONL."""
@@ -818,8 +877,12 @@ class _Builder:
         if ranked and type(next(iter(ranked))) is not int:  # stored as strings somewhere: normalise
             tiers_list = [_int_tiers(t) for t in tiers_list]
             ranked = {int(item) for item in ranked}
-        consensus, votes = task_summary(tiers_list)
-        agreement = votes_agreement(votes) if len(tiers_list) > 1 else None
+        if opts.format == "rankings":
+            consensus, votes = task_summary(tiers_list)
+            agreement = votes_agreement(votes) if len(tiers_list) > 1 else None
+        else:
+            items, plan = self._plan(tiers_list, ranked)
+            agreement = plan.agreement if len(tiers_list) > 1 else None
         if opts.min_agreement is not None and (agreement is None or agreement < opts.min_agreement):
             stats.tasks_below_min_agreement += 1
             return []
@@ -834,57 +897,43 @@ class _Builder:
             keep -= flagged
         if not ranked <= keep:  # flagged, or not (or no longer) among the task's responses
             tiers_list = [_restrict(t, keep) for t in tiers_list]
-            consensus, votes = task_summary(tiers_list)
             ranked &= keep
+            if not ranked:
+                return []
+            items, plan = self._plan(tiers_list, ranked)
+        responses = task.responses
         if self.jsonl:
             # Finished lines: the prompt and each response are encoded once per task, not per row.
             prompt = _messages_json(task.prompt)
-            messages = {rid: '[{"role":"assistant","content":' + _encode_str(task.responses[rid][0]) + "}]" for rid in ranked}
+            messages = ['[{"role":"assistant","content":' + _encode_str(responses[rid][0]) + "}]" for rid in items]
         else:
             prompt = task.prompt
-            messages = {rid: [{"role": "assistant", "content": task.responses[rid][0]}] for rid in ranked}
+            messages = [[{"role": "assistant", "content": responses[rid][0]}] for rid in items]
+        stats.pairs_tied_dropped += plan.tied
         if opts.format == "unpaired":
-            return self._unpaired_rows(task, consensus, messages, prompt)
-        rows = []
-        agreement_json = "null" if agreement is None else repr(agreement)
-        for better, worse in consensus_pairs(consensus, opts.policy):
-            if better < worse:
-                counts = votes.get((better, worse))
-                if counts is not None:
-                    chosen_votes, rejected_votes, ties = counts
-            else:
-                counts = votes.get((worse, better))
-                if counts is not None:
-                    rejected_votes, chosen_votes, ties = counts
-            if counts is None:  # never ranked side by side (incomplete rankings): no evidence
-                stats.pairs_without_votes += 1
-                continue
-            if chosen_votes <= rejected_votes:
-                # Borda can order a pair against its own head-to-head votes; such a pair is noise.
-                stats.pairs_contradicted_dropped += 1
-                continue
-            margin = round(chosen_votes / (chosen_votes + rejected_votes + ties), 6)
-            if self.jsonl:
-                rows.append(PAIRS_LINE % (prompt, messages[better], messages[worse], margin, task.prompt_id, better, worse,
-                                          chosen_votes, rejected_votes, agreement_json))
-            else:
-                rows.append((prompt, messages[better], messages[worse], margin, task.prompt_id, better, worse, chosen_votes,
-                             rejected_votes, agreement))
-        if len(consensus) < len(ranked):
-            stats.pairs_tied_dropped += sum(len(t) * (len(t) - 1) // 2 for t in consensus)
-        return rows
+            return self._unpaired_rows(task, plan, items, messages, prompt)
+        stats.pairs_contradicted_dropped += plan.contradicted
+        stats.pairs_without_votes += plan.without_votes
+        prompt_id = task.prompt_id
+        if self.jsonl:
+            agreement_json = "null" if agreement is None else repr(agreement)
+            return [PAIRS_LINE % (prompt, messages[b], messages[w], margin, prompt_id, items[b], items[w], cv, rv, agreement_json)
+                    for b, w, cv, rv, margin in plan.pairs]
+        return [(prompt, messages[b], messages[w], margin, prompt_id, items[b], items[w], cv, rv, agreement)
+                for b, w, cv, rv, margin in plan.pairs]
 
-    def _unpaired_rows(self, task: _TaskData, consensus: list[list[int]], messages: dict, prompt: Any) -> list:
+    def _unpaired_rows(self, task: _TaskData, plan: _Plan, items: list[int], messages: list, prompt: Any) -> list:
+        consensus = plan.consensus
         if len(consensus) < 2:
             return []  # everything tied: nothing is better or worse
         top = min(self.opts.desirable_tiers, len(consensus) - 1)
         bottom = min(self.opts.undesirable_tiers, len(consensus) - top)
-        labelled = [(rid, True) for tier in consensus[:top] for rid in tier]
-        labelled += [(rid, False) for tier in consensus[len(consensus) - bottom :] for rid in tier]
+        labelled = [(i, True) for tier in consensus[:top] for i in tier]
+        labelled += [(i, False) for tier in consensus[len(consensus) - bottom :] for i in tier]
         if self.jsonl:
-            return [UNPAIRED_LINE % (prompt, messages[rid], "true" if label else "false", task.prompt_id, rid, task.task_id)
-                    for rid, label in labelled]
-        return [(prompt, messages[rid], label, task.prompt_id, rid, task.task_id) for rid, label in labelled]
+            return [UNPAIRED_LINE % (prompt, messages[i], "true" if label else "false", task.prompt_id, items[i], task.task_id)
+                    for i, label in labelled]
+        return [(prompt, messages[i], label, task.prompt_id, items[i], task.task_id) for i, label in labelled]
 
     def _ranking_row(self, task: _TaskData, tiers_list: list[list[list[int]]], consensus: list[list[int]],
                      agreement: float | None) -> tuple:
@@ -945,6 +994,7 @@ def export_write(
     columns = COLUMNS[options.format]
     writers = {name: writer_class(out / f"{name}.{ext}.partial", columns, schema) for name in ("train", "test")}
     stats = ExportStats()
+    last_prompt: int | None = None  # tasks come ordered by prompt (see _iter_task_data)
     builder = _Builder(options)
     runs = builder.runs
     total = _task_queryset(project, options).count()
@@ -961,7 +1011,9 @@ def export_write(
                 split = split_of(prompt_id=task.prompt_id, seed=options.seed, test_fraction=options.test_fraction)
                 writers[split].write_rows(rows)
                 stats.rows[split] += len(rows)
-                stats.prompts[split].add(task.prompt_id)
+                if task.prompt_id != last_prompt:
+                    stats.prompts[split] += 1
+                    last_prompt = task.prompt_id
             for writer in writers.values():
                 writer.flush()
             if progress:
@@ -971,7 +1023,7 @@ def export_write(
             info = writer.close()
             final = out / f"{name}.{ext}"
             os.replace(writer_path(writer), final)
-            splits[name] = {"file": final.name, **info, "prompts": len(stats.prompts[name])}
+            splits[name] = {"file": final.name, **info, "prompts": stats.prompts[name]}
     except BaseException:
         for writer in writers.values():
             with contextlib.suppress(Exception):  # already failing; the original error matters
