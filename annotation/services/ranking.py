@@ -21,6 +21,7 @@ from annotation.models import Assignment, AssignmentStatus, Ranking
 from annotation.services.assignment import (
     assignment_get_for_annotator,
     assignment_retake_slot,
+    held_allow_ties,
     schedule_agreement_refresh,
     tiers_problems,
 )
@@ -51,7 +52,7 @@ def ranking_validate(
     """Every problem with this submission for this assignment, field -> messages (empty: valid)."""
     errors: dict[str, list[str]] = {}
     shown = set(assignment.opaque_ids)
-    problems = tiers_problems(tiers=ranking, allowed=shown, allow_ties=assignment.project.allow_ties)
+    problems = tiers_problems(tiers=ranking, allowed=shown, allow_ties=held_allow_ties(assignment))
     if problems:
         errors["ranking"] = problems
     if isinstance(ranking, list) and any(isinstance(t, list) and any(not isinstance(x, str) for x in t) for t in ranking):
