@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import gc
 import hashlib
 import hmac
 import json
@@ -973,6 +974,25 @@ class _Builder:
 # The export itself
 
 
+@contextlib.contextmanager
+def _fewer_gc_passes() -> Iterator[None]:
+    """Let the cyclic garbage collector run rarely while exporting.
+
+    An export makes millions of small lists, dicts and tuples without cycles (reference counting
+    frees them); at the default thresholds the collector keeps rescanning every long-lived object
+    of the process because of them, which cost a third of the reading time. Objects alive before
+    the export are frozen out of the scans; the thresholds are restored afterwards.
+    """
+    old = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
+        gc.unfreeze()
+
+
 def export_write(
     *,
     project: Project,
@@ -994,30 +1014,14 @@ def export_write(
     columns = COLUMNS[options.format]
     writers = {name: writer_class(out / f"{name}.{ext}.partial", columns, schema) for name in ("train", "test")}
     stats = ExportStats()
-    last_prompt: int | None = None  # tasks come ordered by prompt (see _iter_task_data)
     builder = _Builder(options)
     runs = builder.runs
     total = _task_queryset(project, options).count()
     if progress:
         progress(0, total)
     try:
-        for batch in _in_background(lambda: _iter_task_data(project, options, runs)):
-            builder.response_details = _response_details(batch) if options.format == "rankings" else {}
-            for task in batch:
-                stats.tasks_seen += 1
-                rows = builder.rows(task, stats)
-                if not rows:
-                    continue
-                split = split_of(prompt_id=task.prompt_id, seed=options.seed, test_fraction=options.test_fraction)
-                writers[split].write_rows(rows)
-                stats.rows[split] += len(rows)
-                if task.prompt_id != last_prompt:
-                    stats.prompts[split] += 1
-                    last_prompt = task.prompt_id
-            for writer in writers.values():
-                writer.flush()
-            if progress:
-                progress(stats.tasks_seen, max(total, stats.tasks_seen))
+        with _fewer_gc_passes():
+            _write_rows(project, options, runs, builder, writers, stats, total, progress)
         splits = {}
         for name, writer in writers.items():
             info = writer.close()
@@ -1050,6 +1054,28 @@ def export_write(
     tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     os.replace(tmp, out / "manifest.json")
     return manifest
+
+
+def _write_rows(project: Project, options: ExportOptions, runs: dict, builder: _Builder, writers: dict, stats: ExportStats,
+                total: int, progress: Progress | None) -> None:
+    last_prompt: int | None = None  # tasks come ordered by prompt (see _iter_task_data)
+    for batch in _in_background(lambda: _iter_task_data(project, options, runs)):
+        builder.response_details = _response_details(batch) if options.format == "rankings" else {}
+        for task in batch:
+            stats.tasks_seen += 1
+            rows = builder.rows(task, stats)
+            if not rows:
+                continue
+            split = split_of(prompt_id=task.prompt_id, seed=options.seed, test_fraction=options.test_fraction)
+            writers[split].write_rows(rows)
+            stats.rows[split] += len(rows)
+            if task.prompt_id != last_prompt:
+                stats.prompts[split] += 1
+                last_prompt = task.prompt_id
+        for writer in writers.values():
+            writer.flush()
+        if progress:
+            progress(stats.tasks_seen, max(total, stats.tasks_seen))
 
 
 def writer_path(writer: JsonlWriter | ParquetWriter) -> Path:
