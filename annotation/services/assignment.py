@@ -318,15 +318,18 @@ def _sweep(*, project: Project, annotator: AbstractBaseUser, now: datetime) -> i
     return assignments_expire(project_id=project.pk, now=now, exclude_annotator_id=annotator.pk)
 
 
+_LIVE_SQL = (
+    "SELECT id, task_id, project_id, annotator_id, status, display_order, opaque_ids, leased_at, lease_expires_at, "
+    "finished_at, skip_reason FROM annotation_assignment "
+    "WHERE project_id = %s AND annotator_id = %s AND status = %s ORDER BY id LIMIT %s"
+)
+
+
 @transaction.atomic
 def _lease_next(*, project: Project, annotator: AbstractBaseUser, after: int | None, now: datetime) -> Assignment | NoTask:
     _serialize_annotator(project=project, annotator=annotator)
 
-    live = list(
-        Assignment.objects.filter(project=project, annotator=annotator, status=AssignmentStatus.LEASED).order_by("id")[
-            : MAX_LIVE_LEASES + 1
-        ]
-    )
+    live = list(Assignment.objects.raw(_LIVE_SQL, [project.pk, annotator.pk, AssignmentStatus.LEASED.value, MAX_LIVE_LEASES + 1]))
     candidates = [a for a in live if after is None or a.pk != int(after)]
     if candidates or len(live) >= MAX_LIVE_LEASES:
         current = candidates[0] if candidates else live[0]
