@@ -56,7 +56,7 @@ FILE_FORMATS = ("jsonl", "parquet")
 POLICIES = ("all", "best_vs_rest", "adjacent")
 # Tasks per round trip (three queries per chunk). An operator knob; tests make it small.
 TASK_CHUNK = int(os.environ.get("EXPORT_CHUNK_TASKS", "2000"))
-PARQUET_ROW_GROUP = 50_000
+PARQUET_ROW_GROUP = 20_000  # rows buffered per Parquet row group: bounds memory
 
 Progress = Callable[[int, int], None]  # (tasks done, tasks total)
 
