@@ -290,6 +290,27 @@ def test_split_is_prompt_disjoint_deterministic_and_keeps_a_prompt_with_several_
     assert {r["prompt_id"] for r in read_jsonl(reseeded / "test.jsonl")} != test
 
 
+@pytest.mark.parametrize("fmt", ["pairs", "rankings"])
+@pytest.mark.parametrize("exclude_flagged", [False, True])
+def test_the_orm_reading_used_on_sqlite_returns_what_the_postgresql_reading_returns(hand_built, fmt, exclude_flagged):
+    from annotation.models import RankingTask
+    from annotation.services.export import _fetch_chunk_orm, _fetch_chunk_postgres, _in_chunk_sql
+
+    opts = export_options_from_input({"format": fmt, "exclude_flagged": exclude_flagged, "annotators": ["u1", "u3"]})
+    user_ids = {u.id for u in hand_built["users"] if u.username in ("u1", "u3")}
+    tasks = list(RankingTask.objects.values_list("id", "prompt_id"))
+    task_ids, prompt_ids = [t for t, _ in tasks], sorted({p for _, p in tasks})
+    sql, params = _in_chunk_sql(opts, user_ids)
+    fast = _fetch_chunk_postgres(sql, params, task_ids, prompt_ids, full=fmt == "rankings")
+    orm = _fetch_chunk_orm(opts, user_ids, task_ids, prompt_ids)
+    assert fast[1:] == orm[1:]  # responses and prompts
+    for task_id, rows in orm[0].items():
+        width = 8 if fmt == "rankings" else 3
+        assert [row[:width] for row in fast[0][task_id]] == [
+            row[:width] if fmt == "rankings" else (None, row[1], row[2] if exclude_flagged else None) for row in rows
+        ]
+
+
 @pytest.mark.parametrize("fmt", ["pairs", "unpaired", "rankings"])
 def test_manifest_hashes_and_sizes_match_the_files(hand_built, tmp_path, fmt):
     manifest, out = export(hand_built["project"], tmp_path, format=fmt, test_fraction=0.5, seed=3)

@@ -634,7 +634,7 @@ def _fetch_chunk_postgres(rankings_sql: str, rankings_params: list, task_ids: li
         else:  # (None, tiers, flags): all that pairs and unpaired read
             for task_id, tiers_agg, flags_agg in cursor.fetchall():
                 flags = loads(flags_agg) if flags_agg else None
-                by_task[task_id] = [(None, tiers, flags[i] if flags else None) for i, tiers in enumerate(loads(tiers_agg))]
+                by_task[task_id] = [(None, tiers, (flags[i] or None) if flags else None) for i, tiers in enumerate(loads(tiers_agg))]
         cursor.execute(RESPONSES_SQL, [task_ids])
         for task_id, response_id, text, run_id in cursor.fetchall():
             responses.setdefault(task_id, {})[response_id] = (text, run_id)
