@@ -1,9 +1,10 @@
 """Preference dataset exports that TRL reads as they are: pairs, unpaired (KTO) and rankings.
 
 One export is a directory: `train.<ext>`, `test.<ext>` and `manifest.json` (written last, so a
-directory with a manifest is complete). Rows are streamed: tasks are read with a server-side
-cursor in chunks, each chunk's rankings, responses and prompts are fetched with one query each,
-and rows are written as they are made, so memory stays flat however many rankings there are.
+directory with a manifest is complete). Rows are streamed: tasks are read in prompt order with a
+server-side cursor in chunks, each chunk's rankings, responses and prompts are fetched with one
+query each (in a reader thread on PostgreSQL), and rows are written as they are made, so memory
+stays flat however many rankings there are. docs/export.md has the details and the figures.
 
 Formats (column order is the file's column order; JSONL and Parquet carry the same columns):
 - pairs: prompt, chosen, rejected, margin, prompt_id, chosen_id, rejected_id, votes_chosen,
@@ -465,11 +466,15 @@ class ParquetWriter:
     def close(self) -> dict[str, Any]:
         self._write_group()
         self.writer.close()
-        sha = hashlib.sha256()
-        with open(self.path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                sha.update(block)
-        return {"rows": self.rows, "sha256": sha.hexdigest(), "bytes": self.path.stat().st_size}
+        return {"rows": self.rows, "sha256": _file_sha256(self.path), "bytes": self.path.stat().st_size}
+
+
+def _file_sha256(path: Path) -> str:
+    sha = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            sha.update(block)
+    return sha.hexdigest()
 
 
 def _schemas() -> dict[str, Any]:
@@ -1102,7 +1107,7 @@ def manifest_verify(*, directory: str | os.PathLike) -> list[str]:
         if not path.exists():
             problems.append(f"{name}: {info['file']} is missing")
             continue
-        sha = hashlib.sha256(path.read_bytes()).hexdigest()
+        sha = _file_sha256(path)
         if sha != info["sha256"]:
             problems.append(f"{name}: sha256 {sha} != manifest {info['sha256']}")
         if path.stat().st_size != info["bytes"]:
