@@ -63,3 +63,19 @@ def test_demo_annotators_can_log_in_and_get_a_rankable_task():
         content_type="application/json",
     )
     assert submitted.status_code in (200, 201), submitted.content
+
+
+def test_demo_generates_samples_with_the_local_model_once(tiny_model_path, django_capture_on_commit_callbacks):
+    from annotation.models import GenerationRun, Response
+
+    # Batches are enqueued on commit; with no broker they then run in-process.
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("demo", "--no-serve", stdout=StringIO())
+    samples = Project.objects.get(slug="demo-samples")
+    run = GenerationRun.objects.get(project=samples)
+    assert run.status == "succeeded"
+    assert Response.objects.filter(run=run).count() == 8 * samples.responses_per_prompt
+    assert RankingTask.objects.filter(project=samples).count() + run.prompts_without_task == 8
+
+    call_command("demo", "--no-serve", stdout=StringIO())
+    assert GenerationRun.objects.filter(project=samples).count() == 1

@@ -4,21 +4,27 @@ Idempotent: a second run finds everything in place, adds nothing and leaves pass
 """
 from __future__ import annotations
 
+import io
+import json
 from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
+from django.db import transaction
 
 from annotation.errors import ApplicationError
 from annotation.management.commands._common import command_error
 from annotation.models import Project, Role
+from annotation.services.generation import generation_run_create
 from annotation.services.importing import prompts_import
 from annotation.services.projects import membership_add, project_create, user_create
 
 DEMO_PROMPTS = Path(settings.BASE_DIR) / "data" / "demo_prompts.jsonl"
 DEMO_SLUG = "demo"
+SAMPLES_SLUG = "demo-samples"
+SAMPLES_PROMPTS = 8
 # Fixed, documented passwords: this is a local demo, never a deployment (docs/setup.md).
 DEMO_USERS = [
     ("admin", "demo-admin-pass", Role.ADMIN),
@@ -113,9 +119,37 @@ class Command(BaseCommand):
         )
 
     def generate_responses(self, project: Project) -> None:
-        """Hook: sample model responses for the demo prompts (the generation step of `make demo`).
+        """The generation step: sample K responses for a few demo prompts from the local model.
 
-        The demo prompts already carry ready-made responses, so the project is rankable without
-        this. The generation area plugs in here, e.g. generation_run_create(project=project, ...).
+        They go to a second project, so the main demo keeps its meaningful ready-made responses
+        (the default model is the tiny random-weight one; set GENERATION_MODEL for a real model).
+        With no broker the run happens here, in-process; with one, a worker picks it up.
         """
-        return None
+        samples = Project.objects.filter(slug=SAMPLES_SLUG).first()
+        if samples is None:
+            samples = project_create(
+                name="Demo: samples from the generation model",
+                slug=SAMPLES_SLUG,
+                created_by=project.created_by,
+                instructions=INSTRUCTIONS,
+                responses_per_prompt=4,
+                overlap=1,
+                allow_ties=True,
+                gen_max_new_tokens=32,
+            )
+        for username, _password, role in DEMO_USERS:
+            membership_add(project=samples, user=get_user_model().objects.get(username=username), role=role)
+        with DEMO_PROMPTS.open("rb") as fileobj:
+            lines = [json.loads(line) for line in fileobj.read().splitlines()[:SAMPLES_PROMPTS]]
+        bare = "\n".join(json.dumps({k: v for k, v in row.items() if k != "responses"}) for row in lines)
+        prompts_import(project=samples, fileobj=io.BytesIO(bare.encode()), file_format="jsonl")
+        if samples.generation_runs.filter(status__in=["queued", "running", "succeeded"]).exists():
+            return
+        with transaction.atomic():
+            run = generation_run_create(project=samples, created_by=project.created_by)
+        run.refresh_from_db()
+        self.stdout.write(
+            f"Generation run {run.pk} on '{samples.slug}' with {run.model_name or 'the tiny local model'}: "
+            f"{run.status}, {run.responses_count} responses, {run.tasks_created} tasks"
+            + (" (queued for a worker)" if run.status == "queued" else "")
+        )
