@@ -40,6 +40,7 @@ def read_jsonl(path: Path) -> list[dict]:
 
 def export(project, tmp_path, name="out", **options) -> tuple[dict, Path]:
     out = tmp_path / name
+    options = {"format": "pairs", **options}
     manifest = export_write(project=project, options=export_options_from_input(options), out_dir=out, created_by="tester")
     return manifest, out
 
@@ -481,6 +482,8 @@ def test_api_bad_options_answer_400_naming_the_fields_and_store_nothing(hand_bui
     response = client.post("/api/v1/projects/hand/exports/", {"format": "pairs", "min_agreement": "lots", "sort": 1}, format="json")
     assert response.status_code == 400
     assert set(response.json()["error"]["fields"]) == {"min_agreement", "sort"}
+    missing = client.post("/api/v1/projects/hand/exports/", {"test_fraction": 0.2}, format="json")
+    assert missing.status_code == 400 and "required" in missing.json()["error"]["fields"]["format"][0]
     assert not ExportSnapshot.objects.exists()
 
 

@@ -204,6 +204,8 @@ def export_options_from_input(data: dict[str, Any]) -> ExportOptions:
             else:
                 setattr(opts, name, data[name])
 
+    if data.get("format") is None:
+        errors["format"] = [f"required: one of {', '.join(FORMATS)}"]
     choice("format", FORMATS)
     choice("file_format", FILE_FORMATS)
     choice("policy", POLICIES)
