@@ -74,7 +74,9 @@ WSGI_APPLICATION = "config.wsgi.application"
 # SQLite when DATABASE_URL is unset, so `make demo` needs nothing installed.
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 DATABASES = {
-    "default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)
+    # Health checks off by default: they add a SELECT 1 to every request. A connection broken by a
+    # database restart then fails one request per worker thread and is replaced after it.
+    "default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=env_bool("DB_CONN_HEALTH_CHECKS", False))
     if DATABASE_URL
     else {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "db.sqlite3", "OPTIONS": {"timeout": 30}}
 }

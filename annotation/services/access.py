@@ -6,6 +6,7 @@ tenants are invisible. A member whose role is too low gets Forbidden (403).
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import CharField, OuterRef, Subquery, Value
 
 from annotation.errors import Forbidden, NotFound
 from annotation.models import ROLE_RANK, Membership, Project, Role
@@ -30,22 +31,74 @@ def has_role(*, user: AbstractBaseUser, project: Project, min_role: str) -> bool
     return role is not None and ROLE_RANK[role] >= ROLE_RANK[min_role]
 
 
-def project_get_for_user(*, user: AbstractBaseUser, project_ref: int | str, min_role: str = Role.ANNOTATOR) -> Project:
-    """The project by id or slug, if the user may see it with at least `min_role`."""
-    lookup = {"pk": int(project_ref)} if str(project_ref).isdigit() else {"slug": str(project_ref)}
-    project = Project.objects.filter(**lookup).first()
-    if project is None:
+MAX_ID = 2**63 - 1
+
+# One statement for the project and the caller's membership: this runs first on every project
+# request, where the ORM's two queries cost more to compile than to run.
+_PROJECT_WITH_ROLE_SQL = (
+    "SELECT p.*, m.role AS caller_role FROM annotation_project p "
+    "LEFT JOIN annotation_membership m ON m.project_id = p.id AND m.user_id = %s WHERE p.{column} = %s"
+)
+
+
+def project_and_role_get_for_user(
+    *, user: AbstractBaseUser, project_ref: int | str, min_role: str = Role.ANNOTATOR
+) -> tuple[Project, str]:
+    """The project by id or slug with the caller's role in it, if they may see it with at least `min_role`.
+
+    The role is also left on the row as `project.caller_role`. Non-members (and anonymous users,
+    and unknown projects) get NotFound; too-low roles Forbidden.
+    """
+    if not user.is_authenticated:
         raise NotFound("Project not found.")
-    role = role_of(user=user, project=project)
+    ref = str(project_ref)
+    if ref.isdigit():
+        if int(ref) > MAX_ID:
+            raise NotFound("Project not found.")
+        column, value = "id", int(ref)
+    else:
+        column, value = "slug", ref
+    found = list(Project.objects.raw(_PROJECT_WITH_ROLE_SQL.format(column=column), [user.pk, value]))
+    if not found:
+        raise NotFound("Project not found.")
+    project = found[0]
+    role = Role.ADMIN if getattr(user, "is_superuser", False) else project.caller_role
+    project.caller_role = role
     if role is None:
         raise NotFound("Project not found.")
     if ROLE_RANK[role] < ROLE_RANK[min_role]:
         raise Forbidden(f"This needs the {min_role} role in project '{project.slug}'; you are {role}.")
-    return project
+    return project, role
+
+
+def project_get_for_user(*, user: AbstractBaseUser, project_ref: int | str, min_role: str = Role.ANNOTATOR) -> Project:
+    """The project by id or slug, if the user may see it with at least `min_role`."""
+    return project_and_role_get_for_user(user=user, project_ref=project_ref, min_role=min_role)[0]
+
+
+_USER_BY_TOKEN_SQL = "SELECT u.* FROM authtoken_token t JOIN {users} u ON u.id = t.user_id WHERE t.key = %s"
+
+
+def user_get_by_token(*, key: str) -> AbstractBaseUser | None:
+    """The user owning this API token (active or not: the caller decides), or None.
+
+    One raw statement: DRF's lookup compiles a select_related query on every API request.
+    """
+    from django.contrib.auth import get_user_model
+
+    users = get_user_model()
+    found = list(users.objects.raw(_USER_BY_TOKEN_SQL.format(users=users._meta.db_table), [key]))
+    return found[0] if found else None
 
 
 def projects_for_user(*, user: AbstractBaseUser):
-    """Projects the user is a member of (all of them for a superuser)."""
+    """Projects the user is a member of (all of them for a superuser), each with `caller_role`."""
     if getattr(user, "is_superuser", False):
-        return Project.objects.all()
-    return Project.objects.filter(memberships__user=user).distinct()
+        return Project.objects.annotate(caller_role=Value(Role.ADMIN.value, output_field=CharField()))
+    role = Membership.objects.filter(project=OuterRef("pk"), user=user).values("role")[:1]
+    return Project.objects.filter(memberships__user=user).annotate(caller_role=Subquery(role)).distinct()
+
+
+def can_see_generation_settings(*, role: str | None) -> bool:
+    """Model names and sampling settings are for engineers and admins: annotators rank blind."""
+    return role is not None and ROLE_RANK[role] >= ROLE_RANK[Role.ENGINEER]

@@ -16,7 +16,7 @@ import datetime as dt
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -36,15 +36,63 @@ def _tasks_run_in_process() -> bool:
     return bool(app.conf.task_always_eager)
 
 
+# One statement on the hot path (every submission and skip): mark the report stale and, when a
+# refresh may be enqueued, claim it, in a single conditional UPDATE. In the common case during a
+# burst (already stale, a refresh already queued) it matches no row and writes nothing. The
+# EXISTS tells "nothing to do" apart from "no report row yet" (then one is created first).
+_MARK_STALE_SQL = """
+WITH marked AS (
+    UPDATE annotation_agreementreport
+    SET stale = true,
+        refresh_queued_at = CASE
+            WHEN %(enqueue)s AND (refresh_queued_at IS NULL OR refresh_queued_at < %(lost)s) THEN %(now)s
+            ELSE refresh_queued_at END
+    WHERE project_id = %(project)s
+      AND (NOT stale OR (%(enqueue)s AND (refresh_queued_at IS NULL OR refresh_queued_at < %(lost)s)))
+    RETURNING refresh_queued_at
+)
+SELECT (SELECT refresh_queued_at FROM marked),
+       EXISTS (SELECT 1 FROM annotation_agreementreport WHERE project_id = %(project)s)
+"""
+
+
 def agreement_schedule_refresh(*, project_id: int) -> None:
     """Mark the project's agreement report stale and enqueue a debounced refresh."""
-    AgreementReport.objects.bulk_create([AgreementReport(project_id=project_id)], ignore_conflicts=True)
-    AgreementReport.objects.filter(project_id=project_id, stale=False).update(stale=True)
-    if _tasks_run_in_process():
-        return
-    if not agreement_refresh_claim(project_id=project_id):
-        return  # a refresh is already queued; it will see this submission
+    enqueue = not _tasks_run_in_process()
+    if agreement_mark_stale(project_id=project_id, claim=enqueue):
+        _enqueue_refresh(project_id=project_id)
+    # Otherwise tasks run in-process (readers recompute a stale report), or a refresh is queued.
 
+
+def agreement_mark_stale(*, project_id: int, claim: bool) -> bool:
+    """Mark the report stale and, with `claim`, claim the next refresh: True for exactly one caller.
+
+    Concurrent callers race safely: the database serialises the updates of the row, and once one
+    caller has set refresh_queued_at the others no longer match the filter. On PostgreSQL this is
+    one statement (see _MARK_STALE_SQL); elsewhere three portable ones.
+    """
+    if connection.vendor != "postgresql":
+        AgreementReport.objects.bulk_create([AgreementReport(project_id=project_id)], ignore_conflicts=True)
+        AgreementReport.objects.filter(project_id=project_id, stale=False).update(stale=True)
+        return claim and agreement_refresh_claim(project_id=project_id)
+    now = timezone.now()
+    params = {
+        "project": project_id,
+        "enqueue": claim,
+        "now": now,
+        "lost": now - dt.timedelta(seconds=refresh_seconds() + LOST_AFTER_SECONDS),
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_MARK_STALE_SQL, params)
+        queued_at, exists = cursor.fetchone()
+        if not exists:
+            AgreementReport.objects.bulk_create([AgreementReport(project_id=project_id)], ignore_conflicts=True)
+            cursor.execute(_MARK_STALE_SQL, params)
+            queued_at, exists = cursor.fetchone()
+    return claim and queued_at == now
+
+
+def _enqueue_refresh(*, project_id: int) -> None:
     def enqueue() -> None:
         from workers.tasks.agreement import agreement_refresh
 

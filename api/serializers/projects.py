@@ -2,6 +2,7 @@
 from rest_framework import serializers
 
 from annotation.models import Role
+from annotation.services.access import can_see_generation_settings
 from annotation.services.projects import markdown_to_safe_html
 
 
@@ -22,7 +23,17 @@ class ProjectCreateInputSerializer(serializers.Serializer):
     gen_seed = serializers.IntegerField(required=False)
 
 
+GENERATION_FIELDS = ("gen_model", "gen_system_prompt", "gen_temperature", "gen_top_p", "gen_max_new_tokens", "gen_seed")
+ENGINEERS_ONLY = "Engineers and admins only: absent for annotators, who rank blind."
+
+
 class ProjectOutputSerializer(serializers.Serializer):
+    """A project as its caller may see it: the generation settings only for engineers and admins.
+
+    The caller's role comes from context["role"], else the row's `caller_role` (set by
+    annotation.services.access); without either the generation settings are left out.
+    """
+
     id = serializers.IntegerField()
     slug = serializers.CharField()
     name = serializers.CharField()
@@ -33,16 +44,24 @@ class ProjectOutputSerializer(serializers.Serializer):
     allow_ties = serializers.BooleanField()
     gold_rate = serializers.FloatField()
     lease_seconds = serializers.IntegerField()
-    gen_model = serializers.CharField()
-    gen_system_prompt = serializers.CharField()
-    gen_temperature = serializers.FloatField()
-    gen_top_p = serializers.FloatField()
-    gen_max_new_tokens = serializers.IntegerField()
-    gen_seed = serializers.IntegerField()
+    gen_model = serializers.CharField(required=False, help_text=ENGINEERS_ONLY)
+    gen_system_prompt = serializers.CharField(required=False, help_text=ENGINEERS_ONLY)
+    gen_temperature = serializers.FloatField(required=False, help_text=ENGINEERS_ONLY)
+    gen_top_p = serializers.FloatField(required=False, help_text=ENGINEERS_ONLY)
+    gen_max_new_tokens = serializers.IntegerField(required=False, help_text=ENGINEERS_ONLY)
+    gen_seed = serializers.IntegerField(required=False, help_text=ENGINEERS_ONLY)
     created_at = serializers.DateTimeField()
 
     def get_instructions_html(self, project) -> str:
         return markdown_to_safe_html(project.instructions)
+
+    def to_representation(self, project):
+        data = super().to_representation(project)
+        role = self.context.get("role") or getattr(project, "caller_role", None)
+        if not can_see_generation_settings(role=role):
+            for field in GENERATION_FIELDS:
+                data.pop(field, None)
+        return data
 
 
 class MemberAddInputSerializer(serializers.Serializer):

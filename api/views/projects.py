@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 
 from annotation.errors import ApplicationError, Forbidden
 from annotation.models import Role
-from annotation.services.access import project_get_for_user, projects_for_user
+from annotation.services.access import project_and_role_get_for_user, project_get_for_user, projects_for_user
 from annotation.services.projects import (
     membership_add,
     membership_remove,
@@ -51,16 +51,21 @@ class ProjectListCreateApi(APIView):
         data = ProjectCreateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         project = project_create(created_by=request.user, **data.validated_data)
-        return Response(ProjectOutputSerializer(project).data, status=status.HTTP_201_CREATED)
+        # The creator is the project's admin.
+        return Response(ProjectOutputSerializer(project, context={"role": Role.ADMIN}).data, status=status.HTTP_201_CREATED)
 
 
 class ProjectDetailApi(APIView):
     permission_classes = [IsAuthenticatedMember]
 
-    @extend_schema(operation_id="projects_retrieve", responses=ProjectOutputSerializer)
+    @extend_schema(
+        operation_id="projects_retrieve",
+        responses=ProjectOutputSerializer,
+        description="Generation settings (model, system prompt, sampling) are shown to engineers and admins only.",
+    )
     def get(self, request: Request, project: str) -> Response:
-        row = project_get_for_user(user=request.user, project_ref=project)
-        return Response(ProjectOutputSerializer(row).data)
+        row, role = project_and_role_get_for_user(user=request.user, project_ref=project)
+        return Response(ProjectOutputSerializer(row, context={"role": role}).data)
 
 
 class MemberListAddApi(APIView):

@@ -7,13 +7,15 @@ from django.urls import path, re_path
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
+from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotation.errors import NotFound
 from annotation.models import RankingTask, Role
-from annotation.services.access import project_get_for_user
+from annotation.services.access import project_get_for_user, user_get_by_token
 from annotation.services.assignment import (
     NoTask,
     annotator_progress,
@@ -40,8 +42,38 @@ NO_TASK_HEADER = "X-No-Task-Reason"
 NO_TASK_MESSAGE_HEADER = "X-No-Task-Message"
 
 
-class NextTaskApi(APIView):
+class FastTokenAuthentication(TokenAuthentication):
+    """DRF's token authentication with the same header parsing and errors, and a one-statement lookup.
+
+    Used on the annotators' hot endpoints, where the ORM lookup cost as much CPU as the claim.
+    """
+
+    def authenticate_credentials(self, key: str):
+        user = user_get_by_token(key=key)
+        if user is None:
+            raise AuthenticationFailed("Invalid token.")
+        if not user.is_active:
+            raise AuthenticationFailed("User inactive or deleted.")
+        token = self.get_model()(key=key, user_id=user.pk)
+        token.user = user
+        return (user, token)
+
+
+class HotPathApi(APIView):
+    """Base of the annotators' endpoints: called once per ranking, so kept cheap (same checks)."""
+
+    authentication_classes = [FastTokenAuthentication, SessionAuthentication]
     permission_classes = [IsAuthenticatedMember]
+
+
+# Output serializers are stateless for to_representation: one shared instance per shape saves
+# deep-copying every declared field on each request (about 0.4 ms of CPU for the next task).
+_NEXT_TASK_OUTPUT = NextTaskOutputSerializer()
+_SUBMIT_OUTPUT = SubmitOutputSerializer()
+_STATE_OUTPUT = AssignmentStateOutputSerializer()
+
+
+class NextTaskApi(HotPathApi):
 
     @extend_schema(
         operation_id="next_task",
@@ -74,11 +106,10 @@ class NextTaskApi(APIView):
             return response
         data = assignment_payload(assignment=result)
         data["progress"] = annotator_progress(project=row, annotator=request.user)
-        return Response(NextTaskOutputSerializer(data).data)
+        return Response(_NEXT_TASK_OUTPUT.to_representation(data))
 
 
-class SubmitApi(APIView):
-    permission_classes = [IsAuthenticatedMember]
+class SubmitApi(HotPathApi):
 
     @extend_schema(
         operation_id="assignment_submit",
@@ -114,27 +145,25 @@ class SubmitApi(APIView):
             "late": result.late,
             "replayed": result.replayed,
         }
-        return Response(SubmitOutputSerializer(body).data, status=status.HTTP_200_OK if result.replayed else status.HTTP_201_CREATED)
+        return Response(_SUBMIT_OUTPUT.to_representation(body), status=status.HTTP_200_OK if result.replayed else status.HTTP_201_CREATED)
 
 
-class SkipApi(APIView):
-    permission_classes = [IsAuthenticatedMember]
+class SkipApi(HotPathApi):
 
     @extend_schema(operation_id="assignment_skip", request=SkipInputSerializer, responses=AssignmentStateOutputSerializer)
     def post(self, request: Request, assignment_id: int) -> Response:
         data = SkipInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         assignment = assignment_skip(assignment_id=assignment_id, annotator=request.user, reason=data.validated_data["reason"])
-        return Response(AssignmentStateOutputSerializer(assignment).data)
+        return Response(_STATE_OUTPUT.to_representation(assignment))
 
 
-class HeartbeatApi(APIView):
-    permission_classes = [IsAuthenticatedMember]
+class HeartbeatApi(HotPathApi):
 
     @extend_schema(operation_id="assignment_heartbeat", request=None, responses=AssignmentStateOutputSerializer)
     def post(self, request: Request, assignment_id: int) -> Response:
         assignment = assignment_heartbeat(assignment_id=assignment_id, annotator=request.user)
-        return Response(AssignmentStateOutputSerializer(assignment).data)
+        return Response(_STATE_OUTPUT.to_representation(assignment))
 
 
 class TaskGoldApi(APIView):
