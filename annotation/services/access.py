@@ -5,11 +5,45 @@ tenants are invisible. A member whose role is too low gets Forbidden (403).
 """
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import CharField, OuterRef, Subquery, Value
+from django.db import connection
+from django.db.models import DEFERRED, CharField, JSONField, Model, OuterRef, Subquery, Value
 
 from annotation.errors import Forbidden, NotFound
 from annotation.models import ROLE_RANK, Membership, Project, Role
+
+
+def models_from_sql(*, model: type[Model], sql: str, params: Any) -> list:
+    """Instances of `model` from one raw statement; columns that are not the model's become attributes.
+
+    What Model.objects.raw() does, at a fraction of its per-call cost (it re-derives the column
+    mapping and converters on every query), for the few statements on the annotators' hot path.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        names = [column.name for column in cursor.description]
+        rows = cursor.fetchall()
+    if not rows:
+        return []
+    fields = model._meta.concrete_fields
+    position = {name: i for i, name in enumerate(names)}
+    order = [position.get(field.column) for field in fields]
+    attnames = [field.attname for field in fields]
+    # JSON columns come back as text from a raw cursor (the ORM decodes them with its converters).
+    json_at = {position[f.column] for f in fields if isinstance(f, JSONField) and f.column in position}
+    known = {field.column for field in fields}
+    extras = [(i, name) for i, name in enumerate(names) if name not in known]
+    out = []
+    for row in rows:
+        values = [json.loads(v) if i in json_at and isinstance(v, str) else v for i, v in enumerate(row)]
+        instance = model.from_db(connection.alias, attnames, [DEFERRED if i is None else values[i] for i in order])
+        for i, name in extras:
+            setattr(instance, name, values[i])
+        out.append(instance)
+    return out
 
 
 def membership_get(*, user: AbstractBaseUser, project: Project) -> Membership | None:
@@ -58,7 +92,7 @@ def project_and_role_get_for_user(
         column, value = "id", int(ref)
     else:
         column, value = "slug", ref
-    found = list(Project.objects.raw(_PROJECT_WITH_ROLE_SQL.format(column=column), [user.pk, value]))
+    found = models_from_sql(model=Project, sql=_PROJECT_WITH_ROLE_SQL.format(column=column), params=[user.pk, value])
     if not found:
         raise NotFound("Project not found.")
     project = found[0]
@@ -87,7 +121,7 @@ def user_get_by_token(*, key: str) -> AbstractBaseUser | None:
     from django.contrib.auth import get_user_model
 
     users = get_user_model()
-    found = list(users.objects.raw(_USER_BY_TOKEN_SQL.format(users=users._meta.db_table), [key]))
+    found = models_from_sql(model=users, sql=_USER_BY_TOKEN_SQL.format(users=users._meta.db_table), params=[key])
     return found[0] if found else None
 
 

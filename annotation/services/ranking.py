@@ -7,6 +7,7 @@ annotator), so one annotator can never store two rankings of one task.
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from datetime import datetime
@@ -110,6 +111,46 @@ _COUNT_SUBMISSION_SQL = (
 )
 
 
+# The ranking row, the assignment's new status and the task's counters in one statement (the
+# assignment row is already locked by the caller, so the statement takes only the task row lock).
+_STORE_SQL = """
+WITH stored AS (
+    INSERT INTO annotation_ranking (assignment_id, project_id, task_id, annotator_id, tiers, flags, rating, rationale,
+                                    duration_seconds, idempotency_key, created_at)
+    VALUES (%(assignment)s, %(project)s, %(task)s, %(annotator)s, %(tiers)s, %(flags)s, %(rating)s, %(rationale)s,
+            %(duration)s, %(key)s, %(now)s)
+    RETURNING id
+), finished AS (
+    UPDATE annotation_assignment SET status = %(submitted)s, finished_at = %(now)s WHERE id = %(assignment)s
+), counted AS (
+    UPDATE annotation_rankingtask SET submitted_count = submitted_count + 1,
+        is_complete = (NOT is_gold AND submitted_count + 1 >= overlap) WHERE id = %(task)s
+)
+SELECT id FROM stored
+"""
+
+
+def _store_postgres(*, ranking: Ranking, now: datetime) -> None:
+    params = {
+        "assignment": ranking.assignment_id,
+        "project": ranking.project_id,
+        "task": ranking.task_id,
+        "annotator": ranking.annotator_id,
+        "tiers": json.dumps(ranking.tiers),
+        "flags": json.dumps(ranking.flags),
+        "rating": ranking.rating,
+        "rationale": ranking.rationale,
+        "duration": ranking.duration_seconds,
+        "key": ranking.idempotency_key,
+        "now": now,
+        "submitted": AssignmentStatus.SUBMITTED.value,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_STORE_SQL, params)
+        ranking.pk = cursor.fetchone()[0]
+    ranking._state.adding, ranking._state.db = False, connection.alias
+
+
 @transaction.atomic
 def ranking_submit(
     *,
@@ -170,7 +211,7 @@ def ranking_submit(
         late = True
 
     tiers = [[assignment.opaque_ids[opaque] for opaque in tier] for tier in ranking]
-    stored = Ranking.objects.create(
+    stored = Ranking(
         assignment=assignment,
         project_id=assignment.project_id,
         task_id=assignment.task_id,
@@ -181,9 +222,14 @@ def ranking_submit(
         rationale=rationale.strip(),
         duration_seconds=float(duration_seconds) if duration_seconds is not None else (now - assignment.leased_at).total_seconds(),
         idempotency_key=idempotency_key,
+        created_at=now,
     )
-    Assignment.objects.filter(pk=assignment.pk).update(status=AssignmentStatus.SUBMITTED, finished_at=now)
-    with connection.cursor() as cursor:
-        cursor.execute(_COUNT_SUBMISSION_SQL, [assignment.task_id])
+    if connection.vendor == "postgresql":
+        _store_postgres(ranking=stored, now=now)
+    else:
+        stored.save(force_insert=True)
+        Assignment.objects.filter(pk=assignment.pk).update(status=AssignmentStatus.SUBMITTED, finished_at=now)
+        with connection.cursor() as cursor:
+            cursor.execute(_COUNT_SUBMISSION_SQL, [assignment.task_id])
     schedule_agreement_refresh(project_id=assignment.project_id)
     return SubmitResult(ranking=stored, replayed=False, late=late)
