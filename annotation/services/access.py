@@ -5,15 +5,31 @@ tenants are invisible. A member whose role is too low gets Forbidden (403).
 """
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
-from django.db.models import DEFERRED, CharField, JSONField, Model, OuterRef, Subquery, Value
+from django.db.models import DEFERRED, CharField, Model, OuterRef, Subquery, Value
 
 from annotation.errors import Forbidden, NotFound
 from annotation.models import ROLE_RANK, Membership, Project, Role
+
+_converters: dict[tuple[type[Model], str], dict[str, list]] = {}
+
+
+def _column_converters(model: type[Model]) -> dict[str, list]:
+    """column -> [(converter, expression)], as the ORM's compiler applies them; derived once per model."""
+    key = (model, connection.vendor)
+    if key not in _converters:
+        table = model._meta.db_table
+        found = {}
+        for field in model._meta.concrete_fields:
+            col = field.get_col(table)
+            funcs = connection.ops.get_db_converters(col) + field.get_db_converters(connection)
+            if funcs:
+                found[field.column] = [(func, col) for func in funcs]
+        _converters[key] = found
+    return _converters[key]
 
 
 def models_from_sql(*, model: type[Model], sql: str, params: Any) -> list:
@@ -24,7 +40,7 @@ def models_from_sql(*, model: type[Model], sql: str, params: Any) -> list:
     """
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        names = [column.name for column in cursor.description]
+        names = [column[0] for column in cursor.description]
         rows = cursor.fetchall()
     if not rows:
         return []
@@ -32,13 +48,16 @@ def models_from_sql(*, model: type[Model], sql: str, params: Any) -> list:
     position = {name: i for i, name in enumerate(names)}
     order = [position.get(field.column) for field in fields]
     attnames = [field.attname for field in fields]
-    # JSON columns come back as text from a raw cursor (the ORM decodes them with its converters).
-    json_at = {position[f.column] for f in fields if isinstance(f, JSONField) and f.column in position}
+    # JSON (and, on SQLite, date) columns need the ORM's converters.
+    converters = [(position[column], funcs) for column, funcs in _column_converters(model).items() if column in position]
     known = {field.column for field in fields}
     extras = [(i, name) for i, name in enumerate(names) if name not in known]
     out = []
     for row in rows:
-        values = [json.loads(v) if i in json_at and isinstance(v, str) else v for i, v in enumerate(row)]
+        values = list(row)
+        for i, funcs in converters:
+            for func, col in funcs:
+                values[i] = func(values[i], col, connection)
         instance = model.from_db(connection.alias, attnames, [DEFERRED if i is None else values[i] for i in order])
         for i, name in extras:
             setattr(instance, name, values[i])
