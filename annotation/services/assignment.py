@@ -203,18 +203,32 @@ RETURNING id
 """
 
 
-def _claim_postgres(*, project: Project, annotator_id: int, gold: bool) -> int | None:
+# The claim and what the new assignment shows, in one round trip: the claimed task's responses
+# with their prompt's messages (LEFT JOIN: a claimed task is never lost from view).
+_CLAIM_AND_SHOW_SQL = (
+    "WITH claimed AS ({claim}) SELECT c.id, r.id, r.text, p.messages FROM claimed c "
+    "LEFT JOIN annotation_rankingtask_responses tr ON tr.rankingtask_id = c.id "
+    "LEFT JOIN annotation_response r ON r.id = tr.response_id LEFT JOIN annotation_prompt p ON p.id = r.prompt_id"
+)
+
+Shown = list[tuple[int, str, list]]
+
+
+def _claim_postgres(*, project: Project, annotator_id: int, gold: bool) -> tuple[int, Shown] | None:
     with connection.cursor() as cursor:
         params = {"project": project.pk, "gold": gold, "annotator": annotator_id}
-        cursor.execute(_CLAIM_SQL.format(lock="SKIP LOCKED"), params)
-        row = cursor.fetchone()
-        if row is None:
+        cursor.execute(_CLAIM_AND_SHOW_SQL.format(claim=_CLAIM_SQL.format(lock="SKIP LOCKED")), params)
+        rows = cursor.fetchall()
+        if not rows:
             # Every open row may have been locked by concurrent claims for an instant; wait for them
             # once rather than tell the annotator "nothing left" while slots remain. After the wait
             # PostgreSQL re-checks the conditions on the row's new version.
-            cursor.execute(_CLAIM_SQL.format(lock=""), params)
-            row = cursor.fetchone()
-    return row[0] if row else None
+            cursor.execute(_CLAIM_AND_SHOW_SQL.format(claim=_CLAIM_SQL.format(lock="")), params)
+            rows = cursor.fetchall()
+    if not rows:
+        return None
+    shown = [(rid, text, json.loads(m) if isinstance(m, str) else m) for _, rid, text, m in rows if rid is not None]
+    return rows[0][0], shown
 
 
 def _claim_generic(*, project: Project, annotator_id: int, gold: bool) -> int | None:
@@ -235,18 +249,20 @@ def _claim_generic(*, project: Project, annotator_id: int, gold: bool) -> int | 
     return None
 
 
-def _claim(*, project: Project, annotator_id: int, gold: bool) -> int | None:
+def _claim(*, project: Project, annotator_id: int, gold: bool) -> tuple[int, Shown | None] | None:
+    """The claimed task's id and, on PostgreSQL, what it shows (read in the same statement)."""
     if _is_postgres():
         return _claim_postgres(project=project, annotator_id=annotator_id, gold=gold)
-    return _claim_generic(project=project, annotator_id=annotator_id, gold=gold)
+    task_id = _claim_generic(project=project, annotator_id=annotator_id, gold=gold)
+    return None if task_id is None else (task_id, None)
 
 
-def _claim_any(*, project: Project, annotator_id: int) -> int | None:
+def _claim_any(*, project: Project, annotator_id: int) -> tuple[int, Shown | None] | None:
     want_gold = project.gold_rate > 0 and _rng.random() < project.gold_rate
-    task_id = _claim(project=project, annotator_id=annotator_id, gold=True) if want_gold else None
-    if task_id is None:
-        task_id = _claim(project=project, annotator_id=annotator_id, gold=False)
-    return task_id
+    claimed = _claim(project=project, annotator_id=annotator_id, gold=True) if want_gold else None
+    if claimed is None:
+        claimed = _claim(project=project, annotator_id=annotator_id, gold=False)
+    return claimed
 
 
 _last_sweep: dict[int, float] = {}
@@ -284,8 +300,10 @@ _INSERT_ASSIGNMENT_SQL = (
 )
 
 
-def _create_assignment(*, project: Project, annotator: AbstractBaseUser, task_id: int, now: datetime) -> Assignment:
-    rows = _shown_rows(task_id=task_id)
+def _create_assignment(
+    *, project: Project, annotator: AbstractBaseUser, task_id: int, now: datetime, shown: Shown | None = None
+) -> Assignment:
+    rows = shown or _shown_rows(task_id=task_id)
     order, opaque = assignment_opaque_ids(response_ids=sorted(row[0] for row in rows))
     assignment = Assignment(
         task_id=task_id,
@@ -367,10 +385,11 @@ def _lease_next(*, project: Project, annotator: AbstractBaseUser, after: int | N
             current.save(update_fields=["lease_expires_at"])
         return current
 
-    task_id = _claim_any(project=project, annotator_id=annotator.pk)
-    if task_id is None:
+    claimed = _claim_any(project=project, annotator_id=annotator.pk)
+    if claimed is None:
         return _why_nothing(project=project)
-    return _create_assignment(project=project, annotator=annotator, task_id=task_id, now=now)
+    task_id, shown = claimed
+    return _create_assignment(project=project, annotator=annotator, task_id=task_id, now=now, shown=shown)
 
 
 def _why_nothing(*, project: Project) -> NoTask:
