@@ -42,7 +42,13 @@ else:
 # turns eager mode off for its duration. The worker process itself sets CELERY_WORKER_PROCESS=1.
 CELERY_BROKER_URL = TEST_BROKER_URL if REDIS_AVAILABLE else ""
 CELERY_TASK_ALWAYS_EAGER = not env_bool("CELERY_WORKER_PROCESS", False)
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "10"))}
+# A short visibility timeout and a sweep every second, so a killed worker's task comes back within
+# seconds in the crash tests (kombu's default sweep runs every 10 x 10 s).
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "10")),
+    "unacked_restore_interval": 1,
+    "unacked_restore_throttle": 1,
+}
 
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT") or tempfile.mkdtemp(prefix="annotation-test-media-"))  # noqa: F405
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

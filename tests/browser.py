@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
+from django.conf import settings
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -34,7 +36,7 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture
-def browser_page(live_server):
+def browser_page(live_server, monkeypatch):
     """A fresh page in a fresh chromium (no cookies or cache shared between tests).
 
     Only this one fixture needs importing; chromium is started per test (well under a second).
@@ -43,7 +45,8 @@ def browser_page(live_server):
         pytest.skip("/usr/bin/chromium not installed (apt-get install chromium)")
     # Sync playwright runs an event loop in this thread; Django's ORM would then refuse sync calls
     # from the test body ("async-unsafe"), although they are ordinary blocking calls here.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    # monkeypatch restores it afterwards, so it never leaks into later tests or their subprocesses.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -67,3 +70,11 @@ def login(page, base_url: str, username: str, password: str) -> None:
         page.click("button[type=submit]")
     if "/login/" in page.url:
         raise AssertionError(f"login failed for {username!r}: still on {page.url}")
+
+
+def screenshot_path(name: str) -> Path:
+    """Where a test's screenshot goes: docs/img/ (the README's pictures) with SAVE_SCREENSHOTS=1,
+    else the test MEDIA_ROOT, so an ordinary test run leaves the working tree clean."""
+    if os.environ.get("SAVE_SCREENSHOTS") == "1":
+        return Path(__file__).resolve().parent.parent / "docs" / "img" / name
+    return Path(settings.MEDIA_ROOT) / name

@@ -1,17 +1,12 @@
 """The dashboard page: who may see it, what it shows, and the real page in Chromium (with the README screenshot)."""
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 from django.utils import timezone
 
 from annotation.models import ExportSnapshot, GenerationRun, JobStatus, RankingTask, RunStatus
 from tests.agreement_fixtures import PASSWORD, add_member, add_tasks, simulate_crowd
-from tests.browser import browser_page, login  # noqa: F401  (fixture import)
-
-SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "img" / "dashboard.png"
+from tests.browser import browser_page, login, screenshot_path  # noqa: F401  (fixture import)
 
 
 def dashboard_url(crowd) -> str:
@@ -106,6 +101,4 @@ def test_dashboard_in_chromium_sorts_the_table_and_highlights_the_spammer(browse
     assert column(1) == sorted(column(1))
     page.click("th:nth-child(3) button")
     assert not errors, errors
-    if os.environ.get("UPDATE_SCREENSHOTS", "1") == "1":
-        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOT), full_page=True)
+    page.screenshot(path=str(screenshot_path("dashboard.png")), full_page=True)

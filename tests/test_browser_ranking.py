@@ -4,7 +4,6 @@ from __future__ import annotations
 import io
 import json
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -13,14 +12,13 @@ from annotation.models import Assignment, AssignmentStatus, Ranking
 from annotation.services.importing import prompts_import
 from annotation.services.projects import project_create
 from tests import browser
-from tests.browser import login
+from tests.browser import login, screenshot_path
 from tests.ranking_helpers import make_member
 
 pytestmark = [pytest.mark.browser, pytest.mark.needs_postgres, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 browser_page = browser.browser_page  # the shared fixture, made visible to this module
 
-SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "img" / "ranking-page.png"
 INSTRUCTIONS = """Rank the answers **from best to worst**.
 
 - Prefer answers that are *correct*, then helpful, then concise.
@@ -114,8 +112,7 @@ def test_an_annotator_ranks_by_keyboard_and_by_drag_and_skips(browser_page, live
     third = current_assignment(page)
     ids = label_to_response(third)
     page.keyboard.press("c")
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOT), full_page=True)
+    page.screenshot(path=str(screenshot_path("ranking-page.png")), full_page=True)
     page.keyboard.press("b")
     page.keyboard.press("Enter")
     expected[third.pk] = [[ids["C"]], [ids["B"]], [ids["A"]]]
@@ -147,7 +144,7 @@ def test_an_annotator_ranks_by_keyboard_and_by_drag_and_skips(browser_page, live
     assert page.evaluate("window.__xss === undefined && window.__xss_instructions === undefined")
     assert "hidden-model" not in page.content()
     assert page.locator("#done-today").inner_text() == "4"
-    assert SCREENSHOT.stat().st_size > 10_000
+    assert screenshot_path("ranking-page.png").stat().st_size > 10_000
 
 
 def test_the_page_escapes_prompt_html_and_renders_code_blocks(browser_page, live_server):
