@@ -151,10 +151,14 @@ class Response(models.Model):
     class Meta:
         ordering = ["id"]
         constraints = [
-            # nulls_distinct=False: imported responses (run NULL) are unique per sample index too.
+            # Two partial constraints rather than nulls_distinct=False, which SQLite cannot enforce:
+            # generated responses are unique per (prompt, run, sample), imported ones per (prompt, sample).
             models.UniqueConstraint(
-                fields=["prompt", "run", "sample_index"], name="response_unique_sample", nulls_distinct=False
-            )
+                fields=["prompt", "run", "sample_index"], condition=Q(run__isnull=False), name="response_unique_run_sample"
+            ),
+            models.UniqueConstraint(
+                fields=["prompt", "sample_index"], condition=Q(run__isnull=True), name="response_unique_imported_sample"
+            ),
         ]
 
     def __str__(self) -> str:
