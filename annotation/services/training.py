@@ -108,6 +108,38 @@ def _check_base_model(base_model: str) -> None:
                                fields={"base_model": ["no saved model at this path"]})
 
 
+def training_export_pairs_now(*, project: Project, created_by: AbstractBaseUser | None = None,
+                              timeout_seconds: float = 3600.0) -> ExportSnapshot:
+    """A fresh `pairs` export of the project, written before returning: what `train` uses when it is
+    given neither an export nor a data path.
+
+    The snapshot is run here; if a worker picked up its message first, this waits for that run
+    (export_snapshot_run is idempotent and locked, so it is written once either way).
+    """
+    import time
+
+    from annotation.services.export import export_snapshot_create, export_snapshot_run
+
+    snapshot = export_snapshot_create(project=project, created_by=created_by, options={"format": "pairs"})
+    export_snapshot_run(snapshot_id=snapshot.pk)
+    deadline = time.monotonic() + timeout_seconds
+    snapshot.refresh_from_db()
+    while snapshot.status not in (JobStatus.SUCCEEDED, JobStatus.FAILED) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        snapshot.refresh_from_db()
+    if snapshot.status != JobStatus.SUCCEEDED:
+        raise ApplicationError(f"The pairs export {snapshot.pk} did not succeed: {snapshot.error or snapshot.status}.",
+                               fields={"export": [snapshot.error or snapshot.status]})
+    train_rows = ((snapshot.manifest.get("splits") or {}).get("train") or {}).get("rows", 0)
+    if not train_rows:
+        raise ApplicationError(
+            f"Project {project.slug} has no preference pairs to train on yet (export {snapshot.pk} has 0 training "
+            "rows): rank some tasks first.",
+            fields={"export": ["no training pairs: rank some tasks first"]},
+        )
+    return snapshot
+
+
 @transaction.atomic
 def training_job_create(
     *,

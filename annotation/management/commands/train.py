@@ -1,4 +1,6 @@
-"""`train SLUG --kind reward|dpo (--export ID | --data PATH) [--base-model M] [--max-steps N] [--wait]`.
+"""`train SLUG --kind reward|dpo [--export ID | --data PATH] [--base-model M] [--max-steps N] [--wait]`.
+
+With neither --export nor --data it first writes a fresh pairs export of the project and trains on it.
 
 Queues a training job on queue `training` (or, with no broker, runs it here). `--wait` shows a
 progress bar until the job ends and exits 1 if it failed. Bad options exit 2 naming the problem.
@@ -18,7 +20,7 @@ from annotation.errors import ApplicationError
 from annotation.management.commands._common import EXIT_BAD_INPUT, command_error
 from annotation.models import ExportSnapshot, JobStatus, TrainingJob
 from annotation.services.projects import project_get_by_slug
-from annotation.services.training import training_job_create, training_job_run
+from annotation.services.training import training_export_pairs_now, training_job_create, training_job_run
 from config.celery import app
 
 
@@ -28,8 +30,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("slug")
         parser.add_argument("--kind", required=True, choices=["reward", "dpo"])
-        source = parser.add_mutually_exclusive_group(required=True)
-        source.add_argument("--export", type=int, help="Id of a succeeded export snapshot (format pairs) of the project.")
+        source = parser.add_mutually_exclusive_group()
+        source.add_argument("--export", type=int,
+                            help="Id of a succeeded export snapshot (format pairs) of the project (default: a fresh pairs export).")
         source.add_argument("--data", help="An export directory (manifest.json plus splits) on this machine.")
         parser.add_argument("--base-model", default="", help="Hugging Face id or path (default: the project's model).")
         parser.add_argument("--max-steps", type=int, help="Optimizer steps (default: one epoch).")
@@ -58,6 +61,9 @@ class Command(BaseCommand):
                 if export is None:
                     raise ApplicationError(f"Project {project.slug} has no export {options['export']}.",
                                            fields={"export": ["not found in this project"]})
+            elif not options["data"]:
+                export = training_export_pairs_now(project=project)
+                self.stdout.write(f"Exported {export.manifest['splits']['train']['rows']} training pairs (export {export.pk}).")
             judge = None
             if options["judge_training_job"] is not None:
                 judge = TrainingJob.objects.filter(pk=options["judge_training_job"], project=project).first()
