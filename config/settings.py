@@ -173,4 +173,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    # Django logs every 4xx as a warning; a 409 for a lease lost to another tab or a 400 for bad
+    # input is ordinary traffic here, and a line per request costs CPU under load. 5xx still log.
+    "loggers": {"django.request": {"level": os.environ.get("DJANGO_REQUEST_LOG_LEVEL", "ERROR")}},
 }
