@@ -168,6 +168,9 @@ TINY_MODEL_DIR = Path(os.environ.get("TINY_MODEL_DIR", BASE_DIR / ".cache" / "ti
 OPENAI_BASE_URL = os.environ.get("OPENAI_BASE_URL", "http://127.0.0.1:8001/v1")
 OPENAI_API_KEY = os.environ.get("OPENAI_API_KEY", "")
 
+# At most one agreement refresh per project in this many seconds (annotation.services.agreement_cache).
+AGREEMENT_REFRESH_SECONDS = float(os.environ.get("AGREEMENT_REFRESH_SECONDS", "30"))
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
