@@ -9,7 +9,7 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
-from django.db.models import DEFERRED, CharField, Model, OuterRef, Subquery, Value
+from django.db.models import DEFERRED, CharField, Model, OuterRef, QuerySet, Subquery, Value
 
 from annotation.errors import Forbidden, NotFound
 from annotation.models import ROLE_RANK, Membership, Project, Role
@@ -127,6 +127,20 @@ def project_and_role_get_for_user(
 def project_get_for_user(*, user: AbstractBaseUser, project_ref: int | str, min_role: str = Role.ANNOTATOR) -> Project:
     """The project by id or slug, if the user may see it with at least `min_role`."""
     return project_and_role_get_for_user(user=user, project_ref=project_ref, min_role=min_role)[0]
+
+
+def project_row_get_for_user(*, user: AbstractBaseUser, queryset: QuerySet, pk: int, min_role: str, what: str) -> Model:
+    """A row belonging to a project (an export, a training job, ...) if the user may see that project
+    with at least `min_role`. A missing row and a row of another tenant's project give the same 404
+    ("<what> not found."); a member with a too-low role gets 403."""
+    row = queryset.filter(pk=pk).first()
+    if row is None:
+        raise NotFound(f"{what} not found.")
+    try:
+        project_get_for_user(user=user, project_ref=row.project_id, min_role=min_role)
+    except NotFound as exc:
+        raise NotFound(f"{what} not found.") from exc
+    return row
 
 
 _USER_BY_TOKEN_SQL = "SELECT u.* FROM authtoken_token t JOIN {users} u ON u.id = t.user_id WHERE t.key = %s"

@@ -48,7 +48,7 @@ from annotation.errors import ApplicationError, Conflict, NotFound
 from annotation.models import ExportSnapshot, GenerationRun, JobStatus, Project, Prompt, RankingTask, Role
 from annotation.models import Ranking as RankingRow
 from annotation.models import Response as ResponseRow
-from annotation.services.access import project_get_for_user
+from annotation.services.access import project_row_get_for_user
 from annotation.services.consensus import scores_to_tiers
 
 SCHEMA_VERSION = 1
@@ -1247,14 +1247,8 @@ def export_snapshot_files(*, snapshot: Any) -> list[Path]:
 
 def export_snapshot_get_for_user(*, user: Any, snapshot_id: int) -> ExportSnapshot:
     """The snapshot if the user is an engineer or admin of its project (404 for non-members, 403 for annotators)."""
-    snapshot = ExportSnapshot.objects.select_related("project", "created_by").filter(pk=snapshot_id).first()
-    if snapshot is None:
-        raise NotFound("Export not found.")
-    try:
-        project_get_for_user(user=user, project_ref=snapshot.project_id, min_role=Role.ENGINEER)
-    except NotFound as exc:
-        raise NotFound("Export not found.") from exc
-    return snapshot
+    return project_row_get_for_user(user=user, queryset=ExportSnapshot.objects.select_related("project", "created_by"),
+                                    pk=snapshot_id, min_role=Role.ENGINEER, what="Export")
 
 
 def export_snapshots_of_project(*, project: Project):

@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from annotation.errors import ApplicationError, Conflict, NotFound
 from annotation.models import ExportSnapshot, GenerationRun, JobStatus, Project, Role, TrainingJob, TrainingMetric
-from annotation.services.access import project_get_for_user
+from annotation.services.access import project_row_get_for_user
 
 logger = logging.getLogger(__name__)
 
@@ -364,14 +364,8 @@ def _json_safe(value: Any) -> Any:
 
 def training_job_get_for_user(*, user: AbstractBaseUser, job_id: int) -> TrainingJob:
     """The job if the user is an engineer or admin of its project (404 for non-members, 403 for annotators)."""
-    job = TrainingJob.objects.select_related("project", "export", "created_by").filter(pk=job_id).first()
-    if job is None:
-        raise NotFound("Training job not found.")
-    try:
-        project_get_for_user(user=user, project_ref=job.project_id, min_role=Role.ENGINEER)
-    except NotFound as exc:
-        raise NotFound("Training job not found.") from exc
-    return job
+    return project_row_get_for_user(user=user, queryset=TrainingJob.objects.select_related("project", "export", "created_by"),
+                                    pk=job_id, min_role=Role.ENGINEER, what="Training job")
 
 
 def training_jobs_of_project(*, project: Project):
