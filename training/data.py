@@ -25,7 +25,8 @@ class ExportData:
     test: Any  # datasets.Dataset or None when the export has no test rows
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """sha256 of a file, read in 1 MiB blocks; the hash the export manifest records for each split."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -70,7 +71,7 @@ def _load_split(root: Path, name: str, entry: dict[str, Any], file_format: str, 
     if not path.exists():
         raise ExportDataError(f"{path}: missing (listed in manifest.json as the {name} split)")
     expected = entry.get("sha256")
-    if expected and _sha256(path) != expected:
+    if expected and file_sha256(path) != expected:
         raise ExportDataError(f"{path}: sha256 differs from manifest.json (file changed or truncated)")
     if entry.get("rows") == 0:
         return None
@@ -123,7 +124,7 @@ def write_export(directory: str | Path, *, train: list[dict], test: list[dict], 
             import pyarrow.parquet as pq
 
             pq.write_table(pa.Table.from_pylist(rows), path)
-        split_entries[name] = {"file": path.name, "rows": len(rows), "sha256": _sha256(path), "bytes": path.stat().st_size}
+        split_entries[name] = {"file": path.name, "rows": len(rows), "sha256": file_sha256(path), "bytes": path.stat().st_size}
     total = len(train) + len(test)
     manifest = {
         "schema_version": 1, "format": "pairs", "file_format": file_format, "project": project,

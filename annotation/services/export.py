@@ -50,6 +50,7 @@ from annotation.models import Ranking as RankingRow
 from annotation.models import Response as ResponseRow
 from annotation.services.access import project_row_get_for_user
 from annotation.services.consensus import scores_to_tiers
+from training.data import file_sha256
 
 SCHEMA_VERSION = 1
 FORMATS = ("pairs", "unpaired", "rankings")
@@ -468,15 +469,7 @@ class ParquetWriter:
     def close(self) -> dict[str, Any]:
         self._write_group()
         self.writer.close()
-        return {"rows": self.rows, "sha256": _file_sha256(self.path), "bytes": self.path.stat().st_size}
-
-
-def _file_sha256(path: Path) -> str:
-    sha = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            sha.update(block)
-    return sha.hexdigest()
+        return {"rows": self.rows, "sha256": file_sha256(self.path), "bytes": self.path.stat().st_size}
 
 
 def _schemas() -> dict[str, Any]:
@@ -1109,7 +1102,7 @@ def manifest_verify(*, directory: str | os.PathLike) -> list[str]:
         if not path.exists():
             problems.append(f"{name}: {info['file']} is missing")
             continue
-        sha = _file_sha256(path)
+        sha = file_sha256(path)
         if sha != info["sha256"]:
             problems.append(f"{name}: sha256 {sha} != manifest {info['sha256']}")
         if path.stat().st_size != info["bytes"]:
