@@ -94,21 +94,10 @@ class Command(BaseCommand):
         return logins
 
     def seed_project(self, *, owner) -> Project:
-        project = Project.objects.filter(slug=DEMO_SLUG).first()
-        if project is None:
-            project = project_create(
-                name="Demo: helpful and honest answers",
-                slug=DEMO_SLUG,
-                created_by=owner,
-                instructions=INSTRUCTIONS,
-                responses_per_prompt=4,
-                overlap=3,
-                allow_ties=True,
-                lease_seconds=900,
-            )
-        for username, _password, role in DEMO_USERS:
-            membership_add(project=project, user=get_user_model().objects.get(username=username), role=role)
-        return project
+        return _demo_project(
+            name="Demo: helpful and honest answers", slug=DEMO_SLUG, created_by=owner,
+            responses_per_prompt=4, overlap=3, lease_seconds=900,
+        )
 
     def seed_prompts(self, project: Project) -> str:
         with DEMO_PROMPTS.open("rb") as fileobj:
@@ -125,20 +114,10 @@ class Command(BaseCommand):
         (the default model is the tiny random-weight one; set GENERATION_MODEL for a real model).
         With no broker the run happens here, in-process; with one, a worker picks it up.
         """
-        samples = Project.objects.filter(slug=SAMPLES_SLUG).first()
-        if samples is None:
-            samples = project_create(
-                name="Demo: samples from the generation model",
-                slug=SAMPLES_SLUG,
-                created_by=project.created_by,
-                instructions=INSTRUCTIONS,
-                responses_per_prompt=4,
-                overlap=1,
-                allow_ties=True,
-                gen_max_new_tokens=32,
-            )
-        for username, _password, role in DEMO_USERS:
-            membership_add(project=samples, user=get_user_model().objects.get(username=username), role=role)
+        samples = _demo_project(
+            name="Demo: samples from the generation model", slug=SAMPLES_SLUG, created_by=project.created_by,
+            responses_per_prompt=4, overlap=1, gen_max_new_tokens=32,
+        )
         with DEMO_PROMPTS.open("rb") as fileobj:
             lines = [json.loads(line) for line in fileobj.read().splitlines()[:SAMPLES_PROMPTS]]
         bare = "\n".join(json.dumps({k: v for k, v in row.items() if k != "responses"}) for row in lines)
@@ -153,3 +132,13 @@ class Command(BaseCommand):
             f"{run.status}, {run.responses_count} responses, {run.tasks_created} tasks"
             + (" (queued for a worker)" if run.status == "queued" else "")
         )
+
+
+def _demo_project(*, slug: str, **settings_: object) -> Project:
+    """The demo project `slug` (created once, with the demo instructions and ties allowed), with every demo user in it."""
+    project = Project.objects.filter(slug=slug).first()
+    if project is None:
+        project = project_create(slug=slug, instructions=INSTRUCTIONS, allow_ties=True, **settings_)
+    for username, _password, role in DEMO_USERS:
+        membership_add(project=project, user=get_user_model().objects.get(username=username), role=role)
+    return project
