@@ -200,6 +200,16 @@ class AssignmentStatus(models.TextChoices):
     EXPIRED = "expired", "Expired"
 
 
+class ResponseFlag(models.TextChoices):
+    """What an annotator may flag on a response (`all_bad` flags the whole task's responses)."""
+
+    HARMFUL = "harmful", "Harmful"
+    FACTUALLY_WRONG = "factually_wrong", "Factually wrong"
+    REFUSAL = "refusal", "Refusal"
+    OFF_TOPIC = "off_topic", "Off-topic"
+    ALL_BAD = "all_bad", "All bad"
+
+
 class Assignment(models.Model):
     task = models.ForeignKey(RankingTask, on_delete=models.CASCADE, related_name="assignments")
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="assignments")

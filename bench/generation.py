@@ -29,8 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import workers  # noqa: E402,F401  (sets OMP_WAIT_POLICY before torch loads)
-from workers.generation import PromptInput, SamplingParams  # noqa: E402
-from workers.generation.transformers_backend import TransformersBackend, _render, clear_cache  # noqa: E402
+from sampling import PromptInput, SamplingParams  # noqa: E402
+from sampling.transformers_backend import TransformersBackend, _render, clear_cache  # noqa: E402
 
 # Peak HBM bandwidth (bytes/s) by device name, for the roofline; --peak-bandwidth overrides.
 PEAK_BANDWIDTH = [

@@ -3,7 +3,6 @@ import os
 from pathlib import Path
 
 import dj_database_url
-from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -152,12 +151,7 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_QUEUES = (Queue("default"), Queue("generation"), Queue("training"))
-CELERY_TASK_ROUTES = {
-    "workers.tasks.generation.*": {"queue": "generation"},
-    "workers.tasks.training.*": {"queue": "training"},
-}
+# Queues and routes: workers/queues.py (applied in config/celery.py).
 # An unacknowledged message (its worker died) is redelivered after this many seconds.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600"))}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

@@ -287,7 +287,7 @@ class SmallMemoryBackend:
     def __new__(cls, model: str):
         import torch
 
-        from workers.generation.transformers_backend import TransformersBackend
+        from sampling.transformers_backend import TransformersBackend
 
         class Limited(TransformersBackend):
             calls: list[int] = []
@@ -302,7 +302,7 @@ class SmallMemoryBackend:
 
 
 def test_cuda_out_of_memory_halves_the_batch_and_retries(tiny_model_path):
-    from workers.generation import PromptInput, SamplingParams
+    from sampling import PromptInput, SamplingParams
 
     backend = SmallMemoryBackend(str(tiny_model_path))
     prompts = [PromptInput(i, [{"role": "user", "content": f"question {i}"}]) for i in range(1, 8)]

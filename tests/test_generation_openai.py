@@ -12,10 +12,10 @@ from django.test import override_settings
 
 from annotation.models import GenerationRun, RankingTask, Response, RunStatus
 from annotation.services.generation import generation_run_create
+from sampling import PromptInput, SamplingParams
+from sampling.openai_backend import OpenAIBackend
 from tests.factories import make_project
 from tests.generation_helpers import add_prompts, responses_per_prompt
-from workers.generation import PromptInput, SamplingParams
-from workers.generation.openai_backend import OpenAIBackend
 
 pytestmark = [pytest.mark.django_db]
 

@@ -1,4 +1,8 @@
-"""Every Celery queue, and what belongs on it."""
+"""Every Celery queue, what belongs on it, and which tasks go there: declared here once.
+
+config/celery.py applies QUEUES and ROUTES to the app; task decorators name no queue, and services
+enqueue by task name (annotation.dispatch), so routing by name is the only routing there is.
+"""
 from enum import StrEnum
 
 
@@ -6,3 +10,10 @@ class Queue(StrEnum):
     DEFAULT = "default"  # CPU work: exports, agreement refresh, lease expiry.
     GENERATION = "generation"  # GPU hosts: sampling responses from a model.
     TRAINING = "training"  # GPU hosts: reward-model and DPO training jobs.
+
+
+# Task name patterns -> queue; anything unmatched goes to Queue.DEFAULT.
+ROUTES: dict[str, Queue] = {
+    "workers.tasks.generation.*": Queue.GENERATION,
+    "workers.tasks.training.*": Queue.TRAINING,
+}

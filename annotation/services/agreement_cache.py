@@ -16,10 +16,11 @@ import datetime as dt
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
+from annotation.dispatch import TaskName, enqueue_after_commit, tasks_run_in_process
 from annotation.models import AgreementReport, Project, Ranking
 
 # A queued refresh that has not started after this long (broker flushed, worker gone) is presumed lost.
@@ -28,12 +29,6 @@ LOST_AFTER_SECONDS = 600
 
 def refresh_seconds() -> float:
     return float(getattr(settings, "AGREEMENT_REFRESH_SECONDS", 30))
-
-
-def _tasks_run_in_process() -> bool:
-    from config.celery import app
-
-    return bool(app.conf.task_always_eager)
 
 
 # One statement on the hot path (every submission and skip): mark the report stale and, when a
@@ -57,8 +52,11 @@ SELECT (SELECT refresh_queued_at FROM marked),
 
 
 def agreement_schedule_refresh(*, project_id: int) -> None:
-    """Mark the project's agreement report stale and enqueue a debounced refresh."""
-    enqueue = not _tasks_run_in_process()
+    """Mark the project's agreement report stale and enqueue a debounced refresh.
+
+    Submissions and skips call it on commit, so their transaction never waits on the report row.
+    """
+    enqueue = not tasks_run_in_process()
     if agreement_mark_stale(project_id=project_id, claim=enqueue):
         _enqueue_refresh(project_id=project_id)
     # Otherwise tasks run in-process (readers recompute a stale report), or a refresh is queued.
@@ -93,12 +91,7 @@ def agreement_mark_stale(*, project_id: int, claim: bool) -> bool:
 
 
 def _enqueue_refresh(*, project_id: int) -> None:
-    def enqueue() -> None:
-        from workers.tasks.agreement import agreement_refresh
-
-        agreement_refresh.apply_async(kwargs={"project_id": project_id}, countdown=refresh_seconds())
-
-    transaction.on_commit(enqueue)
+    enqueue_after_commit(TaskName.AGREEMENT_REFRESH, kwargs={"project_id": project_id}, countdown=refresh_seconds())
 
 
 def agreement_refresh_claim(*, project_id: int) -> bool:
@@ -149,7 +142,7 @@ def agreement_report_get(*, project: Project) -> dict[str, Any]:
     current = Ranking.objects.filter(project=project).count()
     stale = report is None or report.computed_at is None or report.stale or report.rankings_seen != current
     source = "cache"
-    if report is None or report.computed_at is None or (stale and _tasks_run_in_process()):
+    if report is None or report.computed_at is None or (stale and tasks_run_in_process()):
         report = agreement_report_refresh(project_id=project.pk)
         source, stale = "computed", False
     elif stale:

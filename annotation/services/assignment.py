@@ -37,6 +37,7 @@ import random
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -45,8 +46,10 @@ from django.db.models import F
 from django.utils import timezone
 
 from annotation.errors import ApplicationError, Conflict, NotFound
-from annotation.models import Assignment, AssignmentStatus, Project, RankingTask
+from annotation.models import Assignment, AssignmentStatus, Project, RankingTask, ResponseFlag
 from annotation.services.access import models_from_sql
+from annotation.services.agreement_cache import agreement_schedule_refresh
+from annotation.services.consensus import tiers_problems
 
 EXPIRY_SWEEP_BATCH = 200
 SWEEP_EVERY_SECONDS = 5.0
@@ -490,14 +493,8 @@ def assignment_skip(*, assignment_id: int, annotator: AbstractBaseUser, reason: 
     assignment.skip_reason = reason.strip()
     assignment.finished_at = now
     assignment.save(update_fields=["status", "skip_reason", "finished_at"])
-    schedule_agreement_refresh(project_id=assignment.project_id)
+    transaction.on_commit(partial(agreement_schedule_refresh, project_id=assignment.project_id))
     return assignment
-
-
-def schedule_agreement_refresh(*, project_id: int) -> None:
-    from annotation.services.agreement_cache import agreement_schedule_refresh
-
-    transaction.on_commit(lambda: agreement_schedule_refresh(project_id=project_id))
 
 
 # --- gold tasks --------------------------------------------------------------------------------
@@ -524,35 +521,6 @@ def task_set_gold(*, task: RankingTask, gold_ranking: list[list[int]] | None) ->
     return task
 
 
-def tiers_problems(*, tiers: Any, allowed: set, allow_ties: bool) -> list[str]:
-    """What is wrong with `tiers` as a ranking of exactly the ids in `allowed` (empty when valid)."""
-    if not isinstance(tiers, list) or not tiers:
-        return ["must be a non-empty list of tiers (lists of response ids), best first"]
-    seen: list = []
-    problems: list[str] = []
-    for i, tier in enumerate(tiers):
-        if not isinstance(tier, list) or not tier:
-            problems.append(f"tier {i + 1} must be a non-empty list of response ids")
-            continue
-        if len(tier) > 1 and not allow_ties:
-            problems.append(f"tier {i + 1} ties {len(tier)} responses, but this project does not allow ties")
-        seen.extend(tier)
-    if problems:
-        return problems
-    normalised = [str(x) for x in seen]
-    allowed_str = {str(x) for x in allowed}
-    unknown = sorted({x for x in normalised if x not in allowed_str})
-    if unknown:
-        problems.append(f"unknown response ids: {', '.join(unknown)} (use the ids shown for this assignment)")
-    duplicated = sorted({x for x in normalised if normalised.count(x) > 1})
-    if duplicated:
-        problems.append(f"responses named more than once: {', '.join(duplicated)}")
-    missing = sorted(allowed_str - set(normalised))
-    if missing:
-        problems.append(f"responses missing from the ranking: {', '.join(missing)} (every shown response exactly once)")
-    return problems
-
-
 # --- selectors for the annotator's view --------------------------------------------------------
 
 LEFT_CACHE_SECONDS = 10
@@ -577,14 +545,10 @@ def assignment_payload(*, assignment: Assignment) -> dict[str, Any]:
         ],
         "lease_expires_at": assignment.lease_expires_at,
         "allow_ties": assignment.project.allow_ties,
-        "flags": list(_flag_names()),
+        "flags": list(ResponseFlag.values),
     }
 
 
-def _flag_names() -> tuple[str, ...]:
-    from annotation.services.ranking import RESPONSE_FLAGS
-
-    return RESPONSE_FLAGS
 
 
 def annotator_progress(*, project: Project, annotator: AbstractBaseUser, now: datetime | None = None) -> dict[str, int]:

@@ -1,13 +1,14 @@
 """Consensus of several rankings of one task: Borda with ties, Bradley-Terry, pair vote margins.
 
 A ranking is a list of tiers of response ids, best first: [[3], [1, 2]] means 3 > 1 = 2.
-These are pure functions on plain data; agreement.py and export.py call them.
+These are pure functions on plain data; agreement.py, export.py, assignment.py and ranking.py call them.
 """
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
+from typing import Any
 
 Tiers = Sequence[Sequence[Hashable]]
 
@@ -116,3 +117,32 @@ def task_consensus(rankings: Sequence[Tiers], *, with_bradley_terry: bool = Fals
     borda = borda_scores(rankings)
     strengths = bradley_terry_strengths(rankings) if with_bradley_terry and rankings else {}
     return Consensus(tiers=scores_to_tiers(borda), borda=borda, bradley_terry=strengths, votes=len(rankings))
+
+
+def tiers_problems(*, tiers: Any, allowed: set, allow_ties: bool) -> list[str]:
+    """What is wrong with `tiers` as a ranking of exactly the ids in `allowed` (empty when valid)."""
+    if not isinstance(tiers, list) or not tiers:
+        return ["must be a non-empty list of tiers (lists of response ids), best first"]
+    seen: list = []
+    problems: list[str] = []
+    for i, tier in enumerate(tiers):
+        if not isinstance(tier, list) or not tier:
+            problems.append(f"tier {i + 1} must be a non-empty list of response ids")
+            continue
+        if len(tier) > 1 and not allow_ties:
+            problems.append(f"tier {i + 1} ties {len(tier)} responses, but this project does not allow ties")
+        seen.extend(tier)
+    if problems:
+        return problems
+    normalised = [str(x) for x in seen]
+    allowed_str = {str(x) for x in allowed}
+    unknown = sorted({x for x in normalised if x not in allowed_str})
+    if unknown:
+        problems.append(f"unknown response ids: {', '.join(unknown)} (use the ids shown for this assignment)")
+    duplicated = sorted({x for x in normalised if normalised.count(x) > 1})
+    if duplicated:
+        problems.append(f"responses named more than once: {', '.join(duplicated)}")
+    missing = sorted(allowed_str - set(normalised))
+    if missing:
+        problems.append(f"responses missing from the ranking: {', '.join(missing)} (every shown response exactly once)")
+    return problems

@@ -44,6 +44,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from annotation.dispatch import TaskName, enqueue_after_commit
 from annotation.errors import ApplicationError, Conflict, NotFound
 from annotation.models import ExportSnapshot, GenerationRun, JobStatus, Project, Prompt, RankingTask, Role
 from annotation.models import Ranking as RankingRow
@@ -1125,13 +1126,7 @@ def export_snapshot_create(*, project: Project, created_by: Any = None, options:
             options=opts.to_json(),
             created_by=created_by if getattr(created_by, "is_authenticated", False) else None,
         )
-
-        def enqueue() -> None:
-            from workers.tasks.exports import export_snapshot_run_task
-
-            export_snapshot_run_task.delay(snapshot.id)
-
-        transaction.on_commit(enqueue)
+        enqueue_after_commit(TaskName.EXPORT_RUN, args=[snapshot.id])
     return snapshot
 
 

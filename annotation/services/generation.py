@@ -16,7 +16,6 @@ import math
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from django.db import transaction
 from django.db.models import Count, F
 from django.utils import timezone
 
+from annotation.dispatch import DispatchError, TaskName, enqueue_many_after_commit
 from annotation.errors import ApplicationError, Conflict, NotFound
 from annotation.models import GenerationRun, Project, Prompt, Response, RunStatus, TrainingJob
 from annotation.services.tasks import response_text_hash, tasks_create_for_prompts
@@ -87,7 +87,7 @@ def generation_default_model() -> str:
 def _model_revision(*, backend: str, model: str) -> str:
     if backend != "transformers":
         return ""  # the server decides; its model name is what we can record
-    from workers.generation.transformers_backend import model_fingerprint
+    from sampling.transformers_backend import model_fingerprint
 
     return model_fingerprint(model)
 
@@ -113,16 +113,13 @@ def generation_plan_batches(*, run: GenerationRun, prompt_ids: Iterable[int] | N
 
 
 def _enqueue_batches(run_id: int, batches: list[list[int]]) -> None:
-    from kombu.exceptions import OperationalError as BrokerError
+    """One generation task per batch after the commit; a refusing broker fails the run visibly."""
 
-    from workers.tasks.generation import generate_batch
+    def fail(exc: DispatchError) -> None:
+        # Never run the work inline instead: batches already sent will find the run failed and skip.
+        generation_run_fail(run_id=run_id, error=f"could not enqueue the run's batches: {exc}")
 
-    try:
-        for batch in batches:
-            generate_batch.apply_async(args=[run_id, batch])
-    except (BrokerError, ConnectionError) as exc:
-        # Never run the work inline instead: fail the run visibly (batches already sent will skip it).
-        generation_run_fail(run_id=run_id, error=f"could not enqueue the run's batches (is the broker up?): {exc}")
+    enqueue_many_after_commit(TaskName.GENERATION_BATCH, args_list=[[run_id, batch] for batch in batches], on_error=fail)
 
 
 @transaction.atomic
@@ -220,7 +217,7 @@ def generation_run_create(
     run.batches_total = len(batches)
     run.save(update_fields=["prompts_total", "batches_total"])
     if enqueue:
-        transaction.on_commit(partial(_enqueue_batches, run.pk, batches))
+        _enqueue_batches(run.pk, batches)
     run.batches = batches  # type: ignore[attr-defined]  (for callers that run the batches themselves)
     return run
 
@@ -265,7 +262,7 @@ class BatchOutcome:
 
 
 def _sampling_params(run: GenerationRun):
-    from workers.generation import SamplingParams
+    from sampling import SamplingParams
 
     return SamplingParams(
         n=run.n,
@@ -295,7 +292,7 @@ def generation_batch_run(*, run_id: int, prompt_ids: list[int], final_attempt: b
     (the caller retries). Transient per-prompt failures are written as failures only when
     `final_attempt`; otherwise they come back in `retry_prompt_ids`.
     """
-    from workers.generation import PromptInput, get_backend
+    from sampling import PromptInput, get_backend
 
     run = GenerationRun.objects.filter(pk=run_id).first()
     if run is None:
@@ -414,7 +411,7 @@ def generation_batch_write(*, run_id: int, prompt_ids: list[int], results: list,
 
 def generation_batch_give_up(*, run_id: int, prompt_ids: list[int], reason: str) -> BatchOutcome:
     """Record the batch's missing prompts as failed (retries exhausted), so the run can finish."""
-    from workers.generation import PromptResult
+    from sampling import PromptResult
 
     results = [PromptResult(prompt_id=pid, error=reason) for pid in prompt_ids]
     return generation_batch_write(run_id=run_id, prompt_ids=prompt_ids, results=results, seconds=0.0, final_attempt=True)

@@ -11,6 +11,7 @@ import json
 import math
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -18,16 +19,12 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from annotation.errors import ApplicationError, Conflict
-from annotation.models import Assignment, AssignmentStatus, Ranking
-from annotation.services.assignment import (
-    assignment_get_for_annotator,
-    assignment_retake_slot,
-    held_allow_ties,
-    schedule_agreement_refresh,
-    tiers_problems,
-)
+from annotation.models import Assignment, AssignmentStatus, Ranking, ResponseFlag
+from annotation.services.agreement_cache import agreement_schedule_refresh
+from annotation.services.assignment import assignment_get_for_annotator, assignment_retake_slot, held_allow_ties
+from annotation.services.consensus import tiers_problems
 
-RESPONSE_FLAGS = ("harmful", "factually_wrong", "refusal", "off_topic", "all_bad")
+RESPONSE_FLAGS = tuple(ResponseFlag.values)
 MAX_RATIONALE = 10_000
 MAX_DURATION_SECONDS = 24 * 3600
 MAX_IDEMPOTENCY_KEY = 200
@@ -231,5 +228,5 @@ def ranking_submit(
         Assignment.objects.filter(pk=assignment.pk).update(status=AssignmentStatus.SUBMITTED, finished_at=now)
         with connection.cursor() as cursor:
             cursor.execute(_COUNT_SUBMISSION_SQL, [assignment.task_id])
-    schedule_agreement_refresh(project_id=assignment.project_id)
+    transaction.on_commit(partial(agreement_schedule_refresh, project_id=assignment.project_id))
     return SubmitResult(ranking=stored, replayed=False, late=late)

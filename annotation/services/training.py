@@ -19,6 +19,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from annotation.dispatch import TaskName, enqueue_after_commit
 from annotation.errors import ApplicationError, Conflict, NotFound
 from annotation.models import ExportSnapshot, GenerationRun, JobStatus, Project, Role, TrainingJob, TrainingMetric
 from annotation.services.access import project_row_get_for_user
@@ -226,14 +227,8 @@ def training_job_create(
     job.output_dir = str(training_job_output_dir(job).relative_to(settings.MEDIA_ROOT))
     job.save(update_fields=["output_dir"])
     if enqueue:
-        transaction.on_commit(lambda: _enqueue(job.pk))
+        enqueue_after_commit(TaskName.TRAINING_RUN, args=[job.pk])
     return job
-
-
-def _enqueue(job_id: int) -> None:
-    from workers.tasks.training import training_job_run_task
-
-    training_job_run_task.delay(job_id)
 
 
 def _record_metric(job_id: int, record: dict[str, Any]) -> None:

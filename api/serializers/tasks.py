@@ -5,7 +5,8 @@ assignment (ids shown, ties, flags) are checked by annotation.services.ranking.
 """
 from rest_framework import serializers
 
-from annotation.services.ranking import MAX_DURATION_SECONDS, MAX_RATIONALE, RESPONSE_FLAGS
+from annotation.models import ResponseFlag
+from annotation.services.ranking import MAX_DURATION_SECONDS, MAX_RATIONALE
 
 
 class MessageSerializer(serializers.Serializer):
@@ -47,9 +48,9 @@ class SubmitInputSerializer(serializers.Serializer):
         help_text='Tiers of the opaque ids shown, best first: [["r7"], ["r2", "r9"]] means r7 > r2 = r9.',
     )
     flags = serializers.DictField(
-        child=serializers.ListField(child=serializers.ChoiceField(choices=RESPONSE_FLAGS)),
+        child=serializers.ListField(child=serializers.ChoiceField(choices=ResponseFlag.values)),
         required=False,
-        help_text="Opaque id -> flags from: " + ", ".join(RESPONSE_FLAGS),
+        help_text="Opaque id -> flags from: " + ", ".join(ResponseFlag.values),
     )
     all_bad = serializers.BooleanField(required=False, default=False, help_text="Every response is bad.")
     rating = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=7)

@@ -8,16 +8,10 @@ from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
 
 from annotation.errors import Forbidden, NotFound
+from annotation.models import ResponseFlag
 from annotation.services.access import project_get_for_user
 from annotation.services.projects import markdown_to_safe_html
-from annotation.services.ranking import RESPONSE_FLAGS
 
-FLAG_LABELS = {
-    "harmful": "Harmful",
-    "factually_wrong": "Factually wrong",
-    "refusal": "Refusal",
-    "off_topic": "Off-topic",
-}
 SKIP_REASONS = ["Not sure", "Outside my expertise", "Prompt is broken or unclear", "Responses do not load or are empty", "Other"]
 
 
@@ -35,7 +29,7 @@ def rank_page(request: HttpRequest, slug: str) -> HttpResponse:
         "slug": project.slug,
         "allowTies": project.allow_ties,
         "leaseSeconds": project.lease_seconds,
-        "flags": [{"code": code, "label": FLAG_LABELS[code]} for code in RESPONSE_FLAGS if code in FLAG_LABELS],
+        "flags": [{"code": flag.value, "label": flag.label} for flag in ResponseFlag if flag != ResponseFlag.ALL_BAD],
         "api": "/api/v1",
     }
     context = {

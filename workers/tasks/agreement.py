@@ -3,13 +3,12 @@ from __future__ import annotations
 
 from django.db import OperationalError
 
+from annotation.dispatch import TaskName
 from config.celery import app
-from workers.queues import Queue
 
 
 @app.task(
-    name="workers.tasks.agreement.agreement_refresh",
-    queue=Queue.DEFAULT,
+    name=TaskName.AGREEMENT_REFRESH,
     autoretry_for=(OperationalError,),
     retry_backoff=True,
     max_retries=5,

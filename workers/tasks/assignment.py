@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from django.db import OperationalError
 
+from annotation.dispatch import TaskName
 from config.celery import app
-from workers.queues import Queue
 
 # Leases also expire lazily at every claim; this sweep frees the slots of projects nobody is
 # claiming in, so progress figures and "left" counts stay right.
@@ -12,8 +12,7 @@ EXPIRE_EVERY_SECONDS = 60.0
 
 
 @app.task(
-    name="workers.tasks.assignment.expire_leases",
-    queue=Queue.DEFAULT,
+    name=TaskName.EXPIRE_LEASES,
     autoretry_for=(OperationalError,),
     retry_backoff=True,
     max_retries=5,

@@ -3,14 +3,13 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from annotation.dispatch import TaskName
 from annotation.errors import ApplicationError
 from annotation.services.export import export_snapshot_run
-from workers.queues import Queue
 
 
 @shared_task(
-    name="workers.tasks.exports.export_snapshot_run_task",
-    queue=Queue.DEFAULT,
+    name=TaskName.EXPORT_RUN,
     acks_late=True,  # a worker killed mid-export gets the message redelivered and starts over
 )
 def export_snapshot_run_task(snapshot_id: int) -> None:

@@ -10,12 +10,13 @@ import logging
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
+from annotation.dispatch import TaskName
 from annotation.services.generation import (
     generation_batch_give_up,
     generation_batch_run,
     generation_run_fail,
 )
-from workers.generation import ModelLoadError, TransientBackendError
+from sampling import ModelLoadError, TransientBackendError
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +27,7 @@ def _backoff(retries: int) -> int:
     return min(300, 5 * 2**retries)
 
 
-@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=MAX_RETRIES)
+@shared_task(name=TaskName.GENERATION_BATCH, bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=MAX_RETRIES)
 def generate_batch(self, run_id: int, prompt_ids: list[int]) -> dict:
     """Generate the missing responses of `prompt_ids` for run `run_id`."""
     final = self.request.retries >= self.max_retries

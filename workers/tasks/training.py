@@ -11,14 +11,13 @@ import logging
 
 from celery import shared_task
 
+from annotation.dispatch import TaskName
 from annotation.services.training import training_job_is_running, training_job_run, training_stale_seconds
-from workers.queues import Queue
 
 logger = logging.getLogger(__name__)
 
 
-@shared_task(bind=True, name="workers.tasks.training.training_job_run_task", queue=Queue.TRAINING,
-             acks_late=True, max_retries=None)
+@shared_task(bind=True, name=TaskName.TRAINING_RUN, acks_late=True, max_retries=None)
 def training_job_run_task(self, job_id: int) -> str:
     """Train job `job_id` in this worker process, streaming its metrics into the database."""
     job = training_job_run(job_id=job_id)
