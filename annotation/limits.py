@@ -21,7 +21,11 @@ MAX_JSON_DEPTH = 32
 
 
 class JSONTooDeep(ValueError):
-    pass
+    """Valid JSON, nested too deeply. `msg` as json.JSONDecodeError has it, for the same messages."""
+
+    def __init__(self, msg: str) -> None:
+        super().__init__(msg)
+        self.msg = msg
 
 
 def json_depth_exceeds(value: Any, max_depth: int = MAX_JSON_DEPTH) -> bool:
