@@ -59,14 +59,7 @@ class NextTaskApi(APIView):
                 "(all_done: the project is finished; nothing_for_you: the rest is leased to others or ranked by you)."
             ),
         },
-        parameters=[
-            OpenApiParameter(
-                "after",
-                OpenApiTypes.INT,
-                OpenApiParameter.QUERY,
-                description="Prefetch: the assignment after this one (the caller's other live lease, or a new one).",
-            )
-        ],
+        parameters=[NextTaskQuerySerializer],
         description="Resumes the caller's live lease in the project, or leases the next task to them.",
     )
     def get(self, request: Request, project: str) -> Response:

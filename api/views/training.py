@@ -78,7 +78,8 @@ class TrainingJobMetricsApi(APIView):
         operation_id="training_jobs_metrics",
         parameters=[
             OpenApiParameter("split", str, enum=["train", "test", "summary"], description="Only this split."),
-            OpenApiParameter("after_step", int, description="Only metrics logged after this step (for polling)."),
+            OpenApiParameter("after_step", {"type": "integer", "minimum": 0, "maximum": MAX_ID},
+                             description="Only metrics logged after this step (for polling)."),
         ],
         responses=TrainingMetricOutputSerializer(many=True),
     )
