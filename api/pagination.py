@@ -58,7 +58,9 @@ class ApiPagination(LimitOffsetPagination):
 
 
 class PaginatedApiView(APIView):
-    """An APIView whose GET lists: `self.paginated(...)` answers one page; the schema shows the envelope."""
+    # An APIView whose GET lists: `self.paginated(...)` answers one page, and the schema shows the
+    # envelope and the parameters. (A comment, not a docstring: drf-spectacular would publish that
+    # as the description of every list operation.)
 
     pagination_class = ApiPagination
 

@@ -7,6 +7,7 @@
   403 where a role or CSRF applies, 404 where the path names a row, 413 and 415 where it takes a
   body, 429 (throttles, with Retry-After), 503 (database unreachable, with Retry-After). A view's own
   description of a code is kept; a 409 appears where the view declares it.
+- Request bodies are documented as JSON (see map_parsers); a ListField that refuses [] has minItems 1.
 - Each route is served with and without its trailing slash (api.routing.api_path); the schema lists
   the slashed spelling once.
 """
@@ -43,6 +44,19 @@ class ErrorSerializer(serializers.Serializer):
 
 
 class ApiAutoSchema(AutoSchema):
+    def map_parsers(self) -> list[str]:
+        # Bodies are JSON. The server still reads form encodings (DRF's default, kept for the
+        # browsable API), but a form cannot carry null or a number, so the schema does not offer them;
+        # a view with its own parsers (the multipart import) documents those.
+        media_types = super().map_parsers()
+        return [m for m in media_types if m == "application/json"] or media_types
+
+    def _map_serializer_field(self, field: serializers.Field, direction: str, bypass_extensions: bool = False) -> dict[str, Any]:
+        schema = super()._map_serializer_field(field, direction, bypass_extensions)
+        if isinstance(field, serializers.ListField) and not field.allow_empty and schema.get("type") == "array":
+            schema.setdefault("minItems", 1)  # drf-spectacular maps min_length, not allow_empty=False
+        return schema
+
     def get_operation(self, path: str, path_regex: str, path_prefix: str, method: str, registry: Any) -> dict[str, Any] | None:
         operation = super().get_operation(path, path_regex, path_prefix, method, registry)
         if operation is None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from django.http import FileResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -97,7 +97,12 @@ class ExportDownloadApi(APIView):
     @extend_schema(
         operation_id="exports_download",
         parameters=[OpenApiParameter("file", str, description="One file (e.g. train.jsonl, manifest.json); default: a zip of all.")],
-        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+        responses={
+            (200, "application/zip"): OpenApiTypes.BINARY,  # all files
+            (200, "application/octet-stream"): OpenApiTypes.BINARY,  # one data file (?file=)
+            (200, "application/json"): OpenApiTypes.BINARY,  # ?file=manifest.json
+            409: OpenApiResponse(description="The export has not finished (or failed)."),
+        },
     )
     def get(self, request: Request, export_id: int):
         snapshot = export_snapshot_get_for_user(user=request.user, snapshot_id=export_id)

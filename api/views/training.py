@@ -4,7 +4,7 @@ Non-members get 404 for a project or a job of it; annotators get 403.
 """
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -97,7 +97,8 @@ class TrainingJobGenerateApi(APIView):
     @extend_schema(
         operation_id="training_jobs_generate",
         request=TrainingGenerateInputSerializer,
-        responses={202: GenerationRunStartedSerializer},
+        responses={202: GenerationRunStartedSerializer,
+                   409: OpenApiResponse(description="The job is not a finished DPO job, so it has no policy to generate with.")},
         description="Starts a generation run in the job's project with the job's trained DPO policy as the model.",
     )
     def post(self, request: Request, job_id: int) -> Response:
