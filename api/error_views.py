@@ -42,6 +42,12 @@ def permission_denied(request: HttpRequest, exception: Exception | None = None) 
     return _answer(request, status=403, code="forbidden", title="Not allowed", message=message)
 
 
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """CSRF_FAILURE_VIEW: a page form posted without its CSRF token (the API's own CSRF check is DRF's)."""
+    return _answer(request, status=403, code="csrf_failed", title="Not allowed",
+                   message="The form expired or was sent from another site; reload the page and try again.")
+
+
 def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     if _is_api(request):
         message = f"No API route {request.path!r}; the routes are listed at /api/schema/."

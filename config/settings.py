@@ -24,6 +24,7 @@ if not SECRET_KEY:
     SECRET_KEY = "dev-insecure-key-set-SECRET_KEY-in-production"  # noqa: S105
 
 ALLOWED_HOSTS = [h.strip() for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h.strip()]
+CSRF_FAILURE_VIEW = "api.error_views.csrf_failure"  # the site's styled 403 page, not Django's bare one
 CSRF_TRUSTED_ORIGINS = [o.strip() for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
 
 INSTALLED_APPS = [

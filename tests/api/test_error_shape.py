@@ -189,3 +189,9 @@ def test_a_page_the_user_may_not_see_is_a_styled_403_page():
     client.force_login(annotator)
     assert annotator.memberships.get(project=project).role == Role.ANNOTATOR
     assert_styled_page(client.get(f"/projects/{project.slug}/dashboard/"), 403, "Not allowed")
+
+
+def test_a_page_form_without_its_csrf_token_is_a_styled_403_page():
+    client = APIClient(enforce_csrf_checks=True)
+    html = assert_styled_page(client.post("/login/", {"username": "a", "password": "b"}), 403, "Not allowed")
+    assert "reload the page" in html
