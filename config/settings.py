@@ -187,7 +187,12 @@ REST_FRAMEWORK = {
 API_MAX_PAGE_SIZE = int(os.environ.get("API_MAX_PAGE_SIZE", "1000"))
 SPECTACULAR_SETTINGS = {
     "TITLE": "Preference annotation platform API",
-    "DESCRIPTION": "Generate responses, rank them, measure agreement, export TRL datasets, train.",
+    "DESCRIPTION": (
+        "Generate responses, rank them, measure agreement, export TRL datasets, train.\n\n"
+        "Bodies are JSON (the prompt import is multipart); text fields refuse NUL characters (PostgreSQL "
+        "cannot store them). Lists are pages (`limit`, `offset`). Every error is "
+        '`{"error": {"code", "message", "fields"}}`; 429 and 503 carry Retry-After.'
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     # Swagger UI assets served from the installed sidecar package, never from a CDN.
