@@ -145,6 +145,7 @@ AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
 AXES_CLIENT_IP_CALLABLE = "api.throttling.client_address"
 AXES_LOCKOUT_CALLABLE = "api.throttling.login_lockout_response"
 AXES_ENABLE_ADMIN = False  # the cache handler keeps nothing in the admin's tables
+AXES_VERBOSE = False  # no start-up banner in every command's output
 # Behind N trusted reverse proxies set NUM_PROXIES=N: the client address is then the N-th from the
 # right of X-Forwarded-For. 0 (the default) uses REMOTE_ADDR and ignores X-Forwarded-For, which a
 # client can forge.
