@@ -1,5 +1,6 @@
 """Settings, read from the environment. Safe for production unless DEBUG=1 is asked for."""
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -23,6 +24,7 @@ if not SECRET_KEY:
     SECRET_KEY = "dev-insecure-key-set-SECRET_KEY-in-production"  # noqa: S105
 
 ALLOWED_HOSTS = [h.strip() for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h.strip()]
+CSRF_FAILURE_VIEW = "api.error_views.csrf_failure"  # the site's styled 403 page, not Django's bare one
 CSRF_TRUSTED_ORIGINS = [o.strip() for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
 
 INSTALLED_APPS = [
@@ -36,6 +38,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
     "annotation",
     "api",
     "workers",
@@ -51,6 +54,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into its 429 answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -87,6 +92,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# django-axes first: it refuses a locked-out login before the password is checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 LOGIN_URL = "frontend:login"
 LOGIN_REDIRECT_URL = "frontend:home"
 LOGOUT_REDIRECT_URL = "frontend:login"
@@ -108,6 +115,42 @@ MEDIA_URL = "media/"
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
+# The cache holds the throttles' counters and the login lockouts, so in production it must be one
+# cache for every gunicorn worker and host: Redis (CACHE_URL=redis://host:6379/1, a database number
+# apart from the broker's, since clearing the cache flushes its database). Without CACHE_URL each
+# process has its own memory cache: fine for `make demo` and the tests, not for production
+# (`check --deploy` warns: axes.W001).
+CACHE_URL = os.environ.get("CACHE_URL", "")
+if CACHE_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL, "KEY_PREFIX": "annotation"}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    if DEBUG:
+        SILENCED_SYSTEM_CHECKS = ["axes.W001"]  # runserver is one process: its memory cache is shared
+
+# Failed authentication: after AUTH_FAILURE_LIMIT failures within AUTH_FAILURE_WINDOW_SECONDS,
+# HTTP 429 for AUTH_LOCKOUT_SECONDS. Logins (django-axes): per username and per client address, each
+# counted apart; token authentication (api.authentication): per client address.
+AUTH_FAILURE_LIMIT = int(os.environ.get("AUTH_FAILURE_LIMIT", "10"))
+AUTH_FAILURE_WINDOW_SECONDS = int(os.environ.get("AUTH_FAILURE_WINDOW_SECONDS", "900"))
+AUTH_LOCKOUT_SECONDS = int(os.environ.get("AUTH_LOCKOUT_SECONDS", "900"))
+AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler"
+AXES_FAILURE_LIMIT = AUTH_FAILURE_LIMIT
+# django-axes counts failures until AXES_COOLOFF_TIME passes without one, then forgets them; a
+# lockout lasts AXES_COOLOFF_TIME from the failure that reached the limit (attempts while locked out
+# neither count nor extend it).
+AXES_COOLOFF_TIME = timedelta(seconds=AUTH_LOCKOUT_SECONDS)
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
+AXES_CLIENT_IP_CALLABLE = "api.throttling.client_address"
+AXES_LOCKOUT_CALLABLE = "api.throttling.login_lockout_response"
+AXES_ENABLE_ADMIN = False  # the cache handler keeps nothing in the admin's tables
+AXES_VERBOSE = False  # no start-up banner in every command's output
+# Behind N trusted reverse proxies set NUM_PROXIES=N: the client address is then the N-th from the
+# right of X-Forwarded-For. 0 (the default) uses REMOTE_ADDR and ignores X-Forwarded-For, which a
+# client can forge.
+NUM_PROXIES = int(os.environ.get("NUM_PROXIES", "0"))
+
 # Security: strict unless DEBUG. Behind a TLS-terminating proxy set SECURE_PROXY_SSL_HEADER via env.
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
@@ -122,24 +165,47 @@ if env_bool("USE_X_FORWARDED_PROTO", False):
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "api.authentication.FastTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PARSER_CLASSES": ["api.parsers.BoundedJSONParser", "api.parsers.BoundedFormParser",
+                               "rest_framework.parsers.MultiPartParser"],
+    "DEFAULT_SCHEMA_CLASS": "api.schema.ApiAutoSchema",
     "EXCEPTION_HANDLER": "api.exceptions.exception_handler",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "api.pagination.ApiPagination",
     "PAGE_SIZE": 100,
+    # Request rates (DRF's throttles on the cache above): anonymous callers per address, signed-in
+    # ones per user. "N/second|minute|hour|day"; empty for no limit.
+    "DEFAULT_THROTTLE_CLASSES": ["api.throttling.AnonThrottle", "api.throttling.UserThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": os.environ.get("API_THROTTLE_ANON", "60/minute"),
+        "user": os.environ.get("API_THROTTLE_USER", "1200/minute"),
+    },
+    "NUM_PROXIES": NUM_PROXIES,
 }
+# The largest page a list answers (?limit=); a larger limit is a 400.
+API_MAX_PAGE_SIZE = int(os.environ.get("API_MAX_PAGE_SIZE", "1000"))
 SPECTACULAR_SETTINGS = {
     "TITLE": "Preference annotation platform API",
-    "DESCRIPTION": "Generate responses, rank them, measure agreement, export TRL datasets, train.",
+    "DESCRIPTION": (
+        "Generate responses, rank them, measure agreement, export TRL datasets, train.\n\n"
+        "Bodies are JSON (the prompt import is multipart); text fields refuse NUL characters (PostgreSQL "
+        "cannot store them). Lists are pages (`limit`, `offset`). Every error is "
+        '`{"error": {"code", "message", "fields"}}`; 429 and 503 carry Retry-After.'
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     # Swagger UI assets served from the installed sidecar package, never from a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # The API's path converters (api.routing) and its one spelling of each route.
+    "PATH_CONVERTER_OVERRIDES": {
+        "project": {"type": "string", "pattern": "^[-a-zA-Z0-9_]+$", "description": "The project's id or slug."},
+        "id": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
+    },
+    "PREPROCESSING_HOOKS": ["api.schema.drop_slashless_duplicates"],
 }
 
 # Celery. With no CELERY_BROKER_URL tasks run in-process (eager), so the demo needs no Redis.

@@ -57,3 +57,8 @@ SESSION_COOKIE_SECURE = False
 CSRF_COOKIE_SECURE = False
 SECURE_HSTS_SECONDS = 0
 ALLOWED_HOSTS = ["*"]
+
+# Each test process has its own memory cache (throttle counters, lockouts), cleared before every test
+# (tests/conftest.py); the tests that show the counters shared between processes use Redis explicitly.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+SILENCED_SYSTEM_CHECKS = ["axes.W001"]

@@ -2,6 +2,8 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+import api.routing  # noqa: F401  (registers the <project:...> and <id:...> path converters)
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("api.urls")),
@@ -9,3 +11,9 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("", include("frontend.urls")),
 ]
+
+# Under /api/ the error shape, elsewhere a styled page without a traceback (api.error_views).
+handler400 = "api.error_views.bad_request"
+handler403 = "api.error_views.permission_denied"
+handler404 = "api.error_views.page_not_found"
+handler500 = "api.error_views.server_error"

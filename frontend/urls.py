@@ -2,6 +2,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
+import api.routing  # noqa: F401  (registers the <id:...> converter: ids up to PostgreSQL's bigint)
 from frontend.views import dashboard, home, ranking, training
 
 app_name = "frontend"
@@ -13,5 +14,5 @@ urlpatterns = [
     path("projects/<slug:slug>/rank/", ranking.rank_page, name="rank"),
     path("projects/<slug:slug>/dashboard/", dashboard.dashboard_page, name="dashboard"),
     path("projects/<slug:slug>/training/", training.training_jobs_page, name="training-jobs"),
-    path("projects/<slug:slug>/training/<int:job_id>/", training.training_job_page, name="training-job"),
+    path("projects/<slug:slug>/training/<id:job_id>/", training.training_job_page, name="training-job"),
 ]

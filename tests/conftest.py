@@ -26,6 +26,14 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip_browser)
 
 
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    """Throttle counters and login/token lockouts live in the cache: every test starts without any."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture(scope="session")
 def tiny_model_path():
     """The tiny local chat model (built once per machine, cached under TINY_MODEL_DIR)."""

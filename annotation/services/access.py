@@ -12,6 +12,7 @@ from django.db import connection
 from django.db.models import DEFERRED, CharField, Model, OuterRef, QuerySet, Subquery, Value
 
 from annotation.errors import Forbidden, NotFound
+from annotation.limits import BIGINT_MAX
 from annotation.models import ROLE_RANK, Membership, Project, Role
 
 _converters: dict[tuple[type[Model], str], dict[str, list]] = {}
@@ -84,7 +85,7 @@ def has_role(*, user: AbstractBaseUser, project: Project, min_role: str) -> bool
     return role is not None and ROLE_RANK[role] >= ROLE_RANK[min_role]
 
 
-MAX_ID = 2**63 - 1
+MAX_ID = BIGINT_MAX
 
 # One statement for the project and the caller's membership: this runs first on every project
 # request, where the ORM's two queries cost more to compile than to run.
@@ -105,7 +106,7 @@ def project_and_role_get_for_user(
     if not user.is_authenticated:
         raise NotFound("Project not found.")
     ref = str(project_ref)
-    if ref.isdigit():
+    if ref.isascii() and ref.isdigit():  # str.isdigit alone is true for '²' and reads '٣' as 3
         if int(ref) > MAX_ID:
             raise NotFound("Project not found.")
         column, value = "id", int(ref)

@@ -146,7 +146,10 @@ def _as_datetime(name: str, value: Any, errors: dict[str, list[str]]) -> dt.date
     if isinstance(value, dt.datetime):
         parsed = value
     else:
-        parsed = parse_datetime(str(value))
+        try:
+            parsed = parse_datetime(str(value))
+        except ValueError:  # well formed but impossible, e.g. minute 99
+            parsed = None
         if parsed is None:
             errors[name] = [f"not an ISO 8601 date-time: {value!r}"]
             return None

@@ -27,6 +27,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from annotation.errors import ApplicationError
+from annotation.limits import JSONTooDeep, json_loads_bounded
 from annotation.models import Project, Prompt, Response
 from annotation.services.tasks import response_text_hash, tasks_create_for_prompts
 
@@ -243,7 +244,7 @@ def _jsonl_records(fileobj: IO[bytes], limits: dict[str, int]) -> Iterator[tuple
         if not text.strip():
             continue
         try:
-            record = json.loads(text, parse_constant=_reject_constant)
+            record = json_loads_bounded(text, parse_constant=_reject_constant)
         except json.JSONDecodeError as exc:
             yield number, f"invalid JSON: {exc.msg} (column {exc.colno})", position
             continue
@@ -271,8 +272,8 @@ def _csv_record(row: dict[str | None, Any], columns: list[str]) -> dict[str, Any
         record["prompt"] = row["prompt"]
     if "messages" in columns and (row.get("messages") or "").strip():
         try:
-            record["messages"] = json.loads(row["messages"])
-        except json.JSONDecodeError as exc:
+            record["messages"] = json_loads_bounded(row["messages"])
+        except (json.JSONDecodeError, JSONTooDeep) as exc:
             raise ValueError(f"'messages' is not valid JSON: {exc.msg}") from exc
     if "prompt" in columns and "messages" not in record and "prompt" not in record:
         record["prompt"] = row.get("prompt") or ""
@@ -280,14 +281,14 @@ def _csv_record(row: dict[str | None, Any], columns: list[str]) -> dict[str, Any
         record["id"] = row["id"].strip()
     if (row.get("metadata") or "").strip():
         try:
-            record["metadata"] = json.loads(row["metadata"])
-        except json.JSONDecodeError as exc:
+            record["metadata"] = json_loads_bounded(row["metadata"])
+        except (json.JSONDecodeError, JSONTooDeep) as exc:
             raise ValueError(f"'metadata' is not valid JSON: {exc.msg}") from exc
     responses: list[Any] = []
     if (row.get("responses") or "").strip():
         try:
-            listed = json.loads(row["responses"])
-        except json.JSONDecodeError as exc:
+            listed = json_loads_bounded(row["responses"])
+        except (json.JSONDecodeError, JSONTooDeep) as exc:
             raise ValueError(f"'responses' is not valid JSON: {exc.msg}") from exc
         responses.extend(listed if isinstance(listed, list) else [listed])
     for column in columns:

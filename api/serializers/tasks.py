@@ -7,6 +7,7 @@ from rest_framework import serializers
 
 from annotation.models import ResponseFlag
 from annotation.services.ranking import MAX_DURATION_SECONDS, MAX_RATIONALE
+from api.fields import IdField
 
 
 class MessageSerializer(serializers.Serializer):
@@ -27,7 +28,7 @@ class ProgressSerializer(serializers.Serializer):
 
 
 class NextTaskQuerySerializer(serializers.Serializer):
-    after = serializers.IntegerField(required=False, min_value=1)
+    after = IdField(required=False, help_text="Prefetch: the assignment after this one (the caller's other live lease, or a new one).")
 
 
 class NextTaskOutputSerializer(serializers.Serializer):

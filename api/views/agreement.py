@@ -1,5 +1,4 @@
 """API views for agreement. Thin: validate, call one service or selector, serialize."""
-from django.urls import re_path
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -9,13 +8,11 @@ from annotation.models import Role
 from annotation.services.access import project_get_for_user
 from annotation.services.agreement import agreement_filters_build, project_agreement_compute
 from annotation.services.agreement_cache import agreement_report_get, agreement_report_refresh
-from api.permissions import IsAuthenticatedMember
+from api.routing import api_path
 from api.serializers.agreement import AgreementQuerySerializer, AgreementReportSerializer
 
 
 class AgreementApi(APIView):
-    permission_classes = [IsAuthenticatedMember]
-
     @extend_schema(
         operation_id="project_agreement",
         parameters=[AgreementQuerySerializer],
@@ -45,5 +42,5 @@ class AgreementApi(APIView):
 
 
 urlpatterns = [
-    re_path(r"^projects/(?P<project>[^/]+)/agreement/?$", AgreementApi.as_view(), name="project-agreement"),
+    *api_path("projects/<project:project>/agreement/", AgreementApi.as_view(), name="project-agreement"),
 ]

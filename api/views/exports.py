@@ -9,11 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from django.http import FileResponse, StreamingHttpResponse
-from django.urls import path
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -27,19 +25,16 @@ from annotation.services.export import (
     export_snapshot_get_for_user,
     export_snapshots_of_project,
 )
-from api.permissions import IsAuthenticatedMember
+from api.pagination import PaginatedApiView
+from api.routing import api_path
 from api.serializers.exports import ExportCreateInputSerializer, ExportOutputSerializer
 
 
-class ExportListCreateApi(APIView):
-    permission_classes = [IsAuthenticatedMember]
-
+class ExportListCreateApi(PaginatedApiView):
     @extend_schema(operation_id="project_exports_list", responses=ExportOutputSerializer(many=True))
     def get(self, request: Request, project: str) -> Response:
         row = project_get_for_user(user=request.user, project_ref=project, min_role=Role.ENGINEER)
-        paginator = LimitOffsetPagination()
-        page = paginator.paginate_queryset(export_snapshots_of_project(project=row), request, view=self)
-        return paginator.get_paginated_response(ExportOutputSerializer(page, many=True).data)
+        return self.paginated(export_snapshots_of_project(project=row), ExportOutputSerializer)
 
     @extend_schema(
         operation_id="project_exports_create",
@@ -58,8 +53,6 @@ class ExportListCreateApi(APIView):
 
 
 class ExportDetailApi(APIView):
-    permission_classes = [IsAuthenticatedMember]
-
     @extend_schema(operation_id="exports_retrieve", responses=ExportOutputSerializer)
     def get(self, request: Request, export_id: int) -> Response:
         snapshot = export_snapshot_get_for_user(user=request.user, snapshot_id=export_id)
@@ -101,12 +94,15 @@ def _zip_stream(paths: list[Path], *, prefix: str) -> Iterator[bytes]:
 
 
 class ExportDownloadApi(APIView):
-    permission_classes = [IsAuthenticatedMember]
-
     @extend_schema(
         operation_id="exports_download",
         parameters=[OpenApiParameter("file", str, description="One file (e.g. train.jsonl, manifest.json); default: a zip of all.")],
-        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+        responses={
+            (200, "application/zip"): OpenApiTypes.BINARY,  # all files
+            (200, "application/octet-stream"): OpenApiTypes.BINARY,  # one data file (?file=)
+            (200, "application/json"): OpenApiTypes.BINARY,  # ?file=manifest.json
+            409: OpenApiResponse(description="The export has not finished (or failed)."),
+        },
     )
     def get(self, request: Request, export_id: int):
         snapshot = export_snapshot_get_for_user(user=request.user, snapshot_id=export_id)
@@ -124,7 +120,7 @@ class ExportDownloadApi(APIView):
 
 
 urlpatterns = [
-    path("projects/<str:project>/exports/", ExportListCreateApi.as_view(), name="project-exports"),
-    path("exports/<int:export_id>/", ExportDetailApi.as_view(), name="export-detail"),
-    path("exports/<int:export_id>/download", ExportDownloadApi.as_view(), name="export-download"),
+    *api_path("projects/<project:project>/exports/", ExportListCreateApi.as_view(), name="project-exports"),
+    *api_path("exports/<id:export_id>/", ExportDetailApi.as_view(), name="export-detail"),
+    *api_path("exports/<id:export_id>/download/", ExportDownloadApi.as_view(), name="export-download"),
 ]

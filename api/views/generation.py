@@ -4,10 +4,8 @@ Non-members get 404 for a project or a run of it; annotators get 403 (they never
 """
 from __future__ import annotations
 
-from django.urls import re_path
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -15,7 +13,8 @@ from rest_framework.views import APIView
 from annotation.models import GenerationRun, Role
 from annotation.services.access import project_get_for_user
 from annotation.services.generation import generation_run_cancel, generation_run_create, generation_run_get
-from api.permissions import IsAuthenticatedMember
+from api.pagination import PaginatedApiView
+from api.routing import api_path
 from api.serializers.generation import GenerationRunCreateInputSerializer, GenerationRunOutputSerializer
 
 ERRORS = {
@@ -24,15 +23,11 @@ ERRORS = {
 }
 
 
-class GenerationRunListCreateApi(APIView):
-    permission_classes = [IsAuthenticatedMember]
-
+class GenerationRunListCreateApi(PaginatedApiView):
     @extend_schema(operation_id="project_generation_runs_list", responses={200: GenerationRunOutputSerializer(many=True), **ERRORS})
     def get(self, request: Request, project: str) -> Response:
         row = project_get_for_user(user=request.user, project_ref=project, min_role=Role.ENGINEER)
-        paginator = LimitOffsetPagination()
-        page = paginator.paginate_queryset(GenerationRun.objects.filter(project=row).order_by("-id"), request, view=self)
-        return paginator.get_paginated_response(GenerationRunOutputSerializer(page, many=True).data)
+        return self.paginated(GenerationRun.objects.filter(project=row).order_by("-id"), GenerationRunOutputSerializer)
 
     @extend_schema(
         operation_id="project_generation_runs_create",
@@ -53,17 +48,13 @@ class GenerationRunListCreateApi(APIView):
 
 
 class GenerationRunDetailApi(APIView):
-    permission_classes = [IsAuthenticatedMember]
-
     @extend_schema(operation_id="project_generation_run_detail", responses={200: GenerationRunOutputSerializer, **ERRORS})
     def get(self, request: Request, project: str, run_id: int) -> Response:
         row = project_get_for_user(user=request.user, project_ref=project, min_role=Role.ENGINEER)
-        return Response(GenerationRunOutputSerializer(generation_run_get(project=row, run_id=int(run_id))).data)
+        return Response(GenerationRunOutputSerializer(generation_run_get(project=row, run_id=run_id)).data)
 
 
 class GenerationRunCancelApi(APIView):
-    permission_classes = [IsAuthenticatedMember]
-
     @extend_schema(
         operation_id="project_generation_run_cancel",
         request=None,
@@ -72,20 +63,13 @@ class GenerationRunCancelApi(APIView):
     )
     def post(self, request: Request, project: str, run_id: int) -> Response:
         row = project_get_for_user(user=request.user, project_ref=project, min_role=Role.ENGINEER)
-        run = generation_run_cancel(run=generation_run_get(project=row, run_id=int(run_id)))
+        run = generation_run_cancel(run=generation_run_get(project=row, run_id=run_id))
         return Response(GenerationRunOutputSerializer(run).data)
 
 
 urlpatterns = [
-    re_path(r"^projects/(?P<project>[^/]+)/generation-runs/?$", GenerationRunListCreateApi.as_view(), name="generation-runs"),
-    re_path(
-        r"^projects/(?P<project>[^/]+)/generation-runs/(?P<run_id>[0-9]+)/?$",
-        GenerationRunDetailApi.as_view(),
-        name="generation-run-detail",
-    ),
-    re_path(
-        r"^projects/(?P<project>[^/]+)/generation-runs/(?P<run_id>[0-9]+)/cancel/?$",
-        GenerationRunCancelApi.as_view(),
-        name="generation-run-cancel",
-    ),
+    *api_path("projects/<project:project>/generation-runs/", GenerationRunListCreateApi.as_view(), name="generation-runs"),
+    *api_path("projects/<project:project>/generation-runs/<id:run_id>/", GenerationRunDetailApi.as_view(), name="generation-run-detail"),
+    *api_path("projects/<project:project>/generation-runs/<id:run_id>/cancel/", GenerationRunCancelApi.as_view(),
+              name="generation-run-cancel"),
 ]

@@ -2,10 +2,8 @@
 
 Projects are fetched through access.project_get_for_user: non-members get 404, too-low roles 403.
 """
-from django.urls import path
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -20,7 +18,8 @@ from annotation.services.projects import (
     project_create,
     user_get,
 )
-from api.permissions import IsAuthenticatedMember
+from api.pagination import PaginatedApiView
+from api.routing import api_path
 from api.serializers.projects import (
     MemberAddInputSerializer,
     MemberOutputSerializer,
@@ -30,14 +29,10 @@ from api.serializers.projects import (
 )
 
 
-class ProjectListCreateApi(APIView):
-    permission_classes = [IsAuthenticatedMember]
-
+class ProjectListCreateApi(PaginatedApiView):
     @extend_schema(operation_id="projects_list", responses=ProjectOutputSerializer(many=True))
     def get(self, request: Request) -> Response:
-        paginator = LimitOffsetPagination()
-        page = paginator.paginate_queryset(projects_for_user(user=request.user).order_by("id"), request, view=self)
-        return paginator.get_paginated_response(ProjectOutputSerializer(page, many=True).data)
+        return self.paginated(projects_for_user(user=request.user).order_by("id"), ProjectOutputSerializer)
 
     @extend_schema(
         operation_id="projects_create",
@@ -56,8 +51,6 @@ class ProjectListCreateApi(APIView):
 
 
 class ProjectDetailApi(APIView):
-    permission_classes = [IsAuthenticatedMember]
-
     @extend_schema(
         operation_id="projects_retrieve",
         responses=ProjectOutputSerializer,
@@ -69,8 +62,6 @@ class ProjectDetailApi(APIView):
 
 
 class MemberListAddApi(APIView):
-    permission_classes = [IsAuthenticatedMember]
-
     @extend_schema(operation_id="project_members_list", responses=MemberOutputSerializer(many=True))
     def get(self, request: Request, project: str) -> Response:
         row = project_get_for_user(user=request.user, project_ref=project, min_role=Role.ADMIN)
@@ -95,8 +86,6 @@ class MemberListAddApi(APIView):
 
 
 class MemberDetailApi(APIView):
-    permission_classes = [IsAuthenticatedMember]
-
     def _member(self, request: Request, project: str, user_id: int):
         row = project_get_for_user(user=request.user, project_ref=project, min_role=Role.ADMIN)
         membership = memberships_of_project(project=row).filter(user_id=user_id).first()
@@ -120,8 +109,8 @@ class MemberDetailApi(APIView):
 
 
 urlpatterns = [
-    path("projects/", ProjectListCreateApi.as_view(), name="projects"),
-    path("projects/<str:project>/", ProjectDetailApi.as_view(), name="project-detail"),
-    path("projects/<str:project>/members/", MemberListAddApi.as_view(), name="project-members"),
-    path("projects/<str:project>/members/<int:user_id>/", MemberDetailApi.as_view(), name="project-member-detail"),
+    *api_path("projects/", ProjectListCreateApi.as_view(), name="projects"),
+    *api_path("projects/<project:project>/", ProjectDetailApi.as_view(), name="project-detail"),
+    *api_path("projects/<project:project>/members/", MemberListAddApi.as_view(), name="project-members"),
+    *api_path("projects/<project:project>/members/<id:user_id>/", MemberDetailApi.as_view(), name="project-member-detail"),
 ]

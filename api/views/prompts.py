@@ -1,8 +1,6 @@
 """API views for prompts: paginated list (members) and file import (engineers and admins)."""
-from django.urls import path
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -11,23 +9,19 @@ from rest_framework.views import APIView
 from annotation.models import Prompt, Role
 from annotation.services.access import project_get_for_user
 from annotation.services.importing import detect_format, prompts_import
-from api.permissions import IsAuthenticatedMember
+from api.pagination import PaginatedApiView
+from api.routing import api_path
 from api.serializers.prompts import PromptImportInputSerializer, PromptImportOutputSerializer, PromptOutputSerializer
 
 
-class PromptListApi(APIView):
-    permission_classes = [IsAuthenticatedMember]
-
+class PromptListApi(PaginatedApiView):
     @extend_schema(operation_id="prompts_list", responses=PromptOutputSerializer(many=True))
     def get(self, request: Request, project: str) -> Response:
         row = project_get_for_user(user=request.user, project_ref=project)
-        paginator = LimitOffsetPagination()
-        page = paginator.paginate_queryset(Prompt.objects.filter(project=row).order_by("id"), request, view=self)
-        return paginator.get_paginated_response(PromptOutputSerializer(page, many=True).data)
+        return self.paginated(Prompt.objects.filter(project=row).order_by("id"), PromptOutputSerializer)
 
 
 class PromptImportApi(APIView):
-    permission_classes = [IsAuthenticatedMember]
     parser_classes = [MultiPartParser, FormParser]
 
     @extend_schema(
@@ -51,6 +45,6 @@ class PromptImportApi(APIView):
 
 
 urlpatterns = [
-    path("projects/<str:project>/prompts/", PromptListApi.as_view(), name="prompts"),
-    path("projects/<str:project>/prompts/import/", PromptImportApi.as_view(), name="prompts-import"),
+    *api_path("projects/<project:project>/prompts/", PromptListApi.as_view(), name="prompts"),
+    *api_path("projects/<project:project>/prompts/import/", PromptImportApi.as_view(), name="prompts-import"),
 ]

@@ -4,15 +4,14 @@ Non-members get 404 for a project or a job of it; annotators get 403.
 """
 from __future__ import annotations
 
-from django.urls import path, re_path
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotation.errors import ApplicationError
+from annotation.limits import BIGINT_MAX as MAX_ID
 from annotation.models import ExportSnapshot, Role, TrainingJob
 from annotation.services.access import project_get_for_user
 from annotation.services.training import (
@@ -22,7 +21,8 @@ from annotation.services.training import (
     training_job_start_generation,
     training_jobs_of_project,
 )
-from api.permissions import IsAuthenticatedMember
+from api.pagination import PaginatedApiView, query_int
+from api.routing import api_path
 from api.serializers.training import (
     GenerationRunStartedSerializer,
     TrainingGenerateInputSerializer,
@@ -32,15 +32,11 @@ from api.serializers.training import (
 )
 
 
-class TrainingJobListCreateApi(APIView):
-    permission_classes = [IsAuthenticatedMember]
-
+class TrainingJobListCreateApi(PaginatedApiView):
     @extend_schema(operation_id="project_training_jobs_list", responses=TrainingJobOutputSerializer(many=True))
     def get(self, request: Request, project: str) -> Response:
         row = project_get_for_user(user=request.user, project_ref=project, min_role=Role.ENGINEER)
-        paginator = LimitOffsetPagination()
-        page = paginator.paginate_queryset(training_jobs_of_project(project=row), request, view=self)
-        return paginator.get_paginated_response(TrainingJobOutputSerializer(page, many=True).data)
+        return self.paginated(training_jobs_of_project(project=row), TrainingJobOutputSerializer)
 
     @extend_schema(
         operation_id="project_training_jobs_create",
@@ -71,8 +67,6 @@ class TrainingJobListCreateApi(APIView):
 
 
 class TrainingJobDetailApi(APIView):
-    permission_classes = [IsAuthenticatedMember]
-
     @extend_schema(operation_id="training_jobs_retrieve", responses=TrainingJobOutputSerializer)
     def get(self, request: Request, job_id: int) -> Response:
         job = training_job_get_for_user(user=request.user, job_id=job_id)
@@ -80,13 +74,12 @@ class TrainingJobDetailApi(APIView):
 
 
 class TrainingJobMetricsApi(APIView):
-    permission_classes = [IsAuthenticatedMember]
-
     @extend_schema(
         operation_id="training_jobs_metrics",
         parameters=[
             OpenApiParameter("split", str, enum=["train", "test", "summary"], description="Only this split."),
-            OpenApiParameter("after_step", int, description="Only metrics logged after this step (for polling)."),
+            OpenApiParameter("after_step", {"type": "integer", "minimum": 0, "maximum": MAX_ID},
+                             description="Only metrics logged after this step (for polling)."),
         ],
         responses=TrainingMetricOutputSerializer(many=True),
     )
@@ -95,20 +88,17 @@ class TrainingJobMetricsApi(APIView):
         split = request.query_params.get("split")
         if split is not None and split not in ("train", "test", "summary"):
             raise ApplicationError("split must be train, test or summary.", fields={"split": ["must be train, test or summary"]})
-        after = request.query_params.get("after_step")
-        if after is not None and not after.isdigit():
-            raise ApplicationError("after_step must be a non-negative integer.", fields={"after_step": ["must be a non-negative integer"]})
-        rows = training_job_metrics(job=job, split=split, after_step=int(after) if after is not None else None)
+        after = query_int(request, "after_step", default=None, minimum=0, maximum=MAX_ID)
+        rows = training_job_metrics(job=job, split=split, after_step=after)
         return Response(TrainingMetricOutputSerializer(rows, many=True).data)
 
 
 class TrainingJobGenerateApi(APIView):
-    permission_classes = [IsAuthenticatedMember]
-
     @extend_schema(
         operation_id="training_jobs_generate",
         request=TrainingGenerateInputSerializer,
-        responses={202: GenerationRunStartedSerializer},
+        responses={202: GenerationRunStartedSerializer,
+                   409: OpenApiResponse(description="The job is not a finished DPO job, so it has no policy to generate with.")},
         description="Starts a generation run in the job's project with the job's trained DPO policy as the model.",
     )
     def post(self, request: Request, job_id: int) -> Response:
@@ -121,9 +111,8 @@ class TrainingJobGenerateApi(APIView):
 
 
 urlpatterns = [
-    path("projects/<str:project>/training-jobs/", TrainingJobListCreateApi.as_view(), name="project-training-jobs"),
-    path("training-jobs/<int:job_id>/", TrainingJobDetailApi.as_view(), name="training-job-detail"),
-    # One route each, trailing slash optional (the contract writes them without), so the schema has one operation.
-    re_path(r"^training-jobs/(?P<job_id>[0-9]+)/metrics/?$", TrainingJobMetricsApi.as_view(), name="training-job-metrics"),
-    re_path(r"^training-jobs/(?P<job_id>[0-9]+)/generate/?$", TrainingJobGenerateApi.as_view(), name="training-job-generate"),
+    *api_path("projects/<project:project>/training-jobs/", TrainingJobListCreateApi.as_view(), name="project-training-jobs"),
+    *api_path("training-jobs/<id:job_id>/", TrainingJobDetailApi.as_view(), name="training-job-detail"),
+    *api_path("training-jobs/<id:job_id>/metrics/", TrainingJobMetricsApi.as_view(), name="training-job-metrics"),
+    *api_path("training-jobs/<id:job_id>/generate/", TrainingJobGenerateApi.as_view(), name="training-job-generate"),
 ]
