@@ -10,7 +10,7 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 from annotation.errors import Forbidden, NotFound
 from annotation.models import ResponseFlag
 from annotation.services.access import project_get_for_user
-from annotation.services.projects import markdown_to_safe_html
+from annotation.services.rendering import markdown_to_safe_html
 
 SKIP_REASONS = ["Not sure", "Outside my expertise", "Prompt is broken or unclear", "Responses do not load or are empty", "Other"]
 
