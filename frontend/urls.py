@@ -1,8 +1,9 @@
-"""Web pages. Each area keeps its views in frontend/views/<area>.py."""
+"""Web pages. Each area keeps its views in frontend/views/<area>.py; project pages are listed for the
+navigation bar in frontend/nav.py."""
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from frontend.views import dashboard, home, ranking, training
+from frontend.views import dashboard, exports, generation, home, ranking, tasks, training
 
 app_name = "frontend"
 
@@ -12,6 +13,12 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("projects/<slug:slug>/rank/", ranking.rank_page, name="rank"),
     path("projects/<slug:slug>/dashboard/", dashboard.dashboard_page, name="dashboard"),
+    path("projects/<slug:slug>/generation/", generation.runs_page, name="generation-runs"),
+    path("projects/<slug:slug>/generation/<int:run_id>/", generation.run_page, name="generation-run"),
+    path("projects/<slug:slug>/generation/<int:run_id>/cancel/", generation.run_cancel, name="generation-run-cancel"),
+    path("projects/<slug:slug>/tasks/", tasks.tasks_page, name="tasks"),
+    path("projects/<slug:slug>/exports/", exports.exports_page, name="exports"),
+    path("projects/<slug:slug>/exports/<int:export_id>/", exports.export_page, name="export"),
     path("projects/<slug:slug>/training/", training.training_jobs_page, name="training-jobs"),
     path("projects/<slug:slug>/training/<int:job_id>/", training.training_job_page, name="training-job"),
 ]
