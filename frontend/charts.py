@@ -118,7 +118,7 @@ def line_chart(
 
 def bar_chart(
     bars: Sequence[dict[str, Any]], *, x_label: str, y_label: str, y_max: float | None = None, percent: bool = False,
-    label: str = "", width: int = 420, height: int = 210,
+    label: str = "", width: int = 420, height: int = 210, chart_id: str = "", bar_class: str = "",
 ) -> dict[str, Any] | None:
     """Bars over categories. Each bar: {"label", "value", "tip"} and optionally "ref" (a dashed reference mark)."""
     if not bars:
@@ -147,5 +147,5 @@ def bar_chart(
         "width": width, "height": height, "left": LEFT, "right": right, "top": TOP, "bottom": bottom, "bars": drawn,
         "y_ticks": [{"y": sy(t), "label": fmt(t, percent=percent)} for t in ticks],
         "x_label": x_label, "y_label": y_label, "x_label_x": round((LEFT + right) / 2, 1), "x_label_y": height - 6,
-        "y_label_y": round((TOP + bottom) / 2, 1), "label": label or y_label,
+        "y_label_y": round((TOP + bottom) / 2, 1), "label": label or y_label, "id": chart_id, "bar_class": bar_class,
     }
