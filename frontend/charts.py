@@ -32,11 +32,14 @@ def nice_step(span: float, count: int = 5) -> float:
     return 10 * power
 
 
-def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
-    """Round tick values covering [lo, hi] (the first at or below lo, the last at or above hi)."""
+def nice_ticks(lo: float, hi: float, count: int = 5, *, integer: bool = False) -> list[float]:
+    """Round tick values covering [lo, hi] (the first at or below lo, the last at or above hi);
+    `integer`: whole steps only (counts of tasks are never 0.5)."""
     if hi < lo:
         lo, hi = hi, lo
     step = nice_step(hi - lo, count)
+    if integer:
+        step = max(1.0, round(step))
     start = math.floor(lo / step + 1e-9) * step
     ticks = []
     value = start
@@ -125,7 +128,8 @@ def bar_chart(
         return None
     values = [float(b["value"]) for b in bars] + [float(b["ref"]) for b in bars if b.get("ref") is not None]
     top_value = max(values) if y_max is None else y_max
-    ticks = nice_ticks(0.0, top_value or 1.0, 4)
+    counts = not percent and all(float(b["value"]) == int(b["value"]) for b in bars)
+    ticks = nice_ticks(0.0, top_value or 1.0, 4, integer=counts)
     hi = ticks[-1]
     right, bottom = width - RIGHT, height - BOTTOM
     slot = (right - LEFT) / len(bars)

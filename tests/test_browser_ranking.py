@@ -63,6 +63,17 @@ def label_to_response(assignment: Assignment) -> dict[str, int]:
     return {"ABCDEFGHIJKLMNOP"[i]: rid for i, rid in enumerate(assignment.display_order)}
 
 
+def wait_until(condition, timeout: float = 30.0) -> None:
+    """Poll the database until `condition()` holds (a generous deadline: CI shares a loaded machine)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.1)
+
+
 def wait_for_next(page, previous: Assignment) -> None:
     page.wait_for_function(
         "prev => { const t = document.querySelector('#task'); const e = document.querySelector('#empty');"
@@ -128,10 +139,14 @@ def test_an_annotator_ranks_by_keyboard_and_by_drag_and_skips(browser_page, live
     expected[fourth.pk] = [[ids["B"]], [ids["C"]], [ids["A"]]]
     wait_for_next(page, fourth)
 
-    # 5. skip with S.
+    # 5. skip with S: it asks for a reason (Enter takes the first), the next task shows at once and
+    # the skip is sent when its undo window closes.
     fifth = current_assignment(page)
     page.keyboard.press("s")
+    page.keyboard.press("Enter")
     wait_for_next(page, fifth)
+    page.wait_for_selector("#toast", state="hidden", timeout=30_000)
+    wait_until(lambda: Assignment.objects.get(pk=fifth.pk).status == AssignmentStatus.SKIPPED)
 
     stored = {r.assignment_id: r for r in Ranking.objects.filter(annotator=ann.user)}
     assert {k: v.tiers for k, v in stored.items()} == expected

@@ -97,7 +97,8 @@ function showTask(task) {
   renderMessages($("messages"), task.messages, state.showRaw);
   const messages = $("messages");
   messages.classList.remove("expanded");
-  $("prompt-expand").hidden = messages.scrollHeight <= messages.clientHeight + 2;
+  $("prompt-expand").hidden = true;
+  requestAnimationFrame(() => { $("prompt-expand").hidden = messages.scrollHeight <= messages.clientHeight + 2; });
   drawCards();
   updateProgress(task.progress);
   // Each new task starts at the top: the page, the prompt and every response.

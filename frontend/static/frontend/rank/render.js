@@ -59,12 +59,13 @@ export function renderCards(container, task, { flags, work, showRaw, rawCards, f
       el("h3", { id: `title-${r.id}` }, "Response ", el("span", { className: "letter", text: r.label })),
       place,
       el("button", { type: "button", className: "place-next", "data-action": "place", "aria-label": `Put response ${r.label} next in the ranking` },
-        "Rank next ", el("kbd", { text: r.label })),
+        "Rank ", el("kbd", { text: r.label })),
       el("button", { type: "button", className: "raw-toggle", "data-action": "raw", "aria-pressed": raw ? "true" : "false",
         "aria-label": `Raw text of response ${r.label}` }, "Raw"));
     const body = contentBody("response-body", r.content_html ?? "", r.content, raw, `Text of response ${r.label}`);
     const fieldset = el("fieldset", { className: `flags${flagsOpen === index ? " open" : ""}`, id: `flags-${r.id}` },
-      el("legend", { className: "flags-legend" }, "Flags ", el("kbd", { text: `⇧${LETTERS[index]}` })));
+      el("legend", { className: "flags-legend", title: `Flags of response ${r.label} (Shift+${LETTERS[index]})` },
+        el("span", { className: "sr-only", text: `Flags of response ${r.label}` }), el("kbd", { text: `⇧${LETTERS[index]}` })));
     flags.forEach((f, i) => {
       const box = el("input", { type: "checkbox", "data-flag": f.code, "aria-label": `${f.label} (response ${r.label})` });
       box.checked = !!work.flags[r.id]?.has(f.code);
