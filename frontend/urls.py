@@ -1,7 +1,9 @@
 """Web pages. Each area keeps its views in frontend/views/<area>.py; project pages are listed for the
 navigation bar in frontend/nav.py."""
 from django.contrib.auth import views as auth_views
+from django.templatetags.static import static
 from django.urls import path
+from django.views.generic import RedirectView
 
 from frontend.views import dashboard, exports, generation, home, ranking, tasks, training
 
@@ -9,6 +11,8 @@ app_name = "frontend"
 
 urlpatterns = [
     path("", home.home, name="home"),
+    # Browsers ask for /favicon.ico on pages without an icon link (the admin): answer it, no 404.
+    path("favicon.ico", RedirectView.as_view(url=static("frontend/favicon.svg"), permanent=True)),
     path("login/", auth_views.LoginView.as_view(template_name="frontend/login.html"), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("projects/<slug:slug>/rank/", ranking.rank_page, name="rank"),

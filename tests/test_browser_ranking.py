@@ -4,20 +4,23 @@ from __future__ import annotations
 import io
 import json
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.utils import timezone
 
 from annotation.models import Assignment, AssignmentStatus, Ranking
 from annotation.services.importing import prompts_import
 from annotation.services.projects import project_create
 from tests import browser
-from tests.browser import login, screenshot_path
+from tests.browser import login
 from tests.ranking_helpers import make_member
 
 pytestmark = [pytest.mark.browser, pytest.mark.needs_postgres, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 browser_page = browser.browser_page  # the shared fixture, made visible to this module
+SHOT = Path(settings.MEDIA_ROOT) / "ranking-page-short-tasks.png"
 
 INSTRUCTIONS = """Rank the answers **from best to worst**.
 
@@ -123,7 +126,8 @@ def test_an_annotator_ranks_by_keyboard_and_by_drag_and_skips(browser_page, live
     third = current_assignment(page)
     ids = label_to_response(third)
     page.keyboard.press("c")
-    page.screenshot(path=str(screenshot_path("ranking-page.png")), full_page=True)
+    # docs/img/ranking-page.png now comes from tests/frontend/test_ranking_browser.py (realistic tasks).
+    page.screenshot(path=str(SHOT), full_page=True)
     page.keyboard.press("b")
     page.keyboard.press("Enter")
     expected[third.pk] = [[ids["C"]], [ids["B"]], [ids["A"]]]
@@ -159,7 +163,7 @@ def test_an_annotator_ranks_by_keyboard_and_by_drag_and_skips(browser_page, live
     assert page.evaluate("window.__xss === undefined && window.__xss_instructions === undefined")
     assert "hidden-model" not in page.content()
     assert page.locator("#done-today").inner_text() == "4"
-    assert screenshot_path("ranking-page.png").stat().st_size > 10_000
+    assert SHOT.stat().st_size > 10_000
 
 
 def test_the_page_escapes_prompt_html_and_renders_code_blocks(browser_page, live_server):
