@@ -56,7 +56,8 @@ def test_an_engineer_goes_from_the_dashboard_to_runs_tasks_exports_and_downloads
     assert round(boxes[0]["y"]) == round(boxes[1]["y"]) and round(boxes[2]["y"]) == round(boxes[3]["y"]) > boxes[0]["y"]
     assert "submitted rankings over" in page.inner_text("#report-state")
     # Hover values on a chart.
-    tallest = page.eval_on_selector_all("#w-chart rect.wbar", "bars => bars.map(b => +b.getAttribute('height')).reduce((best, h, i, all) => h > all[best] ? i : best, 0)")
+    heights = page.eval_on_selector_all("#w-chart rect.wbar", "bars => bars.map(b => +b.getAttribute('height'))")
+    tallest = heights.index(max(heights))
     page.hover(f"#w-chart rect.wbar >> nth={tallest}")
     page.wait_for_selector("#chart-tip:not([hidden])")
     assert "tasks" in page.inner_text("#chart-tip")
@@ -96,7 +97,8 @@ def test_an_engineer_goes_from_the_dashboard_to_runs_tasks_exports_and_downloads
     assert page.locator(f"#exports-table tr[data-export='{snapshot.pk}'] .status-succeeded").count() == 1
 
     # Training jobs: linked from the nav; a job with a single point draws a dot on real axes.
-    job = TrainingJob.objects.create(project=project, kind="reward", export=snapshot, status=JobStatus.RUNNING, steps_total=10, steps_done=1)
+    job = TrainingJob.objects.create(project=project, kind="reward", export=snapshot, status=JobStatus.RUNNING,
+                                     steps_total=10, steps_done=1)
     TrainingMetric.objects.create(job=job, step=1, split="train", values={"loss": 0.6931})
     page.click("nav.project-nav a[data-page='training-jobs']")
     page.click(f"a[href='/projects/{project.slug}/training/{job.pk}/']")

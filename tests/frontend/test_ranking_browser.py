@@ -156,12 +156,15 @@ def test_markdown_code_and_raw_text_and_nothing_in_a_response_runs(browser_page,
     from annotation.services.importing import prompts_import
 
     line = {"prompt": "Show **bold** <b>and html</b>", "responses": [
-        "Intro paragraph.\n\nSecond paragraph with `code`.\n\n```python\ndef f(x):\n    return x * 2  # " + "long " * 40 + "\n```\n\n| a | b |\n|---|---|\n| 1 | 2 |",
+        "Intro paragraph.\n\nSecond paragraph with `code`.\n\n```python\ndef f(x):\n    return x * 2  # " + "long " * 40
+        + "\n```\n\n| a | b |\n|---|---|\n| 1 | 2 |",
         XSS, "Plain answer.\n\n- one\n- two"]}
     prompts_import(project=project, fileobj=io.BytesIO(json.dumps(line).encode()), file_format="jsonl")
     problems = open_page(page, live_server, project, "md-reader")
     assignment = shown(page)
-    by_label = {r["label"]: r for r in page.evaluate("Array.from(document.querySelectorAll('#cards .response')).map(c => ({label: c.dataset.label, html: c.querySelector('.response-body').innerHTML, text: c.querySelector('.response-body').innerText}))")}
+    by_label = {r["label"]: r for r in page.evaluate(
+        "Array.from(document.querySelectorAll('#cards .response'))"
+        ".map(c => ({label: c.dataset.label, text: c.querySelector('.response-body').innerText}))")}
     code_card = next(label for label, r in by_label.items() if "Intro paragraph" in r["text"])
     xss_card = next(label for label, r in by_label.items() if "A script" in r["text"])
     card = f"#cards .response[data-label='{code_card}']"
@@ -284,7 +287,8 @@ def touch_drag(page, source: str, target: str, *, steps: int = 12) -> None:
     x1, y1 = b["x"] + b["width"] / 2, b["y"] + b["height"] / 2
     cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": x0, "y": y0}]})
     for i in range(1, steps + 1):
-        cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [{"x": x0 + (x1 - x0) * i / steps, "y": y0 + (y1 - y0) * i / steps}]})
+        point = {"x": x0 + (x1 - x0) * i / steps, "y": y0 + (y1 - y0) * i / steps}
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [point]})
         page.wait_for_timeout(30)
     cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
     page.wait_for_timeout(200)
