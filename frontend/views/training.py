@@ -34,6 +34,7 @@ def training_job_page(request: HttpRequest, slug: str, job_id: int) -> HttpRespo
                                  y_label="loss", label="Loss by step"),
         "accuracy_chart": line_chart({"test accuracy": curves["test accuracy"]}, x_label="step", y_label="accuracy",
                                      y_min=0.0, y_max=1.0, percent=True, label="Test accuracy by step"),
+        "generation_runs": list(job.generation_runs.order_by("-id")[:20]),
         "test": (job.report or {}).get("test") or {},
         "train": (job.report or {}).get("train") or {},
     }
