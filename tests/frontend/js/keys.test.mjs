@@ -77,6 +77,8 @@ test("targetKind sorts elements the way the mapping expects", () => {
   assert.equal(targetKind(node("INPUT", { type: "checkbox" })), "other");
   assert.equal(targetKind(node("A")), "link");
   assert.equal(targetKind(node("A", { inApp: {} })), "other");
+  assert.equal(targetKind(node("BUTTON")), "link"); // Log out in the top bar
+  assert.equal(targetKind(node("BUTTON", { inApp: {} })), "other"); // a button of the task: Enter submits
   assert.equal(targetKind(node("LI", { classes: ["tier"] })), "tier");
   assert.equal(targetKind(null), "other");
 });

@@ -78,7 +78,8 @@ export function targetKind(el) {
   if (tag === "TEXTAREA") return "textarea";
   if (tag === "SELECT") return "text";
   if (tag === "INPUT" && !["checkbox", "radio", "button", "submit"].includes(el.type)) return "text";
-  if (tag === "A" && el.closest && !el.closest("#rank-app")) return "link";
+  // Links and buttons outside the task (the top bar: Projects, Log out) keep their own Enter.
+  if ((tag === "A" || tag === "BUTTON") && el.closest && !el.closest("#rank-app")) return "link";
   if (el.classList && el.classList.contains("tier")) return "tier";
   return "other";
 }
