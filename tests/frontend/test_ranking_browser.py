@@ -243,7 +243,7 @@ def test_the_keyboard_alone_ranks_flags_skips_with_undo_and_lists_every_key(brow
     page.keyboard.press("3")
     page.keyboard.press("Enter")
     wait_for_other(page, third)
-    assert page.locator("#toast").is_visible()
+    page.wait_for_selector("#toast:not([hidden])")
     page.keyboard.press("u")
     page.wait_for_function("id => document.querySelector('#task').dataset.assignment === String(id)", arg=third.pk)
     assert page.inner_text("#ranking .tier >> nth=0") == "A"  # the draft came back with it

@@ -283,24 +283,31 @@ function openSkipDialog() {
   document.querySelector('input[name="skip-reason"]:checked')?.focus();
 }
 
-function confirmSkip() {
+async function confirmSkip() {
   const dialog = $("skip-dialog");
   if (dialog.open) dialog.close();
-  if (!state.task) return;
+  if (!state.task || state.busy) return;
   const task = state.task;
   const reason = document.querySelector('input[name="skip-reason"]:checked')?.value || "";
   save();
   collapseInstructionsAfterFirstTask();
   pendingSkip.start(task, reason, () => prefetch());
-  if (state.next) {
-    const next = state.next;
-    state.next = null;
+  let next = state.next;
+  state.next = null;
+  if (!next) {
+    // Not prefetched yet: ask for the task after the skipped one (its lease is still ours until sent).
+    state.busy = true;
+    try {
+      const result = await api.nextTask(config.projectId, task.id);
+      if (result.status === 200 && result.data.id !== task.id) next = result.data;
+    } catch { /* offline: handled below */ } finally { state.busy = false; }
+  }
+  if (next && pendingSkip.pending?.task.id === task.id) {
     showToast(`Skipped (${reason}).`);
     showTask(next);
-  } else {
-    // Nothing prefetched: send the skip now and load what comes next (no undo without a next task).
+  } else if (pendingSkip.pending?.task.id === task.id) {
     say(`Skipped (${reason}).`);
-    loadFirst();
+    loadFirst(); // sends the skip first, then shows what is left (or why nothing is)
   }
 }
 
