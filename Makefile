@@ -21,7 +21,9 @@ demo: install
 	DEBUG=$${DEBUG:-1} $(PY) manage.py migrate --noinput
 	DEBUG=$${DEBUG:-1} $(PY) manage.py demo
 
+# The ranking page's pure modules (tiers, keys, drafts, skip) with node's own test runner, then pytest.
 test: install
+	node --test tests/frontend/js/*.test.mjs
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install

@@ -77,7 +77,37 @@ def setup_django(url: str) -> None:
     django.setup()
 
 
-def seed(*, tasks: int, k: int, overlap: int, annotators: int) -> None:
+LONG_ANSWER = """Answer {j} to question {i}. The short version: use the standard library first, and measure before you optimise.
+
+Here is why. A plausible response from a chat model is often a few paragraphs long, with **bold** words, `inline code`
+and a list of steps:
+
+1. Read the input once and keep what you have seen in a set ({i} items here).
+2. Build the output in a single pass, so the cost stays linear.
+3. Return a new list rather than changing the argument in place.
+
+```python
+def unique_in_order(values):
+    seen = set()
+    out = []
+    for value in values:  # answer {j}, question {i}
+        if value not in seen:
+            seen.add(value)
+            out.append(value)
+    return out
+```
+
+Some words of a plausible response follow, to reach a realistic length. """ + "More explanation of the trade-offs, with an example. " * 18
+
+
+def bench_text(i: int, j: int, long: bool) -> str:
+    """A response: two sentences, or (long) about 250 words of Markdown with a list and a code block."""
+    if long:
+        return LONG_ANSWER.format(i=i, j=j)
+    return f"Answer {j} to question {i}. " + "Some words of a plausible response. " * (3 + j)
+
+
+def seed(*, tasks: int, k: int, overlap: int, annotators: int, long: bool = False) -> None:
     """COPY prompts, responses, tasks; users, tokens and memberships in bulk. Ids are assigned here."""
     from django.contrib.auth import get_user_model
     from django.contrib.auth.hashers import make_password
@@ -87,7 +117,8 @@ def seed(*, tasks: int, k: int, overlap: int, annotators: int) -> None:
     from annotation.models import Membership, Project, Role
 
     Project.objects.filter(slug=SLUG).delete()
-    project = Project.objects.create(name="Serving bench", slug=SLUG, responses_per_prompt=k, overlap=overlap, lease_seconds=900)
+    project = Project.objects.create(name=f"Serving bench ({'long' if long else 'short'} responses)", slug=SLUG, responses_per_prompt=k,
+                                     overlap=overlap, lease_seconds=900)
     User = get_user_model()
     User.objects.filter(username__startswith="bench-ann-").delete()
     password = make_password("bench-password")  # one hash for all: hashing 200 times is not what is measured
@@ -116,7 +147,7 @@ def seed(*, tasks: int, k: int, overlap: int, annotators: int) -> None:
             for i in range(tasks):
                 for j in range(k):
                     rid = r0 + i * k + j + 1
-                    text = f"Answer {j} to question {i}. " + "Some words of a plausible response. " * (3 + j)
+                    text = bench_text(i, j, long)
                     copy.write_row((rid, p0 + i + 1, None, j, text, f"{rid:064d}", "stop", 40, "bench-model", False, now))
         with cur.copy(
             "COPY annotation_rankingtask (id, project_id, prompt_id, overlap, is_gold, priority, submitted_count, active_count, "
@@ -450,6 +481,8 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB))
     parser.add_argument("--reseed", action="store_true")
+    parser.add_argument("--long-responses", action="store_true",
+                        help="about 250 words of Markdown per response (a list, a code block), rendered by the server")
     args = parser.parse_args()
 
     ensure_database(args.database_url)
@@ -465,10 +498,11 @@ def main() -> None:
     project = Project.objects.filter(slug=SLUG).first()
     if (args.reseed or project is None or RankingTask.objects.filter(project=project).count() != args.tasks
             or project.overlap != args.overlap or project.responses_per_prompt != args.k
+            or project.name != f"Serving bench ({'long' if args.long_responses else 'short'} responses)"
             or Token.objects.filter(user__username__startswith="bench-ann-").count() < annotators):
         t0 = time.monotonic()
         print(f"seeding {args.tasks} tasks (K={args.k}, overlap {args.overlap}, {annotators} annotators) ...", flush=True)
-        seed(tasks=args.tasks, k=args.k, overlap=args.overlap, annotators=annotators)
+        seed(tasks=args.tasks, k=args.k, overlap=args.overlap, annotators=annotators, long=args.long_responses)
         print(f"seeded in {time.monotonic() - t0:.1f} s", flush=True)
         project = Project.objects.get(slug=SLUG)
     reset_work(project.pk)

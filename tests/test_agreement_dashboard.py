@@ -46,7 +46,7 @@ def test_engineers_see_progress_agreement_and_the_flagged_spammer(crowd, client)
     assert 'id="alpha-chart"' in html and 'id="w-chart"' in html and 'id="bias-chart"' in html
     assert f'<tr class="flagged" data-username="{crowd.spammer}">' in html
     assert html.count('class="flagged"') == 1
-    assert "Generation runs" in html and "26 of 40 prompts" in html and "300 of 720 rows" in html
+    assert "Generation runs" in html and "26 of 40 prompts" in html and "300 of 720 tasks read" in html  # named for what it counts
     progress = {row["key"]: row["count"] for row in response.context["progress"]["tasks"]}
     assert progress == {"open": 25, "in-progress": 15, "complete": 120}
     assert "cdn" not in html.lower() and "https://" not in html

@@ -4,20 +4,23 @@ from __future__ import annotations
 import io
 import json
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.utils import timezone
 
 from annotation.models import Assignment, AssignmentStatus, Ranking
 from annotation.services.importing import prompts_import
 from annotation.services.projects import project_create
 from tests import browser
-from tests.browser import login, screenshot_path
+from tests.browser import login
 from tests.ranking_helpers import make_member
 
 pytestmark = [pytest.mark.browser, pytest.mark.needs_postgres, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 browser_page = browser.browser_page  # the shared fixture, made visible to this module
+SHOT = Path(settings.MEDIA_ROOT) / "ranking-page-short-tasks.png"
 
 INSTRUCTIONS = """Rank the answers **from best to worst**.
 
@@ -61,6 +64,17 @@ def current_assignment(page) -> Assignment:
 
 def label_to_response(assignment: Assignment) -> dict[str, int]:
     return {"ABCDEFGHIJKLMNOP"[i]: rid for i, rid in enumerate(assignment.display_order)}
+
+
+def wait_until(condition, timeout: float = 30.0) -> None:
+    """Poll the database until `condition()` holds (a generous deadline: CI shares a loaded machine)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.1)
 
 
 def wait_for_next(page, previous: Assignment) -> None:
@@ -112,7 +126,8 @@ def test_an_annotator_ranks_by_keyboard_and_by_drag_and_skips(browser_page, live
     third = current_assignment(page)
     ids = label_to_response(third)
     page.keyboard.press("c")
-    page.screenshot(path=str(screenshot_path("ranking-page.png")), full_page=True)
+    # docs/img/ranking-page.png now comes from tests/frontend/test_ranking_browser.py (realistic tasks).
+    page.screenshot(path=str(SHOT), full_page=True)
     page.keyboard.press("b")
     page.keyboard.press("Enter")
     expected[third.pk] = [[ids["C"]], [ids["B"]], [ids["A"]]]
@@ -128,10 +143,14 @@ def test_an_annotator_ranks_by_keyboard_and_by_drag_and_skips(browser_page, live
     expected[fourth.pk] = [[ids["B"]], [ids["C"]], [ids["A"]]]
     wait_for_next(page, fourth)
 
-    # 5. skip with S.
+    # 5. skip with S: it asks for a reason (Enter takes the first), the next task shows at once and
+    # the skip is sent when its undo window closes.
     fifth = current_assignment(page)
     page.keyboard.press("s")
+    page.keyboard.press("Enter")
     wait_for_next(page, fifth)
+    page.wait_for_selector("#toast", state="hidden", timeout=30_000)
+    wait_until(lambda: Assignment.objects.get(pk=fifth.pk).status == AssignmentStatus.SKIPPED)
 
     stored = {r.assignment_id: r for r in Ranking.objects.filter(annotator=ann.user)}
     assert {k: v.tiers for k, v in stored.items()} == expected
@@ -144,7 +163,7 @@ def test_an_annotator_ranks_by_keyboard_and_by_drag_and_skips(browser_page, live
     assert page.evaluate("window.__xss === undefined && window.__xss_instructions === undefined")
     assert "hidden-model" not in page.content()
     assert page.locator("#done-today").inner_text() == "4"
-    assert screenshot_path("ranking-page.png").stat().st_size > 10_000
+    assert SHOT.stat().st_size > 10_000
 
 
 def test_the_page_escapes_prompt_html_and_renders_code_blocks(browser_page, live_server):

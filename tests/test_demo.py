@@ -56,7 +56,7 @@ def test_demo_annotators_can_log_in_and_get_a_rankable_task():
     shown = task.json()
     assert shown["messages"][-1]["role"] == "user"
     assert 2 <= len(shown["responses"]) <= 4
-    assert all(set(r) == {"id", "label", "content"} for r in shown["responses"])  # no model name shown
+    assert all(set(r) == {"id", "label", "content", "content_html"} for r in shown["responses"])  # no model name shown
     submitted = client.post(
         f"/api/v1/assignments/{shown['id']}/submit/",
         {"ranking": [[r["id"]] for r in shown["responses"]]},

@@ -41,7 +41,8 @@ def test_next_task_shows_the_prompt_and_blinded_responses_in_display_order(setup
     assert response.status_code == 200
     body = response.json()
     assert set(body) >= {"id", "messages", "responses", "lease_expires_at", "progress"}
-    assert body["messages"] == [{"role": "user", "content": "Question 0?"}]
+    # The contract's fields, plus the server-rendered HTML added beside them (fields are only ever added).
+    assert body["messages"] == [{"role": "user", "content": "Question 0?", "content_html": "<p>Question 0?</p>\n"}]
     assert [r["label"] for r in body["responses"]] == ["A", "B", "C"]
     assignment = Assignment.objects.get(pk=body["id"])
     assert [assignment.opaque_ids[r["id"]] for r in body["responses"]] == assignment.display_order

@@ -18,7 +18,13 @@ Definitions (docs/agreement.md has the long form):
   the share ordered the same way (a tie agrees only with a tie).
 - per annotator: `agreement` = mean tau-b between their ranking and the leave-one-out consensus of
   the others on the same task; `gold_score` = mean tau-b against the gold ranking.
-- flag rule (FLAG_RULE): see `_flag`.
+- flag rule (FLAG_RULE): see `_flag`. A rule relative to the crowd alone cannot work with few
+  annotators (with three, one random ranker widens the spread so much that nothing is "far below
+  the median"), so an annotator is also flagged when they agree with no other annotator better
+  than chance (the CI of their pairwise tau-b with each partner reaches 0; the leave-one-out
+  consensus would not do, as it mixes the random ranker into the honest ones' consensus), or
+  when their gold score is not shown to be above chance; this works from three annotators.
+- too fast (FAST_RULE): far below the others' median seconds per ranking, a warning, not a flag.
 - position bias: the share of rankings in which the response shown at each position was ranked
   first (shared among a tied top tier), against 1/K, with a chi-square goodness-of-fit test.
 """
@@ -43,13 +49,23 @@ from annotation.models import Assignment, AssignmentStatus, Project, Ranking, Ra
 from annotation.services.consensus import tiers_to_ranks
 
 BOOTSTRAP_SAMPLES = 1000
-FLAG_MIN_TASKS = 5
+FLAG_MIN_TASKS = 5  # the outlier rule needs this many tasks shared with others
 FLAG_MIN_GAP = 0.2
 FLAG_MAD_FACTOR = 3.0
+FLAG_CHANCE_MIN_TASKS = 10  # the chance rule (and the gold rule, counted in gold tasks) needs this many
+FLAG_CONFIDENCE = 0.95
+FAST_FACTOR = 0.4  # "far faster": a median time below this share of the other annotators' median
+FAST_MIN_RANKINGS = 5
 FLAG_RULE = (
-    f"flagged when the annotator has at least {FLAG_MIN_TASKS} tasks shared with others and their agreement "
-    f"(tau-b with the leave-one-out consensus) is below the median of all such annotators minus "
+    f"flagged when the annotator agrees with nobody better than chance: with every annotator they share at least "
+    f"{FLAG_CHANCE_MIN_TASKS} tasks with (and there is one), the {FLAG_CONFIDENCE:.0%} CI of their mean pairwise tau-b reaches 0, "
+    f"or over at least {FLAG_CHANCE_MIN_TASKS} gold tasks the {FLAG_CONFIDENCE:.0%} CI of their gold score reaches 0; "
+    f"or when, over at least {FLAG_MIN_TASKS} shared tasks, their agreement is below the median of all such annotators minus "
     f"max({FLAG_MIN_GAP}, {FLAG_MAD_FACTOR} x 1.4826 x MAD)"
+)
+FAST_RULE = (
+    f"too fast when their median time per ranking (over at least {FAST_MIN_RANKINGS} timed rankings) is below "
+    f"{FAST_FACTOR:.0%} of the median of the other annotators' medians"
 )
 W_BINS = np.linspace(0.0, 1.0, 11)
 SIGNIFICANCE = 0.05
@@ -284,18 +300,81 @@ def _group_median(values: np.ndarray, groups: np.ndarray, n_groups: int) -> np.n
     return out
 
 
-def _flag(agreement: np.ndarray, tasks_with_others: np.ndarray) -> tuple[np.ndarray, float | None, float | None]:
-    """FLAG_RULE: far below the others' median, with enough tasks to judge. Returns flags, median, threshold."""
+def _group_ci(values: np.ndarray, groups: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per group, the FLAG_CONFIDENCE t-interval of the mean of its values (NaN with fewer than two values)."""
+    ok = ~np.isnan(values)
+    count = np.bincount(groups[ok], minlength=n_groups).astype(float)
+    total = np.bincount(groups[ok], weights=values[ok], minlength=n_groups)
+    squares = np.bincount(groups[ok], weights=values[ok] ** 2, minlength=n_groups)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = total / count
+        variance = np.maximum(0.0, (squares - count * mean**2) / (count - 1))
+        half = stats.t.ppf(0.5 + FLAG_CONFIDENCE / 2, np.maximum(count - 1, 1)) * np.sqrt(variance / count)
+    low = np.where(count >= 2, mean - half, np.nan)
+    high = np.where(count >= 2, mean + half, np.nan)
+    return low, high
+
+
+def _partners(pair_tau: np.ndarray, a: np.ndarray, b: np.ndarray, n_annotators: int) -> list[dict[str, Any] | None]:
+    """Per annotator, their best partner: the highest lower CI bound of the mean pairwise tau-b over
+    the partners they share at least FLAG_CHANCE_MIN_TASKS tasks with (None when there is none)."""
+    ok = ~np.isnan(pair_tau)
+    lo, hi = np.minimum(a[ok], b[ok]), np.maximum(a[ok], b[ok])
+    keys, groups = np.unique(lo * n_annotators + hi, return_inverse=True)
+    values = pair_tau[ok]
+    count = np.bincount(groups, minlength=len(keys))
+    mean, _ = _group_mean(values, groups, len(keys))
+    low, high = _group_ci(values, groups, len(keys))
+    best: list[dict[str, Any] | None] = [None] * n_annotators
+    for key, c, m, lo_ci, hi_ci in zip(keys, count, mean, low, high, strict=True):
+        if c < FLAG_CHANCE_MIN_TASKS or np.isnan(lo_ci):
+            continue
+        for me, other in ((int(key // n_annotators), int(key % n_annotators)), (int(key % n_annotators), int(key // n_annotators))):
+            if best[me] is None or lo_ci > best[me]["ci"][0]:
+                best[me] = {"partner": other, "tasks": int(c), "tau_b": float(m), "ci": [float(lo_ci), float(hi_ci)]}
+    return best
+
+
+def _flag(
+    agreement: np.ndarray, tasks_with_others: np.ndarray, partners: list[dict[str, Any] | None], gold_low: np.ndarray,
+    gold_tasks: np.ndarray,
+) -> tuple[np.ndarray, list[list[str]], float | None, float | None]:
+    """FLAG_RULE. Returns flags, the reasons of each, and the outlier rule's median and threshold."""
+    n = len(agreement)
+    reasons: list[list[str]] = [[] for _ in range(n)]
+    chance = np.array([p is not None and p["ci"][0] <= 0 for p in partners], dtype=bool)
+    gold = (gold_tasks >= FLAG_CHANCE_MIN_TASKS) & ~np.isnan(gold_low) & (gold_low <= 0)
+    outlier = np.zeros(n, dtype=bool)
+    median = threshold = None
     eligible = (tasks_with_others >= FLAG_MIN_TASKS) & ~np.isnan(agreement)
-    flags = np.zeros(len(agreement), dtype=bool)
-    if eligible.sum() < 2:
-        return flags, None, None
-    values = agreement[eligible]
-    median = float(np.median(values))
-    mad = float(np.median(np.abs(values - median))) * 1.4826
-    threshold = median - max(FLAG_MIN_GAP, FLAG_MAD_FACTOR * mad)
-    flags[eligible] = agreement[eligible] < threshold
-    return flags, median, threshold
+    if eligible.sum() >= 2:
+        values = agreement[eligible]
+        median = float(np.median(values))
+        mad = float(np.median(np.abs(values - median))) * 1.4826
+        threshold = median - max(FLAG_MIN_GAP, FLAG_MAD_FACTOR * mad)
+        outlier[eligible] = agreement[eligible] < threshold
+    for i in range(n):
+        if chance[i]:
+            reasons[i].append("agrees with nobody above chance")
+        if gold[i]:
+            reasons[i].append("gold score not above chance")
+        if outlier[i]:
+            reasons[i].append("far below the others")
+    return chance | gold | outlier, reasons, median, threshold
+
+
+def _too_fast(median_seconds: np.ndarray, timed: np.ndarray) -> tuple[np.ndarray, list[float | None]]:
+    """FAST_RULE: each annotator against the median of the others' medians. Returns flags and those medians."""
+    n = len(median_seconds)
+    fast = np.zeros(n, dtype=bool)
+    others_median: list[float | None] = [None] * n
+    known = (timed >= FAST_MIN_RANKINGS) & ~np.isnan(median_seconds)
+    for i in range(n):
+        others = median_seconds[known & (np.arange(n) != i)]
+        if len(others):
+            others_median[i] = float(np.median(others))
+            fast[i] = bool(known[i] and median_seconds[i] < FAST_FACTOR * others_median[i])
+    return fast, others_median
 
 
 def position_bias(ranks: np.ndarray, display: np.ndarray) -> dict[str, Any]:
@@ -347,6 +426,10 @@ def _num(value: Any, digits: int = 4) -> float | None:
     return None if math.isnan(value) else round(value, digits)
 
 
+def _ci(low: float, high: float) -> list[float | None] | None:
+    return None if np.isnan(low) or np.isnan(high) else [_num(low), _num(high)]
+
+
 def agreement_compute(
     data: RankData, *, bootstrap: int = BOOTSTRAP_SAMPLES, seed: int = 0, annotator_names: Sequence[str] | None = None
 ) -> dict[str, Any]:
@@ -393,6 +476,7 @@ def agreement_compute(
     others_sign, others_defined = _signs(others_mean)
     loo_tau = _tau_b(sign, defined, others_sign, others_defined)
     agreement, agreement_tasks = _group_mean(loo_tau, annotator, n_annotators)
+    agreement_low, agreement_high = _group_ci(loo_tau, annotator, n_annotators)
 
     # Gold score: tau-b against the gold ranking of gold tasks.
     if data.gold is not None and n:
@@ -402,12 +486,16 @@ def agreement_compute(
     else:
         gold_tau = np.full(n, np.nan)
     gold_score, gold_tasks = _group_mean(gold_tau, annotator, n_annotators)
+    gold_low, gold_high = _group_ci(gold_tau, annotator, n_annotators)
 
     tasks_done = np.bincount(annotator, minlength=n_annotators)
     median_seconds = (
         _group_median(seconds, annotator, n_annotators) if seconds is not None else np.full(n_annotators, np.nan)
     )
-    flags, flag_median, flag_threshold = _flag(agreement, agreement_tasks)
+    timed = np.bincount(annotator[~np.isnan(seconds)], minlength=n_annotators) if seconds is not None else np.zeros(n_annotators, int)
+    partners = _partners(pair_tau, annotator[first], annotator[second], n_annotators)
+    flags, reasons, flag_median, flag_threshold = _flag(agreement, agreement_tasks, partners, gold_low, gold_tasks)
+    fast, others_seconds = _too_fast(median_seconds, timed)
     names = list(annotator_names) if annotator_names is not None else [str(i) for i in range(n_annotators)]
     annotators = [
         {
@@ -415,10 +503,19 @@ def agreement_compute(
             "tasks": int(tasks_done[i]),
             "agreement": _num(agreement[i]),
             "agreement_tasks": int(agreement_tasks[i]),
+            "agreement_ci": _ci(agreement_low[i], agreement_high[i]),
             "gold_score": _num(gold_score[i]),
             "gold_tasks": int(gold_tasks[i]),
+            "gold_ci": _ci(gold_low[i], gold_high[i]),
             "median_seconds": _num(median_seconds[i], 2),
+            "others_median_seconds": _num(others_seconds[i], 2),
+            "too_fast": bool(fast[i]),
             "flagged": bool(flags[i]),
+            "flag_reasons": reasons[i],
+            "best_partner": None if partners[i] is None else {
+                "username": names[partners[i]["partner"]], "tasks": partners[i]["tasks"], "tau_b": _num(partners[i]["tau_b"]),
+                "ci": [_num(partners[i]["ci"][0]), _num(partners[i]["ci"][1])],
+            },
         }
         for i in range(n_annotators)
     ]
@@ -445,6 +542,7 @@ def agreement_compute(
         "position_bias": bias,
         "annotators": annotators,
         "flag_rule": FLAG_RULE,
+        "fast_rule": FAST_RULE,
         "flag_median": _num(flag_median),
         "flag_threshold": _num(flag_threshold),
     }
@@ -623,8 +721,9 @@ def project_agreement_compute(
     names = dict(get_user_model().objects.filter(id__in=missing).values_list("id", "username"))
     for uid in missing:  # annotators who only skipped
         by_id[uid] = {
-            "username": names[uid], "tasks": 0, "agreement": None, "agreement_tasks": 0, "gold_score": None,
-            "gold_tasks": 0, "median_seconds": None, "flagged": False,
+            "username": names[uid], "tasks": 0, "agreement": None, "agreement_tasks": 0, "agreement_ci": None, "gold_score": None,
+            "gold_tasks": 0, "gold_ci": None, "median_seconds": None, "others_median_seconds": None, "too_fast": False,
+            "flagged": False, "flag_reasons": [],
         }
     for uid, row in by_id.items():
         counts = finished.get(uid)

@@ -50,6 +50,7 @@ from annotation.models import Assignment, AssignmentStatus, Project, RankingTask
 from annotation.services.access import models_from_sql
 from annotation.services.agreement_cache import agreement_schedule_refresh
 from annotation.services.consensus import tiers_problems
+from annotation.services.rendering import markdown_html_many
 
 EXPIRY_SWEEP_BATCH = 200
 SWEEP_EVERY_SECONDS = 5.0
@@ -534,14 +535,19 @@ def assignment_payload(*, assignment: Assignment) -> dict[str, Any]:
     # One query: the responses with their prompt's messages (the same prompt on every row).
     rows = getattr(assignment, "_shown", None) or _shown_rows(task_id=assignment.task_id)
     texts = {row[0]: row[1] for row in rows}
-    messages = rows[0][2]
+    messages = [{"role": m.get("role", ""), "content": m.get("content", "")} for m in rows[0][2]]
+    shown = assignment_display(assignment=assignment)
+    # Markdown as sanitised HTML beside the raw text (rendered once per distinct text and process).
+    html = markdown_html_many([m["content"] for m in messages] + [texts[response_id] for _, _, response_id in shown])
+    for message, message_html in zip(messages, html, strict=False):
+        message["content_html"] = message_html
     return {
         "id": assignment.pk,
         "project": assignment.project_id,
-        "messages": [{"role": m.get("role", ""), "content": m.get("content", "")} for m in messages],
+        "messages": messages,
         "responses": [
-            {"id": opaque, "label": label, "content": texts[response_id]}
-            for opaque, label, response_id in assignment_display(assignment=assignment)
+            {"id": opaque, "label": label, "content": texts[response_id], "content_html": html[len(messages) + i]}
+            for i, (opaque, label, response_id) in enumerate(shown)
         ],
         "lease_expires_at": assignment.lease_expires_at,
         "allow_ties": assignment.project.allow_ties,

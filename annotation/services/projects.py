@@ -231,11 +231,3 @@ def user_get(*, username: str) -> AbstractBaseUser:
     if user is None:
         raise NotFound(f"No user '{username}'.")
     return user
-
-
-def markdown_to_safe_html(text: str) -> str:
-    """Project instructions (Markdown) as HTML with anything executable removed, safe to show."""
-    import markdown
-    import nh3
-
-    return nh3.clean(markdown.markdown(text or "", extensions=["extra", "sane_lists"]))

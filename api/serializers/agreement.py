@@ -38,6 +38,15 @@ class AnnotatorStatsSerializer(serializers.Serializer):
     skips = serializers.IntegerField()
     skip_share = serializers.FloatField(allow_null=True)
     flagged = serializers.BooleanField()
+    agreement_ci = serializers.ListField(child=serializers.FloatField(), allow_null=True, required=False,
+                                         help_text="95% t-interval of the mean agreement over the annotator's shared tasks.")
+    gold_ci = serializers.ListField(child=serializers.FloatField(), allow_null=True, required=False,
+                                    help_text="95% t-interval of the mean gold score.")
+    flag_reasons = serializers.ListField(child=serializers.CharField(), required=False, help_text="Which parts of flag_rule hold.")
+    best_partner = serializers.DictField(allow_null=True, required=False,
+                                         help_text="The partner agreed with most surely: username, tasks, tau_b, ci (95%).")
+    too_fast = serializers.BooleanField(required=False, help_text="See fast_rule.")
+    others_median_seconds = serializers.FloatField(allow_null=True, required=False)
 
 
 class AgreementHistogramSerializer(serializers.Serializer):
@@ -73,6 +82,7 @@ class AgreementReportSerializer(serializers.Serializer):
     position_bias = PositionBiasSerializer()
     annotators = AnnotatorStatsSerializer(many=True)
     flag_rule = serializers.CharField()
+    fast_rule = serializers.CharField(required=False)
     flag_median = serializers.FloatField(allow_null=True)
     flag_threshold = serializers.FloatField(allow_null=True)
     cache = AgreementCacheSerializer(required=False)

@@ -3,7 +3,7 @@ from rest_framework import serializers
 
 from annotation.models import Role
 from annotation.services.access import can_see_generation_settings
-from annotation.services.projects import markdown_to_safe_html
+from annotation.services.rendering import markdown_to_safe_html
 
 
 class ProjectCreateInputSerializer(serializers.Serializer):

@@ -13,12 +13,14 @@ from api.fields import IdField
 class MessageSerializer(serializers.Serializer):
     role = serializers.CharField()
     content = serializers.CharField(allow_blank=True)
+    content_html = serializers.CharField(allow_blank=True, help_text="content as sanitised HTML (Markdown rendered on the server).")
 
 
 class ShownResponseSerializer(serializers.Serializer):
     id = serializers.CharField(help_text='Opaque id for this assignment only, e.g. "r7".')
     label = serializers.CharField(help_text="A, B, C... in display order.")
     content = serializers.CharField(allow_blank=True)
+    content_html = serializers.CharField(allow_blank=True, help_text="content as sanitised HTML (Markdown rendered on the server).")
 
 
 class ProgressSerializer(serializers.Serializer):

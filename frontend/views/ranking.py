@@ -1,29 +1,24 @@
 """The annotator's ranking page. The page itself talks to the ranking API (session auth + CSRF)."""
 from __future__ import annotations
 
+import hashlib
+
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import ensure_csrf_cookie
 
-from annotation.errors import Forbidden, NotFound
-from annotation.models import ResponseFlag
-from annotation.services.access import project_get_for_user
-from annotation.services.projects import markdown_to_safe_html
+from annotation.models import ResponseFlag, Role
+from annotation.services.rendering import markdown_to_safe_html
+from frontend.views.pages import project_for_page, render_project_page
 
 SKIP_REASONS = ["Not sure", "Outside my expertise", "Prompt is broken or unclear", "Responses do not load or are empty", "Other"]
+SKIP_UNDO_SECONDS = 6
 
 
 @login_required
 @ensure_csrf_cookie
 def rank_page(request: HttpRequest, slug: str) -> HttpResponse:
-    try:
-        project = project_get_for_user(user=request.user, project_ref=slug)
-    except NotFound as exc:
-        raise Http404(exc.message) from exc
-    except Forbidden as exc:
-        raise PermissionDenied(exc.message) from exc
+    project, role = project_for_page(request, slug, min_role=Role.ANNOTATOR)
     config = {
         "projectId": project.pk,
         "slug": project.slug,
@@ -31,11 +26,13 @@ def rank_page(request: HttpRequest, slug: str) -> HttpResponse:
         "leaseSeconds": project.lease_seconds,
         "flags": [{"code": flag.value, "label": flag.label} for flag in ResponseFlag if flag != ResponseFlag.ALL_BAD],
         "api": "/api/v1",
+        "skipUndoSeconds": SKIP_UNDO_SECONDS,
     }
     context = {
-        "project": project,
         "instructions_html": markdown_to_safe_html(project.instructions),
+        # The page opens the instructions until the annotator has seen this version of them once.
+        "instructions_version": hashlib.sha256((project.instructions or "").encode()).hexdigest()[:16],
         "config": config,
         "skip_reasons": SKIP_REASONS,
     }
-    return render(request, "frontend/rank.html", context)
+    return render_project_page(request, "frontend/rank.html", project=project, role=role, active="rank", context=context)

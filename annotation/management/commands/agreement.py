@@ -79,8 +79,11 @@ class Command(BaseCommand):
             lines.append(
                 f"  {a['username']:<20} {a['tasks']:>6} {_fmt(a['agreement']):>9} {_fmt(a['gold_score']):>6} "
                 f"{_fmt(a['median_seconds'], 1):>8} {_fmt(a.get('skip_share'), 2):>6}  {'FLAGGED' if a['flagged'] else ''}"
+                + (f" ({'; '.join(a['flag_reasons'])})" if a.get("flag_reasons") else "") + (" TOO FAST" if a.get("too_fast") else "")
             )
         lines.append(f"  Rule: {r['flag_rule']}.")
+        if r.get("fast_rule"):
+            lines.append(f"  Too fast: {r['fast_rule']}.")
         cache = r.get("cache")
         if cache:
             lines.append(f"  Computed at {cache['computed_at']} ({'stale, refresh scheduled' if cache['stale'] else 'up to date'}).")

@@ -1,88 +1,38 @@
-// The ranking page: a plain ES module over the ranking API (session cookie + CSRF header).
-// Everything from the server is inserted as text or through escapeHtml(): nothing it sends can
-// run as markup. The next task is prefetched (next-task?after=) so it shows at once after a submit.
+// The ranking page: the entry module. The parts live in ./rank/: tiers.js (ranking operations),
+// keys.js (the key table and key -> action), state.js (work and drafts), skip.js (undoable skip),
+// api.js (the ranking API), render.js (DOM). The pure ones are tested with `node --test`
+// (tests/frontend/js/). The next task is prefetched (next-task?after=) so it shows at once.
+import Sortable from "./vendor/sortable.esm.js";
+import { createApi } from "./rank/api.js";
+import { KEY_HELP, keyAction, targetKind } from "./rank/keys.js";
+import { $, fillContent, renderCards, renderKeys, renderMessages, renderRanking } from "./rank/render.js";
+import { createPendingSkip } from "./rank/skip.js";
+import { dropDraft, emptyWork, loadDraft, storeDraft, submitBody, toggleFlag } from "./rank/state.js";
+import * as T from "./rank/tiers.js";
 
-const config = JSON.parse(document.getElementById("rank-config").textContent);
-const $ = (id) => document.getElementById(id);
-const LETTERS = "ABCDEFGHIJKLMNOP";
+const config = JSON.parse($("rank-config").textContent);
+const api = createApi(config.api);
+const storage = window.sessionStorage;
 
 const state = {
   task: null, // the assignment shown
   next: null, // the prefetched one (or null)
   nextEmpty: null, // the 204 reason met while prefetching
-  tiers: [], // [[opaque id, ...], ...] best first
+  work: emptyWork(),
   tieMode: false,
-  flags: {}, // opaque id -> Set of flags
+  flagsOpen: null, // index of the response whose flags are open for keys
+  showRaw: false,
+  rawCards: new Set(),
   shownAt: 0,
   busy: false,
   keys: {}, // assignment id -> Idempotency-Key, so a retried submit is answered once
   doneToday: 0, // counted here too: a prefetched task's progress predates the last submit
 };
 
-// ---------------------------------------------------------------- helpers
+const ids = () => state.task.responses.map((r) => r.id);
+const labelOf = (id) => state.task?.responses.find((r) => r.id === id)?.label ?? "?";
 
-function csrfToken() {
-  const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
-  return match ? decodeURIComponent(match[1]) : "";
-}
-
-async function api(method, path, body, headers = {}) {
-  const init = {
-    method,
-    credentials: "same-origin",
-    headers: { Accept: "application/json", "X-CSRFToken": csrfToken(), ...headers },
-  };
-  if (body !== undefined) {
-    init.headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(body);
-  }
-  const response = await fetch(config.api + path, init);
-  let data = null;
-  if (response.status !== 204) {
-    try { data = await response.json(); } catch { data = null; }
-  }
-  return { status: response.status, data, headers: response.headers };
-}
-
-export function escapeHtml(text) {
-  return String(text).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
-}
-
-// A small Markdown subset: fenced code blocks, inline code, bold, italics, headings, lists,
-// paragraphs. The text is escaped first, so the only markup is the one added here.
-export function renderMarkdown(text) {
-  const parts = String(text).split(/^```[^\n]*\n?/m);
-  let html = "";
-  parts.forEach((part, i) => {
-    if (i % 2 === 1) {
-      html += `<pre><code>${escapeHtml(part.replace(/\n$/, ""))}</code></pre>`;
-      return;
-    }
-    const blocks = part.split(/\n{2,}/);
-    for (const block of blocks) {
-      if (!block.trim()) continue;
-      const lines = block.split("\n");
-      if (lines.every((l) => /^\s*([-*]|\d+\.)\s+/.test(l))) {
-        const ordered = /^\s*\d+\./.test(lines[0]);
-        const items = lines.map((l) => `<li>${inline(l.replace(/^\s*([-*]|\d+\.)\s+/, ""))}</li>`).join("");
-        html += ordered ? `<ol>${items}</ol>` : `<ul>${items}</ul>`;
-      } else if (/^#{1,6}\s/.test(lines[0]) && lines.length === 1) {
-        const level = Math.min(6, lines[0].match(/^#+/)[0].length + 2);
-        html += `<h${level}>${inline(lines[0].replace(/^#+\s*/, ""))}</h${level}>`;
-      } else {
-        html += `<p>${lines.map(inline).join("<br>")}</p>`;
-      }
-    }
-  });
-  return html;
-}
-
-function inline(line) {
-  return escapeHtml(line)
-    .replace(/`([^`]+)`/g, "<code>$1</code>")
-    .replace(/\*\*([^*]+)\*\*/g, "<strong>$1</strong>")
-    .replace(/(^|[^*])\*([^*\s][^*]*)\*/g, "$1<em>$2</em>");
-}
+// ---------------------------------------------------------------- messages
 
 function say(text) {
   const status = $("status");
@@ -106,135 +56,54 @@ function alertMessage(text, action = null) {
   box.hidden = false;
 }
 
-function labelOf(id) {
-  const r = state.task.responses.find((x) => x.id === id);
-  return r ? r.label : "?";
+// ---------------------------------------------------------------- drawing
+
+function save() {
+  if (state.task) storeDraft(storage, state.task.id, state.work);
 }
 
-function placed() {
-  return new Set(state.tiers.flat());
+function drawRanking() {
+  renderRanking({ list: $("ranking"), pool: $("pool"), task: state.task, tiers: state.work.tiers, tieMode: state.tieMode, labelOf });
 }
 
-function draftKey(task) { return `rank-draft:${task.id}`; }
-
-function saveDraft() {
-  if (!state.task) return;
-  const draft = {
-    tiers: state.tiers,
-    flags: Object.fromEntries(Object.entries(state.flags).map(([k, v]) => [k, [...v]])),
-    rationale: $("rationale").value,
-    rating: document.querySelector('input[name="rating"]:checked')?.value || "",
-    allBad: $("all-bad").checked,
-  };
-  try { sessionStorage.setItem(draftKey(state.task), JSON.stringify(draft)); } catch { /* storage full or off: not fatal */ }
+function drawCards() {
+  renderCards($("cards"), state.task, { flags: config.flags, work: state.work, showRaw: state.showRaw, rawCards: state.rawCards,
+    flagsOpen: state.flagsOpen });
+  drawRanking();
 }
 
-function loadDraft(task) {
-  try { return JSON.parse(sessionStorage.getItem(draftKey(task)) || "null"); } catch { return null; }
+function setTiers(tiers, message) {
+  state.work.tiers = tiers;
+  state.tieMode = false;
+  alertMessage("");
+  drawRanking();
+  save();
+  if (message) say(message);
 }
-
-// ---------------------------------------------------------------- rendering
 
 function showTask(task) {
   state.task = task;
   state.tieMode = false;
+  state.flagsOpen = null;
+  state.rawCards = new Set();
   state.shownAt = performance.now();
-  const draft = loadDraft(task);
-  const ids = new Set(task.responses.map((r) => r.id));
-  state.tiers = (draft?.tiers || []).filter((t) => t.every((id) => ids.has(id)));
-  state.flags = {};
-  for (const [id, list] of Object.entries(draft?.flags || {})) if (ids.has(id)) state.flags[id] = new Set(list);
-  $("rationale").value = draft?.rationale || "";
-  $("all-bad").checked = !!draft?.allBad;
-  for (const radio of document.querySelectorAll('input[name="rating"]')) radio.checked = radio.value === (draft?.rating || "");
-
+  state.work = loadDraft(storage, task.id, task.responses.map((r) => r.id));
+  $("rationale").value = state.work.rationale;
+  $("all-bad").checked = state.work.allBad;
+  for (const radio of document.querySelectorAll('input[name="rating"]')) radio.checked = radio.value === state.work.rating;
   $("empty").hidden = true;
   $("task").hidden = false;
   $("task").dataset.assignment = task.id;
+  renderMessages($("messages"), task.messages, state.showRaw);
   const messages = $("messages");
-  messages.replaceChildren();
-  for (const m of task.messages) {
-    const turn = document.createElement("div");
-    turn.className = `turn turn-${m.role === "user" ? "user" : m.role === "system" ? "system" : "assistant"}`;
-    const who = document.createElement("div");
-    who.className = "who-role";
-    who.textContent = m.role;
-    const body = document.createElement("div");
-    body.className = "markdown";
-    body.innerHTML = renderMarkdown(m.content);
-    turn.append(who, body);
-    messages.append(turn);
-  }
-  renderCards();
-  renderRanking();
+  messages.classList.remove("expanded");
+  $("prompt-expand").hidden = true;
+  requestAnimationFrame(() => { $("prompt-expand").hidden = messages.scrollHeight <= messages.clientHeight + 2; });
+  drawCards();
   updateProgress(task.progress);
-}
-
-function renderCards() {
-  const cards = $("cards");
-  cards.replaceChildren();
-  cards.style.setProperty("--k", state.task.responses.length);
-  for (const r of state.task.responses) {
-    const card = document.createElement("article");
-    card.className = "response card";
-    card.dataset.id = r.id;
-    card.dataset.label = r.label;
-    card.draggable = true;
-    card.setAttribute("aria-labelledby", `title-${r.id}`);
-    card.innerHTML = `
-      <header class="response-head">
-        <h3 id="title-${escapeHtml(r.id)}">Response <span class="letter">${escapeHtml(r.label)}</span></h3>
-        <span class="place" aria-live="polite"></span>
-        <button type="button" class="place-next" aria-label="Put response ${escapeHtml(r.label)} next in the ranking">Rank next <kbd>${escapeHtml(r.label)}</kbd></button>
-      </header>
-      <div class="response-body markdown" tabindex="0" aria-label="Text of response ${escapeHtml(r.label)}">${renderMarkdown(r.content)}</div>
-      <fieldset class="flags"><legend class="sr-only">Flags for response ${escapeHtml(r.label)}</legend>
-        ${config.flags.map((f) => `<label><input type="checkbox" data-flag="${escapeHtml(f.code)}"> ${escapeHtml(f.label)}</label>`).join("")}
-      </fieldset>`;
-    for (const box of card.querySelectorAll("input[data-flag]")) {
-      box.checked = !!state.flags[r.id]?.has(box.dataset.flag);
-      box.addEventListener("change", () => {
-        const set = state.flags[r.id] || (state.flags[r.id] = new Set());
-        if (box.checked) set.add(box.dataset.flag); else set.delete(box.dataset.flag);
-        saveDraft();
-      });
-    }
-    card.querySelector(".place-next").addEventListener("click", () => place(r.id, false));
-    card.addEventListener("dragstart", (e) => {
-      e.dataTransfer.setData("text/plain", r.id);
-      e.dataTransfer.effectAllowed = "move";
-      card.classList.add("dragging");
-    });
-    card.addEventListener("dragend", () => card.classList.remove("dragging"));
-    cards.append(card);
-  }
-}
-
-function renderRanking() {
-  const list = $("ranking");
-  list.replaceChildren();
-  state.tiers.forEach((tier, index) => {
-    const item = document.createElement("li");
-    item.className = "tier";
-    item.draggable = true;
-    item.dataset.index = index;
-    item.textContent = tier.map(labelOf).join(" = ");
-    item.setAttribute("aria-label", `Place ${index + 1}: ${tier.map((id) => "response " + labelOf(id)).join(" tied with ")}`);
-    item.addEventListener("dragstart", (e) => e.dataTransfer.setData("text/tier", String(index)));
-    list.append(item);
-  });
-  const left = state.task.responses.filter((r) => !placed().has(r.id));
-  const hint = document.createElement("li");
-  hint.className = "drop-hint";
-  hint.setAttribute("aria-hidden", "true");
-  hint.textContent = left.length ? `drop here · unranked: ${left.map((r) => r.label).join(", ")}` : "complete: press Enter to submit";
-  list.append(hint);
-  for (const card of document.querySelectorAll("#cards .response")) {
-    const index = state.tiers.findIndex((t) => t.includes(card.dataset.id));
-    card.classList.toggle("ranked", index >= 0);
-    card.querySelector(".place").textContent = index >= 0 ? `#${index + 1}` : "";
-  }
-  $("tie-mode").hidden = !state.tieMode;
+  // Each new task starts at the top: the page, the prompt and every response.
+  window.scrollTo(0, 0);
+  for (const body of document.querySelectorAll(".response-body")) body.scrollTop = 0;
 }
 
 function updateProgress(progress) {
@@ -252,54 +121,75 @@ function showEmpty(code, message) {
   $("empty-text").textContent = message || "";
 }
 
-// ---------------------------------------------------------------- ranking actions
-
-function place(id, tie) {
-  if (!state.task || placed().has(id)) return;
-  if (tie && !config.allowTies) {
-    alertMessage("Ties are not allowed in this project.");
-    return;
-  }
-  if (tie && state.tiers.length) state.tiers[state.tiers.length - 1].push(id);
-  else state.tiers.push([id]);
-  state.tieMode = false;
-  alertMessage("");
-  renderRanking();
-  saveDraft();
-  say(`Response ${labelOf(id)} is ${tie ? "tied at" : "at"} place ${state.tiers.length}.`);
+function setRawAll(on) {
+  state.showRaw = on;
+  $("raw-all").setAttribute("aria-pressed", on ? "true" : "false");
+  if (!state.task) return;
+  renderMessages($("messages"), state.task.messages, on);
+  drawCards();
+  say(on ? "Raw text: what the models wrote, unformatted." : "Formatted text.");
 }
 
-function moveTier(from, to) {
-  const [tier] = state.tiers.splice(from, 1);
-  state.tiers.splice(Math.min(to, state.tiers.length), 0, tier);
-  renderRanking();
-  saveDraft();
+function toggleRawCard(id) {
+  if (state.rawCards.has(id)) state.rawCards.delete(id); else state.rawCards.add(id);
+  const card = document.querySelector(`#cards .response[data-id="${CSS.escape(id)}"]`);
+  const response = state.task.responses.find((r) => r.id === id);
+  const raw = state.showRaw || state.rawCards.has(id);
+  fillContent(card.querySelector(".response-body"), response.content_html ?? "", response.content, raw);
+  card.querySelector(".raw-toggle").setAttribute("aria-pressed", raw ? "true" : "false");
 }
 
-function undo() {
-  if (!state.tiers.length) return;
-  const last = state.tiers[state.tiers.length - 1];
-  last.pop();
-  if (!last.length) state.tiers.pop();
-  state.tieMode = false;
-  renderRanking();
-  saveDraft();
-  say("Undone.");
+// ---------------------------------------------------------------- instructions
+
+const instructionsKey = () => `rank-instructions-seen:${config.slug}:${$("instructions-box").dataset.version}`;
+
+function instructionsSeen() {
+  try { window.localStorage.setItem(instructionsKey(), "1"); } catch { /* ignore */ }
 }
 
-function clearRanking() {
-  state.tiers = [];
-  state.tieMode = false;
-  renderRanking();
-  saveDraft();
+function setupInstructions() {
+  const box = $("instructions-box");
+  let seen = false;
+  try { seen = window.localStorage.getItem(instructionsKey()) === "1"; } catch { seen = false; }
+  box.open = !seen; // open until this version has been seen once; I or the button reopen them
+  box.addEventListener("toggle", () => { if (!box.open) instructionsSeen(); });
+  $("instructions-button").addEventListener("click", toggleInstructions);
+}
+
+function toggleInstructions() {
+  const box = $("instructions-box");
+  box.open = !box.open;
+  if (box.open) box.scrollIntoView({ block: "nearest" });
+}
+
+function collapseInstructionsAfterFirstTask() {
+  const box = $("instructions-box");
+  if (box.open) { box.open = false; instructionsSeen(); }
 }
 
 // ---------------------------------------------------------------- server round trips
 
+const pendingSkip = createPendingSkip({
+  delayMs: config.skipUndoSeconds * 1000,
+  send: async (task, reason) => {
+    hideToast();
+    try {
+      const result = await api.skip(task.id, reason);
+      if (result.status !== 200) alertMessage(result.data?.error?.message || `Could not skip (HTTP ${result.status}).`);
+      else dropDraft(storage, task.id);
+      return result;
+    } catch {
+      alertMessage("Connection lost: a skip was not sent; the task comes back when its lease runs out.");
+      return null;
+    }
+  },
+});
+
 async function loadFirst() {
   alertMessage("");
+  await pendingSkip.flush(); // the skipped lease would otherwise come back as "your current task"
   try {
-    const first = await api("GET", `/projects/${config.projectId}/next-task`);
+    const first = await api.nextTask(config.projectId);
     if (first.status === 204) {
       showEmpty(first.headers.get("X-No-Task-Reason"), first.headers.get("X-No-Task-Message"));
       return;
@@ -314,12 +204,12 @@ async function loadFirst() {
 }
 
 async function prefetch() {
-  if (!state.task) return;
+  if (!state.task || pendingSkip.pending) return; // after a skip: prefetched once the skip is sent
   const current = state.task.id;
   state.next = null;
   state.nextEmpty = null;
   try {
-    const next = await api("GET", `/projects/${config.projectId}/next-task?after=${current}`);
+    const next = await api.nextTask(config.projectId, current);
     if (!state.task || state.task.id !== current) return;
     if (next.status === 200 && next.data.id !== current) state.next = next.data;
     else if (next.status === 204) state.nextEmpty = { code: next.headers.get("X-No-Task-Reason"), message: next.headers.get("X-No-Task-Message") };
@@ -327,67 +217,49 @@ async function prefetch() {
 }
 
 function advance() {
-  if (state.task) { try { sessionStorage.removeItem(draftKey(state.task)); } catch { /* ignore */ } }
   if (state.next) {
     const next = state.next;
     state.next = null;
     showTask(next);
     prefetch();
+  } else if (state.nextEmpty && !pendingSkip.pending) {
+    showEmpty(state.nextEmpty.code, state.nextEmpty.message);
   } else {
     loadFirst();
   }
 }
 
-function completeRanking() {
-  const left = state.task.responses.filter((r) => !placed().has(r.id));
-  if (left.length === 1) state.tiers.push([left[0].id]); // the last one can only go last
-  return state.task.responses.every((r) => placed().has(r.id));
-}
-
 async function submit() {
   if (!state.task || state.busy) return;
-  if (!completeRanking()) {
-    renderRanking();
-    const left = state.task.responses.filter((r) => !placed().has(r.id)).map((r) => r.label);
+  state.work.tiers = T.completeWithLast(state.work.tiers, ids());
+  drawRanking();
+  if (!T.isComplete(state.work.tiers, ids())) {
+    const left = T.unranked(state.work.tiers, ids()).map(labelOf);
     alertMessage(`Rank every response first: ${left.join(", ")} ${left.length > 1 ? "are" : "is"} not ranked yet.`);
     return;
   }
-  renderRanking();
   const task = state.task;
-  const rating = document.querySelector('input[name="rating"]:checked')?.value;
-  const flags = {};
-  for (const [id, set] of Object.entries(state.flags)) if (set.size) flags[id] = [...set];
-  const body = {
-    ranking: state.tiers,
-    flags,
-    all_bad: $("all-bad").checked,
-    rating: rating ? Number(rating) : null,
-    rationale: $("rationale").value,
-    duration_seconds: Math.round((performance.now() - state.shownAt) / 100) / 10,
-  };
+  const body = submitBody(state.work, (performance.now() - state.shownAt) / 1000);
   state.keys[task.id] = state.keys[task.id] || (crypto.randomUUID ? crypto.randomUUID() : `${task.id}-${Date.now()}-${Math.random()}`);
   state.busy = true;
   $("submit").disabled = true;
   try {
-    const result = await api("POST", `/assignments/${task.id}/submit`, body, { "Idempotency-Key": state.keys[task.id] });
+    const result = await api.submit(task.id, body, state.keys[task.id]);
     if (result.status === 201 || result.status === 200) {
       if (result.status === 201) state.doneToday += 1;
       $("done-today").textContent = state.doneToday;
-      say(`Saved: ranking ${state.tiers.map((t) => t.map(labelOf).join(" = ")).join(" > ")}. Next task.`);
+      say(`Saved: ranking ${T.describe(state.work.tiers, labelOf)}. Next task.`);
       alertMessage("");
-      if (state.nextEmpty && !state.next) {
-        sessionStorage.removeItem(draftKey(task));
-        showEmpty(state.nextEmpty.code, state.nextEmpty.message);
-        return;
-      }
+      dropDraft(storage, task.id);
+      collapseInstructionsAfterFirstTask();
       advance();
     } else if (result.status === 409) {
       const reason = result.data?.error?.reason;
-      if (reason === "already_submitted") { say("This task was already saved."); advance(); return; }
+      if (reason === "already_submitted") { say("This task was already saved."); dropDraft(storage, task.id); advance(); return; }
       // Keep what was typed on screen (it can be copied); the next task comes only on request.
       alertMessage(`${result.data?.error?.message || "Conflict."} Your ranking and notes are still on this page.`, {
         label: "Load the next task",
-        run: () => { try { sessionStorage.removeItem(draftKey(task)); } catch { /* ignore */ } advance(); },
+        run: () => { dropDraft(storage, task.id); advance(); },
       });
     } else if (result.status === 400) {
       const fields = result.data?.error?.fields || {};
@@ -403,30 +275,69 @@ async function submit() {
   }
 }
 
-async function skip() {
+// Skip: S asks for a reason; the task then leaves at once and U brings it back for a few seconds.
+
+function openSkipDialog() {
+  if (!state.task || state.busy) return;
+  $("skip-dialog").showModal();
+  document.querySelector('input[name="skip-reason"]:checked')?.focus();
+}
+
+async function confirmSkip() {
+  const dialog = $("skip-dialog");
+  if (dialog.open) dialog.close();
   if (!state.task || state.busy) return;
   const task = state.task;
-  state.busy = true;
-  try {
-    const result = await api("POST", `/assignments/${task.id}/skip`, { reason: $("skip-reason").value });
-    if (result.status === 200) {
-      say("Skipped. Next task.");
-      advance();
-    } else {
-      alertMessage(result.data?.error?.message || `Could not skip (HTTP ${result.status}).`);
-    }
-  } catch {
-    alertMessage("Connection lost: the task was not skipped. Try again when you are back online.");
-  } finally {
-    state.busy = false;
+  const reason = document.querySelector('input[name="skip-reason"]:checked')?.value || "";
+  save();
+  collapseInstructionsAfterFirstTask();
+  pendingSkip.start(task, reason, () => prefetch());
+  let next = state.next;
+  state.next = null;
+  if (!next) {
+    // Not prefetched yet: ask for the task after the skipped one (its lease is still ours until sent).
+    state.busy = true;
+    try {
+      const result = await api.nextTask(config.projectId, task.id);
+      if (result.status === 200 && result.data.id !== task.id) next = result.data;
+    } catch { /* offline: handled below */ } finally { state.busy = false; }
+  }
+  if (next && pendingSkip.pending?.task.id === task.id) {
+    showToast(`Skipped (${reason}).`);
+    showTask(next);
+  } else if (pendingSkip.pending?.task.id === task.id) {
+    say(`Skipped (${reason}).`);
+    loadFirst(); // sends the skip first, then shows what is left (or why nothing is)
   }
 }
 
+function undoSkip() {
+  const task = pendingSkip.undo();
+  if (!task) return;
+  hideToast();
+  if (state.task && state.task.id !== task.id) state.next = state.task; // the shown one waits, prefetched
+  showTask(task);
+  say("Skip undone: the task is back.");
+}
+
+let toastTimer = null;
+
+function showToast(text) {
+  $("toast-text").textContent = text;
+  $("toast").hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(hideToast, config.skipUndoSeconds * 1000);
+}
+
+function hideToast() {
+  $("toast").hidden = true;
+}
+
 async function heartbeat() {
-  for (const task of [state.task, state.next]) {
+  for (const task of [state.task, state.next, pendingSkip.pending?.task]) {
     if (!task) continue;
     try {
-      const result = await api("POST", `/assignments/${task.id}/heartbeat`);
+      const result = await api.heartbeat(task.id);
       if (result.status === 409 && task === state.task) {
         alertMessage("Your lease on this task ran out. You can still submit: it is kept if the task still needs a ranking.");
       }
@@ -434,105 +345,204 @@ async function heartbeat() {
   }
 }
 
-// ---------------------------------------------------------------- input
+// ---------------------------------------------------------------- actions from keys and clicks
 
-function typing(target) {
-  return target && (target.tagName === "TEXTAREA" || target.tagName === "SELECT" || (target.tagName === "INPUT" && target.type === "text"));
+function placeAt(index) {
+  const response = state.task.responses[index];
+  if (!response) return;
+  if (state.tieMode && !config.allowTies) { alertMessage("Ties are not allowed in this project."); return; }
+  const tie = state.tieMode && state.work.tiers.length > 0;
+  const tiers = T.place(state.work.tiers, response.id, tie);
+  if (tiers === state.work.tiers) { say(`Response ${response.label} is already ranked.`); return; }
+  setTiers(tiers, `Response ${response.label} is ${tie ? "tied at" : "at"} place ${tiers.length}.`);
+}
+
+function openFlags(index) {
+  state.flagsOpen = state.flagsOpen === index ? null : index;
+  drawCards();
+  if (state.flagsOpen != null) {
+    const label = state.task.responses[index].label;
+    document.querySelector(`#cards .response[data-label="${label}"] .flags input`)?.focus();
+    say(`Flags of response ${label}: ${config.flags.map((f, i) => `${i + 1} ${f.label}`).join(", ")}; Esc closes.`);
+  }
+}
+
+function toggleFlagAt(index) {
+  const response = state.task.responses[state.flagsOpen];
+  const flag = config.flags[index];
+  if (!response || !flag) return;
+  state.work.flags = toggleFlag(state.work.flags, response.id, flag.code);
+  const box = document.querySelector(`#cards .response[data-id="${CSS.escape(response.id)}"] input[data-flag="${flag.code}"]`);
+  if (box) box.checked = state.work.flags[response.id].has(flag.code);
+  save();
+  say(`${flag.label} ${state.work.flags[response.id].has(flag.code) ? "on" : "off"} for response ${response.label}.`);
+}
+
+function moveFocusedTier(by, element) {
+  const index = Number(element.dataset.index);
+  setTiers(T.moveTier(state.work.tiers, index, index + by), null);
+  const moved = Math.max(0, Math.min(index + by, state.work.tiers.length - 1));
+  document.querySelector(`#ranking .tier[data-index="${moved}"]`)?.focus();
+  say(`Place ${index + 1} moved to place ${moved + 1}: ${T.describe(state.work.tiers, labelOf)}.`);
+}
+
+function dialogOpen() {
+  if ($("help").open) return "help";
+  if ($("skip-dialog").open) return "skip";
+  return null;
 }
 
 function onKey(e) {
+  const action = keyAction(e, {
+    target: targetKind(e.target), dialog: dialogOpen(), flagsOpen: state.flagsOpen,
+    responses: state.task ? state.task.responses.length : 0, flags: config.flags.length,
+  });
+  if (!action) return;
   const help = $("help");
-  if (e.key === "?" && !typing(e.target)) {
-    e.preventDefault();
-    help.open ? help.close() : help.showModal();
-    return;
-  }
-  if (help.open) return;
-  if (typing(e.target)) {
-    if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) { e.preventDefault(); submit(); }
-    if (e.key === "Escape") e.target.blur();
-    return;
-  }
-  if (e.ctrlKey || e.metaKey || e.altKey) return;
-  if (!state.task) return;
-  const key = e.key;
-  if (key === "Enter") {
-    if (e.target?.tagName === "BUTTON") return; // a focused button does its own thing
-    e.preventDefault();
-    submit();
-  } else if (key === "Backspace") {
-    e.preventDefault();
-    undo();
-  } else if (key === "=") {
-    e.preventDefault();
-    if (!config.allowTies) { alertMessage("Ties are not allowed in this project."); return; }
-    if (!state.tiers.length) { alertMessage("Put a response first, then tie the next one with it."); return; }
-    state.tieMode = !state.tieMode;
-    renderRanking();
-  } else if (key === "s" || key === "S") {
-    e.preventDefault();
-    skip();
-  } else if (key === "r" || key === "R") {
-    e.preventDefault();
-    $("rationale").focus();
-  } else if (/^[1-7]$/.test(key)) {
-    const radio = document.querySelector(`input[name="rating"][value="${key}"]`);
-    if (radio) { radio.checked = true; saveDraft(); say(`Rating ${key}.`); }
-  } else if (key.length === 1 && /[a-z]/i.test(key)) {
-    const index = LETTERS.indexOf(key.toUpperCase());
-    const response = state.task.responses[index];
-    if (response) {
-      e.preventDefault();
-      place(response.id, state.tieMode);
+  const always = ["help", "skip-undo", "instructions", "raw", "leave-field", "skip-reason", "skip-confirm", "skip-cancel"];
+  if (!state.task && !always.includes(action.type)) return;
+  e.preventDefault();
+  switch (action.type) {
+    case "help": help.open ? help.close() : help.showModal(); break;
+    case "submit": submit(); break;
+    case "undo": setTiers(T.undo(state.work.tiers), "Undone."); break;
+    case "tie":
+      if (!config.allowTies) { alertMessage("Ties are not allowed in this project."); return; }
+      if (!state.work.tiers.length) { alertMessage("Put a response first, then tie the next one with it."); return; }
+      state.tieMode = !state.tieMode;
+      drawRanking();
+      break;
+    case "place": placeAt(action.index); break;
+    case "flags": openFlags(action.index); break;
+    case "flags-close": state.flagsOpen = null; drawCards(); say("Flags closed."); break;
+    case "flag-toggle": toggleFlagAt(action.index); break;
+    case "rate": {
+      const radio = document.querySelector(`input[name="rating"][value="${action.value}"]`);
+      if (radio) { radio.checked = true; state.work.rating = String(action.value); save(); say(`Rating ${action.value}.`); }
+      break;
     }
+    case "rationale": $("rationale").focus(); break;
+    case "leave-field": e.target.blur(); break;
+    case "raw": setRawAll(!state.showRaw); break;
+    case "instructions": toggleInstructions(); break;
+    case "skip": openSkipDialog(); break;
+    case "skip-reason": {
+      const radios = document.querySelectorAll('input[name="skip-reason"]');
+      if (radios[action.index]) { radios[action.index].checked = true; radios[action.index].focus(); }
+      break;
+    }
+    case "skip-confirm": confirmSkip(); break;
+    case "skip-cancel": $("skip-dialog").close(); break;
+    case "skip-undo": undoSkip(); break;
+    case "tier-move": moveFocusedTier(action.by, e.target); break;
+    case "tier-remove": {
+      const tier = state.work.tiers[Number(e.target.dataset.index)] || [];
+      setTiers(tier.reduce((t, id) => T.removeId(t, id), state.work.tiers), "Taken out of the ranking.");
+      break;
+    }
+    case "escape": break;
+    default: break;
   }
 }
 
-function setupDrop() {
-  const zone = $("ranking");
+// ---------------------------------------------------------------- drag and drop
+
+function setupSorting() {
+  // SortableJS (vendored) in fallback mode: the same code path for mouse, touch and pen.
+  const common = { group: "rank", animation: 120, forceFallback: true, fallbackTolerance: 3, ghostClass: "drag-ghost" };
+  const later = (fn) => setTimeout(fn, 0); // let Sortable finish with its nodes before re-rendering
+  Sortable.create($("ranking"), {
+    ...common, draggable: ".tier",
+    onUpdate: (evt) => later(() => setTiers(T.moveTier(state.work.tiers, evt.oldDraggableIndex, evt.newDraggableIndex),
+      `Moved: ${T.describe(T.moveTier(state.work.tiers, evt.oldDraggableIndex, evt.newDraggableIndex), labelOf)}.`)),
+    onAdd: (evt) => later(() => {
+      const id = evt.item.dataset.id;
+      const tiers = T.insertTier(state.work.tiers, evt.newDraggableIndex, id);
+      setTiers(tiers, `Response ${labelOf(id)} is at place ${evt.newDraggableIndex + 1}.`);
+    }),
+  });
+  Sortable.create($("pool"), {
+    ...common, draggable: ".chip", sort: false,
+    onAdd: (evt) => later(() => {
+      const tierIds = (evt.item.dataset.ids || "").split(" ").filter(Boolean);
+      setTiers(tierIds.reduce((t, id) => T.removeId(t, id), state.work.tiers), "Taken out of the ranking.");
+    }),
+  });
+  // A whole card can also be dragged onto the ranking with a mouse (HTML5 drag and drop).
+  const zone = $("rank-bar");
+  $("cards").addEventListener("dragstart", (e) => {
+    const card = e.target.closest?.(".response");
+    if (!card) return;
+    e.dataTransfer.setData("text/plain", card.dataset.id);
+    e.dataTransfer.effectAllowed = "move";
+    card.classList.add("dragging");
+  });
+  $("cards").addEventListener("dragend", (e) => e.target.closest?.(".response")?.classList.remove("dragging"));
   zone.addEventListener("dragover", (e) => { e.preventDefault(); zone.classList.add("over"); });
   zone.addEventListener("dragleave", () => zone.classList.remove("over"));
   zone.addEventListener("drop", (e) => {
     e.preventDefault();
     zone.classList.remove("over");
-    const target = e.target.closest?.(".tier");
-    const tierIndex = e.dataTransfer.getData("text/tier");
-    if (tierIndex !== "") {
-      moveTier(Number(tierIndex), target ? Number(target.dataset.index) : state.tiers.length);
-      return;
-    }
     const id = e.dataTransfer.getData("text/plain");
-    if (!id || placed().has(id)) return;
-    if (target && e.shiftKey && config.allowTies) {
-      state.tiers[Number(target.dataset.index)].push(id); // shift-drop onto a place: tie
-      renderRanking();
-      saveDraft();
-    } else if (target) {
-      state.tiers.splice(Number(target.dataset.index), 0, [id]); // drop onto a place: insert before it
-      renderRanking();
-      saveDraft();
-    } else {
-      place(id, false);
-    }
+    if (!id || !state.task || T.placedIds(state.work.tiers).has(id)) return;
+    const target = e.target.closest?.(".tier");
+    if (target && e.shiftKey && config.allowTies) setTiers(T.tieInto(state.work.tiers, Number(target.dataset.index), id), null);
+    else if (target) setTiers(T.insertTier(state.work.tiers, Number(target.dataset.index), id), null);
+    else setTiers(T.place(state.work.tiers, id), `Response ${labelOf(id)} is at place ${state.work.tiers.length + 1}.`);
   });
 }
 
+// ---------------------------------------------------------------- start
+
 function init() {
   document.addEventListener("keydown", onKey);
-  setupDrop();
+  renderKeys($("keys-table"), KEY_HELP);
+  setupInstructions();
+  setupSorting();
+  $("cards").addEventListener("click", (e) => {
+    const button = e.target.closest("button[data-action]");
+    const card = e.target.closest(".response");
+    if (!button || !card || !state.task) return;
+    if (button.dataset.action === "place") placeAt(state.task.responses.findIndex((r) => r.id === card.dataset.id));
+    if (button.dataset.action === "raw") toggleRawCard(card.dataset.id);
+  });
+  $("cards").addEventListener("change", (e) => {
+    const box = e.target.closest("input[data-flag]");
+    const card = e.target.closest(".response");
+    if (!box || !card) return;
+    const set = new Set(state.work.flags[card.dataset.id] || []);
+    if (box.checked) set.add(box.dataset.flag); else set.delete(box.dataset.flag);
+    state.work.flags = { ...state.work.flags, [card.dataset.id]: set };
+    save();
+  });
   $("submit").addEventListener("click", submit);
-  $("skip").addEventListener("click", skip);
-  $("undo").addEventListener("click", undo);
-  $("clear").addEventListener("click", clearRanking);
-  $("retry-load").onclick = loadFirst;
+  $("skip").addEventListener("click", openSkipDialog);
+  $("skip-form").addEventListener("submit", (e) => { e.preventDefault(); confirmSkip(); });
+  $("skip-cancel").addEventListener("click", () => $("skip-dialog").close());
+  $("undo-skip").addEventListener("click", undoSkip);
+  $("undo").addEventListener("click", () => setTiers(T.undo(state.work.tiers), "Undone."));
+  $("clear").addEventListener("click", () => setTiers([], "Ranking cleared."));
+  $("retry-load").addEventListener("click", loadFirst);
   $("help-button").addEventListener("click", () => $("help").showModal());
-  $("rationale").addEventListener("input", saveDraft);
-  $("all-bad").addEventListener("change", saveDraft);
-  for (const radio of document.querySelectorAll('input[name="rating"]')) radio.addEventListener("change", saveDraft);
+  $("raw-all").addEventListener("click", () => setRawAll(!state.showRaw));
+  $("prompt-expand").addEventListener("click", () => {
+    const expanded = $("messages").classList.toggle("expanded");
+    $("prompt-expand").textContent = expanded ? "Show less of the prompt" : "Show the whole prompt";
+  });
+  $("rationale").addEventListener("input", () => { state.work.rationale = $("rationale").value; save(); });
+  $("all-bad").addEventListener("change", () => { state.work.allBad = $("all-bad").checked; save(); });
+  for (const radio of document.querySelectorAll('input[name="rating"]')) {
+    radio.addEventListener("change", () => { state.work.rating = radio.value; save(); });
+  }
   // Beat well inside the lease so neither the shown nor the prefetched task runs out while open.
   setInterval(heartbeat, Math.max(15, Math.min(120, config.leaseSeconds / 3)) * 1000);
   window.addEventListener("online", () => say("Back online."));
   window.addEventListener("offline", () => alertMessage("You are offline. Keep working: nothing you typed is lost, and you can submit when you are back."));
+  // Leaving the page inside a skip's undo window: send it anyway (keepalive outlives the page).
+  window.addEventListener("pagehide", () => {
+    const pending = pendingSkip.pending;
+    if (pending) { pendingSkip.undo(); api.skip(pending.task.id, pending.reason, { keepalive: true }); }
+  });
   loadFirst();
 }
 
