@@ -95,8 +95,8 @@ def test_an_engineer_runs_an_export_from_the_form_and_the_page_links_its_files(w
     assert snapshot.status == JobStatus.SUCCEEDED  # Celery runs in-process in these tests
     html = client.get(response["Location"]).content.decode()
     for name in ["manifest.json", *snapshot.files]:
-        assert f'href="/api/v1/exports/{snapshot.pk}/download?file={name}"' in html
-    assert f'id="download-zip" href="/api/v1/exports/{snapshot.pk}/download"' in html
+        assert f'href="/api/v1/exports/{snapshot.pk}/download/?file={name}"' in html
+    assert f'id="download-zip" href="/api/v1/exports/{snapshot.pk}/download/"' in html
     assert snapshot.files["train.jsonl"]["sha256"] in html and "&quot;seed&quot;: 3" in html  # the manifest, shown
     # The links work with the page's session.
     download = client.get(f"/api/v1/exports/{snapshot.pk}/download?file=train.jsonl")
