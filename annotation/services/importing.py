@@ -1,6 +1,6 @@
 """Prompt import from JSONL or CSV: validate everything, then insert in bulk, all or nothing.
 
-Line formats (design.md section 5), one JSON object a line:
+Line formats (docs/importing.md), one JSON object a line:
     {"prompt": "text"}  or  {"messages": [{"role": "user", "content": "..."}]}
     optional "id", "metadata" (object) and "responses": ["...", ...] or [{"content": "...", "model": "..."}]
 CSV: a header row with `prompt` (or `messages`, a JSON list), optional `id`, `metadata` (JSON object),
@@ -37,17 +37,13 @@ EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "
 CHUNK = 2000
 
 
-def _limit(name: str, default: int) -> int:
-    return int(getattr(settings, name, default))
-
-
 def import_limits() -> dict[str, int]:
-    """Limits on what one import may contain; each can be raised in settings (IMPORT_MAX_*)."""
+    """Limits on what one import may contain; each is a setting (IMPORT_MAX_*, config/settings.py)."""
     return {
-        "max_file_bytes": _limit("IMPORT_MAX_FILE_BYTES", 1024 * 1024 * 1024),
-        "max_line_bytes": _limit("IMPORT_MAX_LINE_BYTES", 1024 * 1024),
-        "max_messages": _limit("IMPORT_MAX_MESSAGES", 64),
-        "max_responses": _limit("IMPORT_MAX_RESPONSES", 16),
+        "max_file_bytes": settings.IMPORT_MAX_FILE_BYTES,
+        "max_line_bytes": settings.IMPORT_MAX_LINE_BYTES,
+        "max_messages": settings.IMPORT_MAX_MESSAGES,
+        "max_responses": settings.IMPORT_MAX_RESPONSES,
         "max_id_chars": 200,
     }
 
