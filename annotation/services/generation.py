@@ -276,6 +276,20 @@ def _sampling_params(run: GenerationRun):
     )
 
 
+def _openai_options(run: GenerationRun) -> dict[str, Any] | None:
+    """The OpenAI backend's connection settings: the run's base_url, the rest from config/settings.py."""
+    if run.backend != "openai":
+        return None
+    return {
+        "base_url": (run.params or {}).get("base_url") or settings.OPENAI_BASE_URL,
+        "api_key": settings.OPENAI_API_KEY,
+        "concurrency": settings.OPENAI_CONCURRENCY,
+        "timeout": settings.OPENAI_TIMEOUT_SECONDS,
+        "max_retries": settings.OPENAI_MAX_RETRIES,
+        "backoff": settings.OPENAI_BACKOFF_SECONDS,
+    }
+
+
 def _missing(*, run: GenerationRun, prompt_ids: list[int]) -> list[int]:
     """Prompts of the batch with fewer than n responses of the run and no recorded failure."""
     counts = dict(
@@ -304,9 +318,7 @@ def generation_batch_run(*, run_id: int, prompt_ids: list[int], final_attempt: b
         return BatchOutcome(skipped="nothing missing")
     GenerationRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(status=RunStatus.RUNNING, started_at=timezone.now())
 
-    backend = get_backend(
-        backend=run.backend, model=run.model_name, revision=run.model_revision, base_url=(run.params or {}).get("base_url", "")
-    )
+    backend = get_backend(backend=run.backend, model=run.model_name, revision=run.model_revision, openai=_openai_options(run))
     rows = Prompt.objects.filter(id__in=missing).values_list("id", "messages")
     prompts = [PromptInput(prompt_id=pid, messages=messages) for pid, messages in rows]
     started = time.perf_counter()
