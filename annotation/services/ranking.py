@@ -8,7 +8,6 @@ annotator), so one annotator can never store two rankings of one task.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -23,6 +22,7 @@ from annotation.models import Assignment, AssignmentStatus, Ranking, ResponseFla
 from annotation.services.agreement_cache import agreement_schedule_refresh
 from annotation.services.assignment import assignment_get_for_annotator, assignment_retake_slot, held_allow_ties
 from annotation.services.consensus import tiers_problems
+from annotation.services.validation import is_int, is_number
 
 RESPONSE_FLAGS = tuple(ResponseFlag.values)
 MAX_RATIONALE = 10_000
@@ -73,18 +73,13 @@ def ranking_validate(
                         )
     if not isinstance(all_bad, bool):
         errors["all_bad"] = ["must be true or false"]
-    if rating is not None and (isinstance(rating, bool) or not isinstance(rating, int) or not 1 <= rating <= 7):
+    if rating is not None and not (is_int(rating) and 1 <= rating <= 7):
         errors["rating"] = ["must be an integer from 1 to 7, or null"]
     if not isinstance(rationale, str):
         errors["rationale"] = ["must be a string"]
     elif len(rationale) > MAX_RATIONALE:
         errors["rationale"] = [f"must be at most {MAX_RATIONALE} characters"]
-    if duration_seconds is not None and (
-        isinstance(duration_seconds, bool)
-        or not isinstance(duration_seconds, int | float)
-        or not math.isfinite(duration_seconds)
-        or not 0 <= duration_seconds <= MAX_DURATION_SECONDS
-    ):
+    if duration_seconds is not None and not (is_number(duration_seconds) and 0 <= duration_seconds <= MAX_DURATION_SECONDS):
         errors["duration_seconds"] = [f"must be a number of seconds from 0 to {MAX_DURATION_SECONDS}, or null"]
     return errors
 
