@@ -263,6 +263,9 @@ IMPORT_MAX_LINE_BYTES = int(os.environ.get("IMPORT_MAX_LINE_BYTES", str(1024 * 1
 IMPORT_MAX_MESSAGES = int(os.environ.get("IMPORT_MAX_MESSAGES", "64"))
 IMPORT_MAX_RESPONSES = int(os.environ.get("IMPORT_MAX_RESPONSES", "16"))
 
+# 1: run the portable twins of the PostgreSQL-only hot-path statements on PostgreSQL too (annotation/sql).
+PORTABLE_SQL = env_bool("PORTABLE_SQL", False)
+
 # At most one agreement refresh per project in this many seconds (annotation.services.agreement_cache).
 AGREEMENT_REFRESH_SECONDS = float(os.environ.get("AGREEMENT_REFRESH_SECONDS", "30"))
 
