@@ -23,13 +23,15 @@ from dataclasses import asdict, dataclass
 from typing import IO, Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from annotation.errors import ApplicationError
 from annotation.limits import JSONTooDeep, json_loads_bounded
 from annotation.models import Project, Prompt, Response
 from annotation.services.tasks import response_text_hash, tasks_create_for_prompts
+from annotation.sql import importing as sql
+from annotation.sql import postgres_statements
 
 ROLES = ("system", "user", "assistant")
 FORMATS = ("jsonl", "csv")
@@ -491,25 +493,13 @@ def _insert_chunk(*, project: Project, chunk: list[ParsedLine], result: ImportRe
         result.responses_merged += tasks.duplicates_merged
 
 
-def _use_copy() -> bool:
-    return connection.vendor == "postgresql"
-
-
 def _insert_prompts(*, project: Project, prompts: list[ParsedLine], want_ids: bool) -> dict[str, int]:
     """Insert prompts (none of them present: the caller holds the project lock); content hash -> id if want_ids."""
     if not prompts:
         return {}
     hashes = [p.content_hash for p in prompts]
-    if _use_copy():
-        # COPY is several times faster than a bulk INSERT through the ORM for large imports.
-        now = timezone.now()
-        table = connection.ops.quote_name(Prompt._meta.db_table)
-        columns = "project_id, external_id, messages, metadata, content_hash, created_at"
-        with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:  # noqa: S608
-            for p in prompts:
-                copy.write_row(
-                    (project.pk, p.external_id, json.dumps(p.messages, ensure_ascii=False), json.dumps(p.metadata), p.content_hash, now)
-                )
+    if postgres_statements():
+        sql.copy_prompts(project_id=project.pk, prompts=prompts, now=timezone.now())
     else:
         created = Prompt.objects.bulk_create(
             [
@@ -528,13 +518,9 @@ def _insert_responses(rows: list[tuple[int, int, str, str]]) -> None:
     """Insert imported responses (run NULL): (prompt id, sample index, text, model name)."""
     if not rows:
         return
-    if _use_copy():
-        now = timezone.now()
-        table = connection.ops.quote_name(Response._meta.db_table)
-        columns = "prompt_id, run_id, sample_index, text, text_hash, finish_reason, model_name, prompt_truncated, created_at"
-        with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:  # noqa: S608
-            for prompt_id, index, text, model in rows:
-                copy.write_row((prompt_id, None, index, text, response_text_hash(text), "", model, False, now))
+    if postgres_statements():
+        hashed = ((prompt_id, index, text, response_text_hash(text), model) for prompt_id, index, text, model in rows)
+        sql.copy_responses(rows=hashed, now=timezone.now())
         return
     Response.objects.bulk_create(
         [

@@ -69,6 +69,11 @@ def placeholders(count: int) -> Sql:
     return Sql(", ".join(["%s"] * count))
 
 
+def named_placeholders(names: tuple[str, ...] | list[str]) -> Sql:
+    """`%(a)s, %(b)s, ...`: one named parameter per name (names from the code, never from input)."""
+    return Sql(", ".join(f"%({name})s" for name in names))
+
+
 def _field_name(model: type[Model], name: str) -> str:
     for field in model._meta.concrete_fields:
         if name in (field.name, field.attname):
