@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench clean clean-cache
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -38,3 +38,7 @@ bench: install
 
 clean:
 	rm -rf $(VENV) db.sqlite3 test-db.sqlite3 media .cache
+
+# The tiny model is cached once per machine, outside the checkout (training.tiny_model.default_tiny_model_dir).
+clean-cache:
+	rm -rf "$${TINY_MODEL_DIR:-$${XDG_CACHE_HOME:-$$HOME/.cache}/annotation-platform/tiny-chat-model}"

@@ -89,9 +89,9 @@ def run_one_at_a_time(backend, prompts, args) -> tuple[int, float]:
 
 
 def cpu_bench(args) -> dict:
-    from training.tiny_model import ensure_tiny_model
+    from training.tiny_model import default_tiny_model_dir, ensure_tiny_model
 
-    model = args.model or str(ensure_tiny_model(Path(os.environ.get("TINY_MODEL_DIR", ROOT / ".cache" / "tiny-chat-model"))))
+    model = args.model or str(ensure_tiny_model(default_tiny_model_dir()))
     backend = TransformersBackend(model=model)
     prompts = make_prompts(args.prompts)
     run_batched(backend, prompts[:2], args)  # warm-up
@@ -123,9 +123,9 @@ def build_random_model(directory: Path, device: str = "cuda") -> Path:
     import torch
     from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
 
-    from training.tiny_model import ensure_tiny_model
+    from training.tiny_model import default_tiny_model_dir, ensure_tiny_model
 
-    tiny = ensure_tiny_model(Path(os.environ.get("TINY_MODEL_DIR", ROOT / ".cache" / "tiny-chat-model")))
+    tiny = ensure_tiny_model(default_tiny_model_dir())
     tokenizer = AutoTokenizer.from_pretrained(tiny)
     tokenizer.model_max_length = QWEN2_05B["max_position_embeddings"]
     config = Qwen2Config(

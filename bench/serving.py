@@ -240,9 +240,9 @@ def complete_tasks(project_id: int) -> int:
 def explain_claim(project_id: int, annotator_id: int) -> str:
     from django.db import connection, transaction
 
-    from annotation.services.assignment import _CLAIM_SQL
+    from annotation.sql.assignment import claim_sql
 
-    sql = "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + _CLAIM_SQL.format(lock="SKIP LOCKED")
+    sql = "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + claim_sql(True)
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute(sql, {"project": project_id, "gold": False, "annotator": annotator_id})

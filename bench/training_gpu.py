@@ -34,9 +34,9 @@ def build_model(directory: Path, *, tiny: bool) -> int:
     import torch
     from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
 
-    from training.tiny_model import ensure_tiny_model
+    from training.tiny_model import default_tiny_model_dir, ensure_tiny_model
 
-    tokenizer = AutoTokenizer.from_pretrained(ensure_tiny_model(ROOT / ".cache" / "tiny-chat-model"))
+    tokenizer = AutoTokenizer.from_pretrained(ensure_tiny_model(default_tiny_model_dir()))
     shape = dict(TINY if tiny else QWEN2_05B)
     shape["vocab_size"] = max(shape["vocab_size"], len(tokenizer))
     config = Qwen2Config(**shape, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,

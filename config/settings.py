@@ -5,6 +5,8 @@ from pathlib import Path
 
 import dj_database_url
 
+from training.tiny_model import default_tiny_model_dir
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -242,11 +244,27 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600"))}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
-# Generation. GENERATION_MODEL unset: the tiny model the project builds locally (training.tiny_model).
+# Generation. GENERATION_MODEL unset: the tiny model the project builds locally (training.tiny_model),
+# cached outside the checkout ($XDG_CACHE_HOME/annotation-platform/tiny-chat-model) unless TINY_MODEL_DIR says.
 GENERATION_MODEL = os.environ.get("GENERATION_MODEL", "")
-TINY_MODEL_DIR = Path(os.environ.get("TINY_MODEL_DIR", BASE_DIR / ".cache" / "tiny-chat-model"))
+TINY_MODEL_DIR = default_tiny_model_dir()
+# The OpenAI-compatible backend (sampling.openai_backend); the generation service passes these on.
 OPENAI_BASE_URL = os.environ.get("OPENAI_BASE_URL", "http://127.0.0.1:8001/v1")
 OPENAI_API_KEY = os.environ.get("OPENAI_API_KEY", "")
+OPENAI_CONCURRENCY = int(os.environ.get("OPENAI_CONCURRENCY", "8"))  # requests in flight per batch
+OPENAI_TIMEOUT_SECONDS = float(os.environ.get("OPENAI_TIMEOUT_SECONDS", "120"))
+# The SDK's own retries per request (429, 5xx, timeouts), before the Celery task retries the batch.
+OPENAI_MAX_RETRIES = int(os.environ.get("OPENAI_MAX_RETRIES", "5"))
+OPENAI_BACKOFF_SECONDS = float(os.environ.get("OPENAI_BACKOFF_SECONDS", "0.5"))  # the first retry's delay
+
+# Import limits (annotation.services.importing; docs/importing.md).
+IMPORT_MAX_FILE_BYTES = int(os.environ.get("IMPORT_MAX_FILE_BYTES", str(1024 * 1024 * 1024)))
+IMPORT_MAX_LINE_BYTES = int(os.environ.get("IMPORT_MAX_LINE_BYTES", str(1024 * 1024)))
+IMPORT_MAX_MESSAGES = int(os.environ.get("IMPORT_MAX_MESSAGES", "64"))
+IMPORT_MAX_RESPONSES = int(os.environ.get("IMPORT_MAX_RESPONSES", "16"))
+
+# 1: run the portable twins of the PostgreSQL-only hot-path statements on PostgreSQL too (annotation/sql).
+PORTABLE_SQL = env_bool("PORTABLE_SQL", False)
 
 # At most one agreement refresh per project in this many seconds (annotation.services.agreement_cache).
 AGREEMENT_REFRESH_SECONDS = float(os.environ.get("AGREEMENT_REFRESH_SECONDS", "30"))

@@ -1,6 +1,8 @@
 """Generation backends: transformers (in the worker process) and OpenAI-compatible HTTP servers."""
 from __future__ import annotations
 
+from typing import Any
+
 from .base import (
     GenerationBackend,
     ModelLoadError,
@@ -14,8 +16,13 @@ from .base import (
 BACKENDS = ("transformers", "openai")
 
 
-def get_backend(*, backend: str, model: str, revision: str = "", base_url: str = "") -> GenerationBackend:
-    """The backend for a run's settings; transformers models are loaded (once per process) here."""
+def get_backend(*, backend: str, model: str, revision: str = "", openai: dict[str, Any] | None = None) -> GenerationBackend:
+    """The backend for a run's settings; transformers models are loaded (once per process) here.
+
+    Args:
+        openai: the OpenAI backend's keyword arguments besides the model (base_url, api_key,
+            concurrency, timeout, max_retries, backoff): the caller reads them from its settings.
+    """
     if backend == "transformers":
         from .transformers_backend import TransformersBackend
 
@@ -23,7 +30,7 @@ def get_backend(*, backend: str, model: str, revision: str = "", base_url: str =
     if backend == "openai":
         from .openai_backend import OpenAIBackend
 
-        return OpenAIBackend.from_settings(model=model, base_url=base_url)
+        return OpenAIBackend(model=model, **(openai or {}))
     raise ModelLoadError(f"unknown backend '{backend}' (expected one of {', '.join(BACKENDS)})")
 
 

@@ -211,19 +211,19 @@ class TransformersBackend:
             "pad_token_id": pad_id,
             "eos_token_id": sorted(eos_ids) or None,
         }
+        # generate() itself decodes greedily; with a temperature the draw is made by SeededSampler,
+        # whose random stream is the sample's own (see there), so the batch does not change it.
+        kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         if params.temperature > 0:
-            kwargs.update(do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=0)
-        else:
-            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+            seeds = [sample_seed(seed=params.seed, prompt_ids=ids, index=i) for _, ids, _ in chunk for i in range(params.n)]
+            from transformers import LogitsProcessorList
+
+            sampler = SeededSampler(temperature=params.temperature, top_p=params.top_p, seeds=seeds, start=width)
+            kwargs["logits_processor"] = LogitsProcessorList([sampler])
         min_new = int(params.extra.get("min_new_tokens", 0) or 0)
         if min_new:
             kwargs["min_new_tokens"] = min(min_new, params.max_new_tokens)
 
-        # The same prompts with the same seed give the same samples, whichever worker runs them.
-        seed = (params.seed * 1_000_003 + min(p.prompt_id for p, _, _ in chunk)) % (2**63)
-        torch.manual_seed(seed)
-        if device.type == "cuda":
-            torch.cuda.manual_seed_all(seed)
         with torch.inference_mode():
             output = model.generate(input_ids=input_ids, attention_mask=attention, **kwargs)
         generated = output[:, width:].cpu().tolist()
@@ -242,6 +242,62 @@ class TransformersBackend:
                 result.tokens += count
             results.append(result)
         return results
+
+
+def sample_seed(*, seed: int, prompt_ids: list[int], index: int) -> int:
+    """The random stream of one sample: from the run's seed, the prompt as the model sees it, and the
+    sample's index, so nothing else (batch size, batch neighbours, prompt ids, worker) changes it."""
+    digest = hashlib.blake2b(f"{seed}:{index}:".encode() + ",".join(map(str, prompt_ids)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") >> 1  # torch seeds are below 2**63
+
+
+class SeededSampler:
+    """A logits processor that samples each row (one sample of one prompt) from its own random stream.
+
+    generate()'s own sampling draws from one global generator for the whole batch, so a sample
+    depends on how many rows came before it: the same seed gave other samples with another batch
+    size. Here temperature and top-p are transformers' own warpers; the draw is an inverse-CDF
+    lookup of a uniform from the row's torch.Generator; the chosen token is returned as the only
+    finite score, which generate() (greedy) then takes. Uniforms are drawn in blocks of BLOCK
+    steps, the same for every row, so a row's stream never depends on the batch either.
+
+    On CPU (float32) a sample is then the same whatever the batch; on a GPU in bfloat16 the logits
+    themselves move slightly with the batch's shape, so a sample can still differ after a near tie.
+    """
+
+    BLOCK = 64
+
+    def __init__(self, *, temperature: float, top_p: float, seeds: list[int], start: int) -> None:
+        import torch
+        from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
+
+        self.warpers = LogitsProcessorList([TemperatureLogitsWarper(temperature)])
+        if top_p < 1.0:
+            self.warpers.append(TopPLogitsWarper(top_p))
+        self.generators = [torch.Generator().manual_seed(seed) for seed in seeds]
+        self.start = start  # the prompts' padded width: step = generated length so far
+        self.block: Any = None
+
+    def _uniforms(self, step: int, device: Any) -> Any:
+        import torch
+
+        if step % self.BLOCK == 0 or self.block is None:
+            self.block = torch.stack(
+                [torch.rand(self.BLOCK, generator=g, dtype=torch.float64) for g in self.generators]
+            ).to(device)
+        return self.block[:, step % self.BLOCK]
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        step = input_ids.shape[1] - self.start
+        warped = self.warpers(input_ids, scores)
+        cdf = torch.softmax(warped.double(), dim=-1).cumsum(dim=-1)
+        target = self._uniforms(step, cdf.device) * cdf[:, -1]
+        # right=True: the first token whose cumulative probability exceeds the draw (never one of probability 0).
+        tokens = torch.searchsorted(cdf, target.unsqueeze(1), right=True).clamp_(max=cdf.shape[-1] - 1)
+        chosen = torch.full_like(scores, -float("inf"))
+        return chosen.scatter_(1, tokens, 0.0)
 
 
 def _is_cuda_oom(exc: Exception) -> bool:

@@ -5,7 +5,6 @@ import time
 from datetime import timedelta
 
 import pytest
-from django.db import transaction
 from django.utils import timezone
 
 from annotation.errors import Conflict, NotFound
@@ -192,12 +191,12 @@ def test_gold_ranking_must_name_every_response_of_the_task_once():
     assert not task.is_gold
 
 
-def test_the_generic_claim_used_on_sqlite_respects_overlap_too():
+def test_the_generic_claim_used_on_sqlite_respects_overlap_too(settings):
+    settings.PORTABLE_SQL = True  # the portable twin, through the public service (tests/platform/test_portable_sql.py)
     project, _ = make_project(tasks=1, overlap=1)
     a, b = make_member(project, "a"), make_member(project, "b")
-    with transaction.atomic():
-        assert engine._claim_generic(project=project, annotator_id=a.user.pk, gold=False) is not None
-        assert engine._claim_generic(project=project, annotator_id=b.user.pk, gold=False) is None
+    assert not isinstance(assignment_lease_next(project=project, annotator=a.user), NoTask)
+    assert isinstance(assignment_lease_next(project=project, annotator=b.user), NoTask)
 
 
 @pytest.mark.needs_redis

@@ -47,7 +47,7 @@ class ChatServer:
                     server.in_flight += 1
                     server.max_in_flight = max(server.max_in_flight, server.in_flight)
                     server.bodies.append(body)
-                    server.headers.append(dict(self.headers))
+                    server.headers.append(self.headers)  # case-insensitive, as HTTP header names are
                     text = body["messages"][-1]["content"]
                     server.calls[text] += 1
                     calls = server.calls[text]

@@ -30,10 +30,9 @@ class JobError(ValueError):
 
 def default_base_model() -> str:
     """The tiny local model (built on first use), so a job runs with no download."""
-    from training.tiny_model import ensure_tiny_model
+    from training.tiny_model import default_tiny_model_dir, ensure_tiny_model
 
-    default_dir = Path(__file__).resolve().parent.parent / ".cache" / "tiny-chat-model"
-    return str(ensure_tiny_model(os.environ.get("TINY_MODEL_DIR") or default_dir))
+    return str(ensure_tiny_model(default_tiny_model_dir()))
 
 
 def resolve_base_model(name: str) -> str:

@@ -27,6 +27,18 @@ CHAT_TEMPLATE = (
 MARKER = "tiny_model_complete"
 
 
+def default_tiny_model_dir() -> Path:
+    """Where the tiny model is cached: $TINY_MODEL_DIR, else $XDG_CACHE_HOME (or ~/.cache)/annotation-platform/.
+
+    Outside the checkout, so `git clean`, a fresh clone or `make clean` does not rebuild it for nothing
+    and nothing generated lands in the work tree.
+    """
+    if os.environ.get("TINY_MODEL_DIR"):
+        return Path(os.environ["TINY_MODEL_DIR"]).expanduser()
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser()
+    return cache / "annotation-platform" / "tiny-chat-model"
+
+
 def build_tiny_model(output_dir: str | os.PathLike, *, seed: int = 0, vocab_size: int = 512,
                      hidden_size: int = 64, layers: int = 2) -> Path:
     """Train the tokenizer, initialise the model with `seed`, and save both to `output_dir`."""

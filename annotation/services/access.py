@@ -5,65 +5,14 @@ tenants are invisible. A member whose role is too low gets Forbidden (403).
 """
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import connection
-from django.db.models import DEFERRED, CharField, Model, OuterRef, QuerySet, Subquery, Value
+from django.db.models import CharField, Model, OuterRef, QuerySet, Subquery, Value
 
 from annotation.errors import Forbidden, NotFound
 from annotation.limits import BIGINT_MAX
 from annotation.models import ROLE_RANK, Membership, Project, Role
-
-_converters: dict[tuple[type[Model], str], dict[str, list]] = {}
-
-
-def _column_converters(model: type[Model]) -> dict[str, list]:
-    """column -> [(converter, expression)], as the ORM's compiler applies them; derived once per model."""
-    key = (model, connection.vendor)
-    if key not in _converters:
-        table = model._meta.db_table
-        found = {}
-        for field in model._meta.concrete_fields:
-            col = field.get_col(table)
-            funcs = connection.ops.get_db_converters(col) + field.get_db_converters(connection)
-            if funcs:
-                found[field.column] = [(func, col) for func in funcs]
-        _converters[key] = found
-    return _converters[key]
-
-
-def models_from_sql(*, model: type[Model], sql: str, params: Any) -> list:
-    """Instances of `model` from one raw statement; columns that are not the model's become attributes.
-
-    What Model.objects.raw() does, at a fraction of its per-call cost (it re-derives the column
-    mapping and converters on every query), for the few statements on the annotators' hot path.
-    """
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        names = [column[0] for column in cursor.description]
-        rows = cursor.fetchall()
-    if not rows:
-        return []
-    fields = model._meta.concrete_fields
-    position = {name: i for i, name in enumerate(names)}
-    order = [position.get(field.column) for field in fields]
-    attnames = [field.attname for field in fields]
-    # JSON (and, on SQLite, date) columns need the ORM's converters.
-    converters = [(position[column], funcs) for column, funcs in _column_converters(model).items() if column in position]
-    known = {field.column for field in fields}
-    extras = [(i, name) for i, name in enumerate(names) if name not in known]
-    out = []
-    for row in rows:
-        values = list(row)
-        for i, funcs in converters:
-            for func, col in funcs:
-                values[i] = func(values[i], col, connection)
-        instance = model.from_db(connection.alias, attnames, [DEFERRED if i is None else values[i] for i in order])
-        for i, name in extras:
-            setattr(instance, name, values[i])
-        out.append(instance)
-    return out
+from annotation.sql import access as sql
+from annotation.sql.rows import models_from_sql  # noqa: F401  (its old home: kept importable from here)
 
 
 def membership_get(*, user: AbstractBaseUser, project: Project) -> Membership | None:
@@ -87,13 +36,6 @@ def has_role(*, user: AbstractBaseUser, project: Project, min_role: str) -> bool
 
 MAX_ID = BIGINT_MAX
 
-# One statement for the project and the caller's membership: this runs first on every project
-# request, where the ORM's two queries cost more to compile than to run.
-_PROJECT_WITH_ROLE_SQL = (
-    "SELECT p.*, m.role AS caller_role FROM annotation_project p "
-    "LEFT JOIN annotation_membership m ON m.project_id = p.id AND m.user_id = %s WHERE p.{column} = %s"
-)
-
 
 def project_and_role_get_for_user(
     *, user: AbstractBaseUser, project_ref: int | str, min_role: str = Role.ANNOTATOR
@@ -109,13 +51,11 @@ def project_and_role_get_for_user(
     if ref.isascii() and ref.isdigit():  # str.isdigit alone is true for '²' and reads '٣' as 3
         if int(ref) > MAX_ID:
             raise NotFound("Project not found.")
-        column, value = "id", int(ref)
+        project = sql.project_with_role(user_id=user.pk, project_id=int(ref))
     else:
-        column, value = "slug", ref
-    found = models_from_sql(model=Project, sql=_PROJECT_WITH_ROLE_SQL.format(column=column), params=[user.pk, value])
-    if not found:
+        project = sql.project_with_role(user_id=user.pk, slug=ref)
+    if project is None:
         raise NotFound("Project not found.")
-    project = found[0]
     role = Role.ADMIN if getattr(user, "is_superuser", False) else project.caller_role
     project.caller_role = role
     if role is None:
@@ -144,19 +84,12 @@ def project_row_get_for_user(*, user: AbstractBaseUser, queryset: QuerySet, pk: 
     return row
 
 
-_USER_BY_TOKEN_SQL = "SELECT u.* FROM authtoken_token t JOIN {users} u ON u.id = t.user_id WHERE t.key = %s"
-
-
 def user_get_by_token(*, key: str) -> AbstractBaseUser | None:
     """The user owning this API token (active or not: the caller decides), or None.
 
-    One raw statement: DRF's lookup compiles a select_related query on every API request.
+    One raw statement (annotation.sql.access): DRF's lookup compiles a select_related query on every API request.
     """
-    from django.contrib.auth import get_user_model
-
-    users = get_user_model()
-    found = models_from_sql(model=users, sql=_USER_BY_TOKEN_SQL.format(users=users._meta.db_table), params=[key])
-    return found[0] if found else None
+    return sql.user_by_token(key=key)
 
 
 def projects_for_user(*, user: AbstractBaseUser):

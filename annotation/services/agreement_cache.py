@@ -16,39 +16,20 @@ import datetime as dt
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
 from annotation.dispatch import TaskName, enqueue_after_commit, tasks_run_in_process
 from annotation.models import AgreementReport, Project, Ranking
+from annotation.sql import agreement as sql
+from annotation.sql import postgres_statements
 
 # A queued refresh that has not started after this long (broker flushed, worker gone) is presumed lost.
 LOST_AFTER_SECONDS = 600
 
 
 def refresh_seconds() -> float:
-    return float(getattr(settings, "AGREEMENT_REFRESH_SECONDS", 30))
-
-
-# One statement on the hot path (every submission and skip): mark the report stale and, when a
-# refresh may be enqueued, claim it, in a single conditional UPDATE. In the common case during a
-# burst (already stale, a refresh already queued) it matches no row and writes nothing. The
-# EXISTS tells "nothing to do" apart from "no report row yet" (then one is created first).
-_MARK_STALE_SQL = """
-WITH marked AS (
-    UPDATE annotation_agreementreport
-    SET stale = true,
-        refresh_queued_at = CASE
-            WHEN %(enqueue)s AND (refresh_queued_at IS NULL OR refresh_queued_at < %(lost)s) THEN %(now)s
-            ELSE refresh_queued_at END
-    WHERE project_id = %(project)s
-      AND (NOT stale OR (%(enqueue)s AND (refresh_queued_at IS NULL OR refresh_queued_at < %(lost)s)))
-    RETURNING refresh_queued_at
-)
-SELECT (SELECT refresh_queued_at FROM marked),
-       EXISTS (SELECT 1 FROM annotation_agreementreport WHERE project_id = %(project)s)
-"""
+    return float(settings.AGREEMENT_REFRESH_SECONDS)
 
 
 def agreement_schedule_refresh(*, project_id: int) -> None:
@@ -67,26 +48,18 @@ def agreement_mark_stale(*, project_id: int, claim: bool) -> bool:
 
     Concurrent callers race safely: the database serialises the updates of the row, and once one
     caller has set refresh_queued_at the others no longer match the filter. On PostgreSQL this is
-    one statement (see _MARK_STALE_SQL); elsewhere three portable ones.
+    one statement (annotation.sql.agreement); elsewhere three portable ones.
     """
-    if connection.vendor != "postgresql":
+    if not postgres_statements():  # the portable twin: three statements
         AgreementReport.objects.bulk_create([AgreementReport(project_id=project_id)], ignore_conflicts=True)
         AgreementReport.objects.filter(project_id=project_id, stale=False).update(stale=True)
         return claim and agreement_refresh_claim(project_id=project_id)
     now = timezone.now()
-    params = {
-        "project": project_id,
-        "enqueue": claim,
-        "now": now,
-        "lost": now - dt.timedelta(seconds=refresh_seconds() + LOST_AFTER_SECONDS),
-    }
-    with connection.cursor() as cursor:
-        cursor.execute(_MARK_STALE_SQL, params)
-        queued_at, exists = cursor.fetchone()
-        if not exists:
-            AgreementReport.objects.bulk_create([AgreementReport(project_id=project_id)], ignore_conflicts=True)
-            cursor.execute(_MARK_STALE_SQL, params)
-            queued_at, exists = cursor.fetchone()
+    lost = now - dt.timedelta(seconds=refresh_seconds() + LOST_AFTER_SECONDS)
+    queued_at, exists = sql.mark_stale(project_id=project_id, claim=claim, now=now, lost_before=lost)
+    if not exists:
+        AgreementReport.objects.bulk_create([AgreementReport(project_id=project_id)], ignore_conflicts=True)
+        queued_at, exists = sql.mark_stale(project_id=project_id, claim=claim, now=now, lost_before=lost)
     return claim and queued_at == now
 
 

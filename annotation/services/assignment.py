@@ -32,7 +32,6 @@ task row and then only inserts.
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 import time
 from dataclasses import dataclass
@@ -47,10 +46,11 @@ from django.utils import timezone
 
 from annotation.errors import ApplicationError, Conflict, NotFound
 from annotation.models import Assignment, AssignmentStatus, Project, RankingTask, ResponseFlag
-from annotation.services.access import models_from_sql
 from annotation.services.agreement_cache import agreement_schedule_refresh
 from annotation.services.consensus import tiers_problems
 from annotation.services.rendering import markdown_html_many
+from annotation.sql import assignment as sql
+from annotation.sql import postgres_statements
 
 EXPIRY_SWEEP_BATCH = 200
 SWEEP_EVERY_SECONDS = 5.0
@@ -66,10 +66,6 @@ class NoTask:
     message: str
 
 
-def _is_postgres() -> bool:
-    return connection.vendor == "postgresql"
-
-
 def _annotator_lock_key(project_id: int, annotator_id: int) -> int:
     digest = hashlib.blake2b(f"assignment:{project_id}:{annotator_id}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
@@ -77,16 +73,11 @@ def _annotator_lock_key(project_id: int, annotator_id: int) -> int:
 
 def _serialize_annotator(*, project: Project, annotator: AbstractBaseUser) -> None:
     """Make this transaction the only one leasing for this annotator in this project."""
-    if _is_postgres():
-        with connection.cursor() as cursor:
-            # Leases commit without waiting for the WAL flush (one fsync per next-task was most of its
-            # latency on a busy disk). A database crash can forget the last fraction of a second of
-            # leases, whole transactions only (row and counter together); submissions stay durable,
-            # and their synchronous commit flushes every lease committed before them.
-            cursor.execute(
-                "SELECT pg_advisory_xact_lock(%s), set_config('synchronous_commit', 'off', true)",
-                [_annotator_lock_key(project.pk, annotator.pk)],
-            )
+    if postgres_statements():
+        # Leases commit without waiting for the WAL flush. A database crash can forget the last
+        # fraction of a second of leases, whole transactions only (row and counter together);
+        # submissions stay durable, and their synchronous commit flushes every lease committed before them.
+        sql.serialize_annotator(lock_key=_annotator_lock_key(project.pk, annotator.pk))
     else:
         # SQLite: a write as the first statement takes the database's write lock for the whole
         # transaction (a deferred transaction that reads first could fail to upgrade later).
@@ -161,7 +152,7 @@ def assignments_expire(
         qs = qs.filter(project_id=project_id)
     if exclude_annotator_id is not None:
         qs = qs.exclude(annotator_id=exclude_annotator_id)
-    if _is_postgres():
+    if connection.features.has_select_for_update_skip_locked:
         qs = qs.select_for_update(skip_locked=True)
     rows = list(qs.order_by("lease_expires_at").values_list("id", "task_id")[:limit])
     if not rows:
@@ -188,51 +179,7 @@ def assignments_expire_all(*, now: datetime | None = None, batch: int = 1000) ->
 
 # --- claiming ----------------------------------------------------------------------------------
 
-_CLAIM_SQL = """
-UPDATE annotation_rankingtask SET active_count = active_count + 1
-WHERE id = (
-    SELECT t.id FROM annotation_rankingtask t
-    WHERE t.project_id = %(project)s AND NOT t.is_complete AND t.is_gold = %(gold)s
-      AND (t.is_gold OR t.active_count < t.overlap)
-      AND NOT EXISTS (
-          -- OFFSET 0 keeps this a per-row probe of the unique (task, annotator) index; flattened into
-          -- an anti-join, the planner may instead scan all of a busy annotator's assignments.
-          SELECT 1 FROM annotation_assignment a WHERE a.task_id = t.id AND a.annotator_id = %(annotator)s OFFSET 0
-      )
-    ORDER BY t.priority DESC, t.id
-    LIMIT 1
-    FOR UPDATE OF t {lock}
-)
-RETURNING id
-"""
-
-
-# The claim and what the new assignment shows, in one round trip: the claimed task's responses
-# with their prompt's messages (LEFT JOIN: a claimed task is never lost from view).
-_CLAIM_AND_SHOW_SQL = (
-    "WITH claimed AS ({claim}) SELECT c.id, r.id, r.text, p.messages FROM claimed c "
-    "LEFT JOIN annotation_rankingtask_responses tr ON tr.rankingtask_id = c.id "
-    "LEFT JOIN annotation_response r ON r.id = tr.response_id LEFT JOIN annotation_prompt p ON p.id = r.prompt_id"
-)
-
-Shown = list[tuple[int, str, list]]
-
-
-def _claim_postgres(*, project: Project, annotator_id: int, gold: bool) -> tuple[int, Shown] | None:
-    with connection.cursor() as cursor:
-        params = {"project": project.pk, "gold": gold, "annotator": annotator_id}
-        cursor.execute(_CLAIM_AND_SHOW_SQL.format(claim=_CLAIM_SQL.format(lock="SKIP LOCKED")), params)
-        rows = cursor.fetchall()
-        if not rows:
-            # Every open row may have been locked by concurrent claims for an instant; wait for them
-            # once rather than tell the annotator "nothing left" while slots remain. After the wait
-            # PostgreSQL re-checks the conditions on the row's new version.
-            cursor.execute(_CLAIM_AND_SHOW_SQL.format(claim=_CLAIM_SQL.format(lock="")), params)
-            rows = cursor.fetchall()
-    if not rows:
-        return None
-    shown = [(rid, text, json.loads(m) if isinstance(m, str) else m) for _, rid, text, m in rows if rid is not None]
-    return rows[0][0], shown
+Shown = sql.Shown
 
 
 def _claim_generic(*, project: Project, annotator_id: int, gold: bool) -> int | None:
@@ -255,8 +202,8 @@ def _claim_generic(*, project: Project, annotator_id: int, gold: bool) -> int | 
 
 def _claim(*, project: Project, annotator_id: int, gold: bool) -> tuple[int, Shown | None] | None:
     """The claimed task's id and, on PostgreSQL, what it shows (read in the same statement)."""
-    if _is_postgres():
-        return _claim_postgres(project=project, annotator_id=annotator_id, gold=gold)
+    if postgres_statements():
+        return sql.claim_and_show(project_id=project.pk, annotator_id=annotator_id, gold=gold)
     task_id = _claim_generic(project=project, annotator_id=annotator_id, gold=gold)
     return None if task_id is None else (task_id, None)
 
@@ -285,29 +232,10 @@ def _sweep_due(project_id: int) -> bool:
     return True
 
 
-def _shown_rows(*, task_id: int) -> list[tuple[int, str, list]]:
-    """(response id, text, prompt messages) of the task's responses, in one raw query."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT r.id, r.text, p.messages FROM annotation_rankingtask_responses tr "
-            "JOIN annotation_response r ON r.id = tr.response_id JOIN annotation_prompt p ON p.id = r.prompt_id "
-            "WHERE tr.rankingtask_id = %s",
-            [task_id],
-        )
-        # JSON columns come back as text from a raw cursor (Django decodes them in the ORM).
-        return [(rid, text, json.loads(m) if isinstance(m, str) else m) for rid, text, m in cursor.fetchall()]
-
-
-_INSERT_ASSIGNMENT_SQL = (
-    "INSERT INTO annotation_assignment (task_id, project_id, annotator_id, status, display_order, opaque_ids, leased_at, "
-    "lease_expires_at, finished_at, skip_reason) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, NULL, '') RETURNING id"
-)
-
-
 def _create_assignment(
     *, project: Project, annotator: AbstractBaseUser, task_id: int, now: datetime, shown: Shown | None = None
 ) -> Assignment:
-    rows = shown or _shown_rows(task_id=task_id)
+    rows = shown or sql.shown(task_id=task_id)
     order, opaque = assignment_opaque_ids(response_ids=sorted(row[0] for row in rows))
     assignment = Assignment(
         task_id=task_id,
@@ -319,16 +247,7 @@ def _create_assignment(
         leased_at=now,
         lease_expires_at=_lease_until(project, now),
     )
-    # A raw INSERT: Model.save() costs several times the statement on this path.
-    adapt = connection.ops.adapt_datetimefield_value
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _INSERT_ASSIGNMENT_SQL,
-            [task_id, project.pk, annotator.pk, AssignmentStatus.LEASED.value, json.dumps(order), json.dumps(opaque),
-             adapt(now), adapt(assignment.lease_expires_at)],
-        )
-        assignment.pk = cursor.fetchone()[0]
-    assignment._state.adding, assignment._state.db = False, connection.alias
+    sql.insert(assignment)  # a raw INSERT: Model.save() costs several times the statement on this path
     assignment._shown = rows  # read once here, reused by assignment_payload
     return assignment
 
@@ -365,20 +284,11 @@ def _sweep(*, project: Project, annotator: AbstractBaseUser, now: datetime) -> i
     return assignments_expire(project_id=project.pk, now=now, exclude_annotator_id=annotator.pk)
 
 
-_LIVE_SQL = (
-    "SELECT id, task_id, project_id, annotator_id, status, display_order, opaque_ids, leased_at, lease_expires_at, "
-    "finished_at, skip_reason FROM annotation_assignment "
-    "WHERE project_id = %s AND annotator_id = %s AND status = %s ORDER BY id LIMIT %s"
-)
-
-
 @transaction.atomic
 def _lease_next(*, project: Project, annotator: AbstractBaseUser, after: int | None, now: datetime) -> Assignment | NoTask:
     _serialize_annotator(project=project, annotator=annotator)
 
-    live = models_from_sql(
-        model=Assignment, sql=_LIVE_SQL, params=[project.pk, annotator.pk, AssignmentStatus.LEASED.value, MAX_LIVE_LEASES + 1]
-    )
+    live = sql.live(project_id=project.pk, annotator_id=annotator.pk, status=AssignmentStatus.LEASED.value, limit=MAX_LIVE_LEASES + 1)
     candidates = [a for a in live if after is None or a.pk != int(after)]
     if candidates or len(live) >= MAX_LIVE_LEASES:
         current = candidates[0] if candidates else live[0]
@@ -409,13 +319,6 @@ def _why_nothing(*, project: Project) -> NoTask:
 # --- the holder's operations -------------------------------------------------------------------
 
 
-_HOLDER_SQL = (
-    "SELECT a.id, a.task_id, a.project_id, a.annotator_id, a.status, a.display_order, a.opaque_ids, a.leased_at, "
-    "a.lease_expires_at, a.finished_at, a.skip_reason, p.allow_ties AS held_allow_ties, "
-    "p.lease_seconds AS held_lease_seconds, t.is_gold AS held_task_is_gold "
-    "FROM annotation_assignment a JOIN annotation_project p ON p.id = a.project_id "
-    "JOIN annotation_rankingtask t ON t.id = a.task_id WHERE a.id = %s AND a.annotator_id = %s"
-)
 MAX_ID = 2**63 - 1
 
 
@@ -428,11 +331,10 @@ def assignment_get_for_annotator(*, assignment_id: int, annotator: AbstractBaseU
     """
     if not str(assignment_id).isdigit() or int(assignment_id) > MAX_ID:
         raise NotFound("Assignment not found.")
-    sql = _HOLDER_SQL + (" FOR UPDATE OF a" if lock and _is_postgres() else "")
-    found = models_from_sql(model=Assignment, sql=sql, params=[int(assignment_id), annotator.pk])
-    if not found:
+    found = sql.held(assignment_id=int(assignment_id), annotator_id=annotator.pk, lock=lock)
+    if found is None:
         raise NotFound("Assignment not found.")
-    return found[0]
+    return found
 
 
 def assignment_retake_slot(*, assignment: Assignment, now: datetime) -> None:
@@ -533,7 +435,7 @@ def assignment_payload(*, assignment: Assignment) -> dict[str, Any]:
     Never includes model names, generation settings, response ids or whether the task is gold.
     """
     # One query: the responses with their prompt's messages (the same prompt on every row).
-    rows = getattr(assignment, "_shown", None) or _shown_rows(task_id=assignment.task_id)
+    rows = getattr(assignment, "_shown", None) or sql.shown(task_id=assignment.task_id)
     texts = {row[0]: row[1] for row in rows}
     messages = [{"role": m.get("role", ""), "content": m.get("content", "")} for m in rows[0][2]]
     shown = assignment_display(assignment=assignment)
@@ -568,14 +470,9 @@ def annotator_progress(*, project: Project, annotator: AbstractBaseUser, now: da
     now = now or timezone.now()
     start_of_day = now.replace(hour=0, minute=0, second=0, microsecond=0)
     # Raw SQL on the hot path: the same query through the ORM costs more to compile than to run.
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*), coalesce(sum(CASE WHEN finished_at >= %s THEN 1 ELSE 0 END), 0) FROM annotation_assignment "
-            "WHERE project_id = %s AND annotator_id = %s AND status = %s",
-            [start_of_day, project.pk, annotator.pk, AssignmentStatus.SUBMITTED.value],
-        )
-        total, today = cursor.fetchone()
-    mine = {"total": int(total), "today": int(today)}
+    total, today = sql.done_counts(project_id=project.pk, annotator_id=annotator.pk,
+                                   status=AssignmentStatus.SUBMITTED.value, since=start_of_day)
+    mine = {"total": total, "today": today}
     key = f"assignment:left:{project.pk}"
     left = cache.get(key)
     if left is None:

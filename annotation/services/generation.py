@@ -12,10 +12,9 @@ guards), counters move once per batch, and the run finishes exactly once, never 
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from annotation.dispatch import DispatchError, TaskName, enqueue_many_after_comm
 from annotation.errors import ApplicationError, Conflict, NotFound
 from annotation.models import GenerationRun, Project, Prompt, Response, RunStatus, TrainingJob
 from annotation.services.tasks import response_text_hash, tasks_create_for_prompts
+from annotation.services.validation import int32_problem, int_problem, is_number, number_problem, string_problem
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +37,11 @@ ACTIVE = (RunStatus.QUEUED, RunStatus.RUNNING)
 FINISHED = (RunStatus.SUCCEEDED, RunStatus.PARTIAL, RunStatus.FAILED, RunStatus.CANCELLED)
 MAX_N = 64
 MAX_NEW_TOKENS = 32768
+# Prompts per task and per generate call: the one cap, whoever starts the run (API, command, a training job).
 MAX_BATCH_SIZE = 1024
+DEFAULT_BATCH_SIZE = 8
 MAX_TEMPERATURE = 5.0
+MAX_MODEL_CHARS = 500
 # Failure reasons kept in run.summary["failed_prompts"]; beyond this only the count grows.
 MAX_RECORDED_FAILURES = 1000
 
@@ -46,33 +49,72 @@ MAX_RECORDED_FAILURES = 1000
 # Creating a run
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def sampling_problems(*, temperature: Any, top_p: Any, max_new_tokens: Any, seed: Any) -> dict[str, str]:
+    """What is wrong with these sampling settings, name -> message: the rule for a run's settings
+    and for a project's defaults (gen_temperature, ...), which become a run's settings."""
+    problems = {
+        "temperature": number_problem(temperature, low=0, high=MAX_TEMPERATURE),
+        "top_p": "" if is_number(top_p) and 0 < top_p <= 1 else "must be a number with 0 < top_p <= 1",
+        "max_new_tokens": int_problem(max_new_tokens, low=1, high=MAX_NEW_TOKENS),
+        "seed": int32_problem(seed),
+    }
+    return {name: message for name, message in problems.items() if message}
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+@dataclass(frozen=True, kw_only=True)
+class GenerationOptions:
+    """What a caller chooses for a generation run: the API's body, `generate`'s options, round two's.
 
+    None takes the project's default (n: responses_per_prompt; the others its gen_* settings, model
+    then GENERATION_MODEL then the tiny local model). The rules are `problems()`, checked by
+    generation_run_create once the defaults are filled in: the API's serializer checks JSON types
+    only and the command argparse types only, so both get the same answers.
 
-def generation_params_validate(*, backend: str, n: Any, temperature: Any, top_p: Any, max_new_tokens: Any,
-                               seed: Any, batch_size: Any) -> dict[str, list[str]]:
-    """Every problem with these sampling settings, field name -> messages (empty when valid)."""
-    errors: dict[str, list[str]] = {}
-    if backend not in BACKENDS:
-        errors["backend"] = [f"must be one of {', '.join(BACKENDS)}"]
-    if not _is_int(n) or not 1 <= n <= MAX_N:
-        errors["n"] = [f"must be an integer from 1 to {MAX_N}"]
-    if not _is_number(temperature) or not 0 <= temperature <= MAX_TEMPERATURE:
-        errors["temperature"] = [f"must be a number from 0 to {MAX_TEMPERATURE}"]
-    if not _is_number(top_p) or not 0 < top_p <= 1:
-        errors["top_p"] = ["must be a number with 0 < top_p <= 1"]
-    if not _is_int(max_new_tokens) or not 1 <= max_new_tokens <= MAX_NEW_TOKENS:
-        errors["max_new_tokens"] = [f"must be an integer from 1 to {MAX_NEW_TOKENS}"]
-    if not _is_int(seed) or not -(2**31) <= seed < 2**31:
-        errors["seed"] = ["must be a 32-bit integer"]
-    if not _is_int(batch_size) or not 1 <= batch_size <= MAX_BATCH_SIZE:
-        errors["batch_size"] = [f"must be an integer from 1 to {MAX_BATCH_SIZE}"]
-    return errors
+    Example:
+        >>> GenerationOptions(n=0, seed=7).with_defaults(project).problems()
+        {'n': ['must be an integer from 1 to 64']}
+    """
+
+    backend: str = "transformers"
+    model: str = ""
+    n: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    max_new_tokens: int | None = None
+    seed: int | None = None
+    system_prompt: str | None = None
+    batch_size: int = DEFAULT_BATCH_SIZE
+    # Further backend options recorded with the run (openai: base_url; transformers: min_new_tokens).
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def with_defaults(self, project: Project) -> GenerationOptions:
+        """These options with each None replaced by the project's default."""
+        def pick(value: Any, default: Any) -> Any:
+            return default if value is None else value
+
+        return replace(
+            self,
+            n=pick(self.n, project.responses_per_prompt),
+            temperature=pick(self.temperature, project.gen_temperature),
+            top_p=pick(self.top_p, project.gen_top_p),
+            max_new_tokens=pick(self.max_new_tokens, project.gen_max_new_tokens),
+            seed=pick(self.seed, project.gen_seed),
+            system_prompt=pick(self.system_prompt, project.gen_system_prompt),
+            params=dict(self.params) if isinstance(self.params, dict) else ({} if self.params is None else self.params),
+        )
+
+    def problems(self) -> dict[str, list[str]]:
+        """Every problem with these options, field name -> messages (empty when valid)."""
+        found = {
+            "backend": "" if self.backend in BACKENDS else f"must be one of {', '.join(BACKENDS)}",
+            "model": string_problem(self.model, max_length=MAX_MODEL_CHARS),
+            "n": int_problem(self.n, low=1, high=MAX_N),
+            "system_prompt": string_problem(self.system_prompt),
+            "batch_size": int_problem(self.batch_size, low=1, high=MAX_BATCH_SIZE),
+            "params": "" if isinstance(self.params, dict) else "must be an object",
+            **sampling_problems(temperature=self.temperature, top_p=self.top_p, max_new_tokens=self.max_new_tokens, seed=self.seed),
+        }
+        return {name: [message] for name, message in found.items() if message}
 
 
 def generation_default_model() -> str:
@@ -127,56 +169,36 @@ def generation_run_create(
     *,
     project: Project,
     created_by: AbstractBaseUser | None = None,
-    backend: str = "transformers",
-    model: str = "",
-    n: int | None = None,
-    temperature: float | None = None,
-    top_p: float | None = None,
-    max_new_tokens: int | None = None,
-    seed: int | None = None,
-    system_prompt: str | None = None,
-    batch_size: int = 8,
     source_training_job: TrainingJob | None = None,
     prompt_ids: Iterable[int] | None = None,
-    params: dict[str, Any] | None = None,
     enqueue: bool = True,
+    **options: Any,
 ) -> GenerationRun:
     """Create a run over the project's prompts and enqueue its batches on queue `generation` on commit.
 
     Args:
         project: whose prompts get responses.
-        backend: "transformers" (a worker loads the model) or "openai" (an OpenAI-compatible server).
-        model: Hugging Face id or local path (transformers), or the server's model name (openai);
-            "" means the project's gen_model, then GENERATION_MODEL, then the tiny local model.
-        n, temperature, top_p, max_new_tokens, seed, system_prompt: None means the project's default
-            (n defaults to responses_per_prompt).
-        batch_size: prompts per task (and per generate call).
+        **options: the fields of GenerationOptions (backend, model, n, temperature, top_p,
+            max_new_tokens, seed, system_prompt, batch_size, params); omitted or None: the
+            project's defaults. backend "transformers" (a worker loads the model) or "openai" (an
+            OpenAI-compatible server); model: a Hugging Face id or local path, or the server's
+            model name; "" means the project's gen_model, then GENERATION_MODEL, then the tiny
+            local model.
         prompt_ids: only these prompts of the project (default: all of them).
-        params: further backend options recorded with the run (openai: base_url; min_new_tokens).
         enqueue: False when the caller runs the batches itself (the command without a broker);
             the planned batches are then on `run.batches`.
 
     Raises:
         ApplicationError naming each invalid field; or when the project has no prompts.
+        TypeError for a keyword that is not an option.
     """
-    n = project.responses_per_prompt if n is None else n
-    temperature = project.gen_temperature if temperature is None else temperature
-    top_p = project.gen_top_p if top_p is None else top_p
-    max_new_tokens = project.gen_max_new_tokens if max_new_tokens is None else max_new_tokens
-    seed = project.gen_seed if seed is None else seed
-    system_prompt = project.gen_system_prompt if system_prompt is None else system_prompt
-    errors = generation_params_validate(
-        backend=backend, n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed, batch_size=batch_size
-    )
-    if not isinstance(model, str) or len(model) > 500:
-        errors["model"] = ["must be a string of at most 500 characters"]
-    if not isinstance(system_prompt, str):
-        errors["system_prompt"] = ["must be a string"]
-    params = dict(params or {})
+    chosen = GenerationOptions(**options).with_defaults(project)
+    errors = chosen.problems()
     if errors:
         raise ApplicationError(f"Invalid generation settings: {', '.join(errors)}.", fields=errors)
     if source_training_job is not None and source_training_job.project_id != project.pk:
         raise ApplicationError("The training job belongs to another project.", fields={"source_training_job": ["not in this project"]})
+    backend, model, params = chosen.backend, chosen.model, chosen.params
 
     model = model.strip() or project.gen_model or ""
     if not model:
@@ -202,13 +224,13 @@ def generation_run_create(
         model_name=model,
         model_revision=_model_revision(backend=backend, model=model),
         source_training_job=source_training_job,
-        n=n,
-        temperature=float(temperature),
-        top_p=float(top_p),
-        max_new_tokens=max_new_tokens,
-        seed=seed,
-        system_prompt=system_prompt,
-        batch_size=batch_size,
+        n=chosen.n,
+        temperature=float(chosen.temperature),
+        top_p=float(chosen.top_p),
+        max_new_tokens=chosen.max_new_tokens,
+        seed=chosen.seed,
+        system_prompt=chosen.system_prompt,
+        batch_size=chosen.batch_size,
         params=params,
         status=RunStatus.QUEUED,
     )
@@ -276,6 +298,20 @@ def _sampling_params(run: GenerationRun):
     )
 
 
+def _openai_options(run: GenerationRun) -> dict[str, Any] | None:
+    """The OpenAI backend's connection settings: the run's base_url, the rest from config/settings.py."""
+    if run.backend != "openai":
+        return None
+    return {
+        "base_url": (run.params or {}).get("base_url") or settings.OPENAI_BASE_URL,
+        "api_key": settings.OPENAI_API_KEY,
+        "concurrency": settings.OPENAI_CONCURRENCY,
+        "timeout": settings.OPENAI_TIMEOUT_SECONDS,
+        "max_retries": settings.OPENAI_MAX_RETRIES,
+        "backoff": settings.OPENAI_BACKOFF_SECONDS,
+    }
+
+
 def _missing(*, run: GenerationRun, prompt_ids: list[int]) -> list[int]:
     """Prompts of the batch with fewer than n responses of the run and no recorded failure."""
     counts = dict(
@@ -304,9 +340,7 @@ def generation_batch_run(*, run_id: int, prompt_ids: list[int], final_attempt: b
         return BatchOutcome(skipped="nothing missing")
     GenerationRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(status=RunStatus.RUNNING, started_at=timezone.now())
 
-    backend = get_backend(
-        backend=run.backend, model=run.model_name, revision=run.model_revision, base_url=(run.params or {}).get("base_url", "")
-    )
+    backend = get_backend(backend=run.backend, model=run.model_name, revision=run.model_revision, openai=_openai_options(run))
     rows = Prompt.objects.filter(id__in=missing).values_list("id", "messages")
     prompts = [PromptInput(prompt_id=pid, messages=messages) for pid, messages in rows]
     started = time.perf_counter()

@@ -1,6 +1,6 @@
 """Prompt import from JSONL or CSV: validate everything, then insert in bulk, all or nothing.
 
-Line formats (design.md section 5), one JSON object a line:
+Line formats (docs/importing.md), one JSON object a line:
     {"prompt": "text"}  or  {"messages": [{"role": "user", "content": "..."}]}
     optional "id", "metadata" (object) and "responses": ["...", ...] or [{"content": "...", "model": "..."}]
 CSV: a header row with `prompt` (or `messages`, a JSON list), optional `id`, `metadata` (JSON object),
@@ -23,13 +23,15 @@ from dataclasses import asdict, dataclass
 from typing import IO, Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from annotation.errors import ApplicationError
 from annotation.limits import JSONTooDeep, json_loads_bounded
 from annotation.models import Project, Prompt, Response
 from annotation.services.tasks import response_text_hash, tasks_create_for_prompts
+from annotation.sql import importing as sql
+from annotation.sql import postgres_statements
 
 ROLES = ("system", "user", "assistant")
 FORMATS = ("jsonl", "csv")
@@ -37,17 +39,13 @@ EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "
 CHUNK = 2000
 
 
-def _limit(name: str, default: int) -> int:
-    return int(getattr(settings, name, default))
-
-
 def import_limits() -> dict[str, int]:
-    """Limits on what one import may contain; each can be raised in settings (IMPORT_MAX_*)."""
+    """Limits on what one import may contain; each is a setting (IMPORT_MAX_*, config/settings.py)."""
     return {
-        "max_file_bytes": _limit("IMPORT_MAX_FILE_BYTES", 1024 * 1024 * 1024),
-        "max_line_bytes": _limit("IMPORT_MAX_LINE_BYTES", 1024 * 1024),
-        "max_messages": _limit("IMPORT_MAX_MESSAGES", 64),
-        "max_responses": _limit("IMPORT_MAX_RESPONSES", 16),
+        "max_file_bytes": settings.IMPORT_MAX_FILE_BYTES,
+        "max_line_bytes": settings.IMPORT_MAX_LINE_BYTES,
+        "max_messages": settings.IMPORT_MAX_MESSAGES,
+        "max_responses": settings.IMPORT_MAX_RESPONSES,
         "max_id_chars": 200,
     }
 
@@ -495,25 +493,13 @@ def _insert_chunk(*, project: Project, chunk: list[ParsedLine], result: ImportRe
         result.responses_merged += tasks.duplicates_merged
 
 
-def _use_copy() -> bool:
-    return connection.vendor == "postgresql"
-
-
 def _insert_prompts(*, project: Project, prompts: list[ParsedLine], want_ids: bool) -> dict[str, int]:
     """Insert prompts (none of them present: the caller holds the project lock); content hash -> id if want_ids."""
     if not prompts:
         return {}
     hashes = [p.content_hash for p in prompts]
-    if _use_copy():
-        # COPY is several times faster than a bulk INSERT through the ORM for large imports.
-        now = timezone.now()
-        table = connection.ops.quote_name(Prompt._meta.db_table)
-        columns = "project_id, external_id, messages, metadata, content_hash, created_at"
-        with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:  # noqa: S608
-            for p in prompts:
-                copy.write_row(
-                    (project.pk, p.external_id, json.dumps(p.messages, ensure_ascii=False), json.dumps(p.metadata), p.content_hash, now)
-                )
+    if postgres_statements():
+        sql.copy_prompts(project_id=project.pk, prompts=prompts, now=timezone.now())
     else:
         created = Prompt.objects.bulk_create(
             [
@@ -532,13 +518,9 @@ def _insert_responses(rows: list[tuple[int, int, str, str]]) -> None:
     """Insert imported responses (run NULL): (prompt id, sample index, text, model name)."""
     if not rows:
         return
-    if _use_copy():
-        now = timezone.now()
-        table = connection.ops.quote_name(Response._meta.db_table)
-        columns = "prompt_id, run_id, sample_index, text, text_hash, finish_reason, model_name, prompt_truncated, created_at"
-        with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:  # noqa: S608
-            for prompt_id, index, text, model in rows:
-                copy.write_row((prompt_id, None, index, text, response_text_hash(text), "", model, False, now))
+    if postgres_statements():
+        hashed = ((prompt_id, index, text, response_text_hash(text), model) for prompt_id, index, text, model in rows)
+        sql.copy_responses(rows=hashed, now=timezone.now())
         return
     Response.objects.bulk_create(
         [

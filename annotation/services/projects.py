@@ -4,9 +4,8 @@ Every rule about what a valid project is lives here; the command, the API and th
 """
 from __future__ import annotations
 
-import math
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -17,83 +16,89 @@ from rest_framework.authtoken.models import Token
 
 from annotation.errors import ApplicationError, Conflict, NotFound
 from annotation.models import Membership, Project, Role
+from annotation.services.generation import MAX_MODEL_CHARS, sampling_problems
+from annotation.services.validation import int_problem, integral_floats_as_ints, is_number, string_problem
 
 User = get_user_model()
 
-# The project fields a caller may set, with their defaults (the model's).
-PROJECT_DEFAULTS: dict[str, Any] = {
-    "instructions": "",
-    "responses_per_prompt": 4,
-    "overlap": 3,
-    "allow_ties": False,
-    "gold_rate": 0.0,
-    "lease_seconds": 900,
-    "gen_model": "",
-    "gen_system_prompt": "",
-    "gen_temperature": 0.8,
-    "gen_top_p": 0.95,
-    "gen_max_new_tokens": 256,
-    "gen_seed": 0,
-}
+MAX_NAME_CHARS = 200
+MAX_SLUG_CHARS = 80
 MAX_RESPONSES_PER_PROMPT = 16
 MAX_OVERLAP = 100
 MIN_LEASE_SECONDS = 30
 MAX_LEASE_SECONDS = 7 * 24 * 3600
+_INTEGER_FIELDS = ("responses_per_prompt", "overlap", "lease_seconds", "gen_max_new_tokens", "gen_seed")
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+@dataclass(frozen=True, kw_only=True)
+class ProjectOptions:
+    """What a caller sets when creating a project (the API's body, `create_project`'s options, the demo).
+
+    The defaults are the model's. The rules are `problems()`, checked by project_create: the API's
+    serializer checks JSON types only and the command argparse types only. The gen_* sampling
+    defaults follow a generation run's own rule (generation.sampling_problems), since they become
+    a run's settings.
+    """
+
+    name: str
+    slug: str = ""
+    instructions: str = ""
+    responses_per_prompt: int = 4
+    overlap: int = 3
+    allow_ties: bool = False
+    gold_rate: float = 0.0
+    lease_seconds: int = 900
+    gen_model: str = ""
+    gen_system_prompt: str = ""
+    gen_temperature: float = 0.8
+    gen_top_p: float = 0.95
+    gen_max_new_tokens: int = 256
+    gen_seed: int = 0
+
+    @classmethod
+    def from_input(cls, *, name: Any, slug: Any = "", **settings: Any) -> ProjectOptions:
+        """Options from loose input: None means the default, integral floats (3.0) count as integers.
+
+        Raises ApplicationError naming every setting that is not a project option.
+        """
+        known = {f.name for f in fields(cls)} - {"name", "slug"}
+        unknown = sorted(set(settings) - known)
+        if unknown:
+            raise ApplicationError(
+                f"Unknown project setting(s): {', '.join(unknown)}.", fields={key: ["unknown setting"] for key in unknown}
+            )
+        given = integral_floats_as_ints({key: value for key, value in settings.items() if value is not None}, _INTEGER_FIELDS)
+        return cls(name=name, slug=slug or "", **given)
+
+    def problems(self) -> dict[str, list[str]]:
+        """Every problem with these options, field name -> messages (empty when valid)."""
+        name, slug = self.name, self.slug
+        found = {
+            "name": string_problem(name, max_length=MAX_NAME_CHARS) or ("" if name.strip() else "must not be empty"),
+            "slug": ""
+            if not slug or (isinstance(slug, str) and slugify(slug) == slug and len(slug) <= MAX_SLUG_CHARS)
+            else f"must be lowercase letters, digits and hyphens, at most {MAX_SLUG_CHARS} characters",
+            "responses_per_prompt": int_problem(self.responses_per_prompt, low=2, high=MAX_RESPONSES_PER_PROMPT),
+            "overlap": int_problem(self.overlap, low=1, high=MAX_OVERLAP),
+            "gold_rate": "" if is_number(self.gold_rate) and 0 <= self.gold_rate < 1 else "must be a number with 0 <= gold_rate < 1",
+            "lease_seconds": int_problem(self.lease_seconds, low=MIN_LEASE_SECONDS, high=MAX_LEASE_SECONDS),
+            "allow_ties": "" if isinstance(self.allow_ties, bool) else "must be true or false",
+            "instructions": string_problem(self.instructions),
+            "gen_model": string_problem(self.gen_model, max_length=MAX_MODEL_CHARS),
+            "gen_system_prompt": string_problem(self.gen_system_prompt),
+        }
+        sampling = sampling_problems(temperature=self.gen_temperature, top_p=self.gen_top_p,
+                                     max_new_tokens=self.gen_max_new_tokens, seed=self.gen_seed)
+        found.update({f"gen_{key}": message for key, message in sampling.items()})
+        return {key: [message] for key, message in found.items() if message}
+
+    def model_fields(self) -> dict[str, Any]:
+        """The Project fields these options set (all but name and slug, which project_create settles)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("name", "slug")}
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def project_validate(*, name: str, slug: str, values: dict[str, Any]) -> dict[str, list[str]]:
-    """Every problem with these project settings, field name -> messages (empty when valid)."""
-    errors: dict[str, list[str]] = {}
-
-    def bad(field: str, message: str) -> None:
-        errors.setdefault(field, []).append(message)
-
-    if not isinstance(name, str) or not name.strip():
-        bad("name", "must not be empty")
-    elif len(name) > 200:
-        bad("name", "must be at most 200 characters")
-    if slug and (slugify(slug) != slug or len(slug) > 80):
-        bad("slug", "must be lowercase letters, digits and hyphens, at most 80 characters")
-
-    k = values["responses_per_prompt"]
-    if not _is_int(k) or not 2 <= k <= MAX_RESPONSES_PER_PROMPT:
-        bad("responses_per_prompt", f"must be an integer from 2 to {MAX_RESPONSES_PER_PROMPT}")
-    overlap = values["overlap"]
-    if not _is_int(overlap) or not 1 <= overlap <= MAX_OVERLAP:
-        bad("overlap", f"must be an integer from 1 to {MAX_OVERLAP}")
-    gold_rate = values["gold_rate"]
-    if not _is_number(gold_rate) or not 0 <= gold_rate < 1:
-        bad("gold_rate", "must be a number with 0 <= gold_rate < 1")
-    lease = values["lease_seconds"]
-    if not _is_int(lease) or not MIN_LEASE_SECONDS <= lease <= MAX_LEASE_SECONDS:
-        bad("lease_seconds", f"must be an integer from {MIN_LEASE_SECONDS} to {MAX_LEASE_SECONDS}")
-    if not isinstance(values["allow_ties"], bool):
-        bad("allow_ties", "must be true or false")
-    for field in ("instructions", "gen_model", "gen_system_prompt"):
-        if not isinstance(values[field], str):
-            bad(field, "must be a string")
-    if isinstance(values["gen_model"], str) and len(values["gen_model"]) > 500:
-        bad("gen_model", "must be at most 500 characters")
-    temperature = values["gen_temperature"]
-    if not _is_number(temperature) or not 0 <= temperature <= 5:
-        bad("gen_temperature", "must be a number from 0 to 5")
-    top_p = values["gen_top_p"]
-    if not _is_number(top_p) or not 0 < top_p <= 1:
-        bad("gen_top_p", "must be a number with 0 < top_p <= 1")
-    max_new = values["gen_max_new_tokens"]
-    if not _is_int(max_new) or not 1 <= max_new <= 32768:
-        bad("gen_max_new_tokens", "must be an integer from 1 to 32768")
-    if not _is_int(values["gen_seed"]) or not -(2**31) <= values["gen_seed"] < 2**31:
-        bad("gen_seed", "must be a 32-bit integer")
-    return errors
+# The project fields a caller may set, with their defaults (the model's).
+PROJECT_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(ProjectOptions) if f.name not in ("name", "slug")}
 
 
 def _unique_slug(base: str) -> str:
@@ -112,33 +117,25 @@ def project_create(*, name: str, created_by: AbstractBaseUser | None = None, slu
         name: shown to people.
         created_by: the user creating it, made an admin member.
         slug: the URL name; derived from `name` when empty (made unique with -2, -3, ...).
-        **settings: any of PROJECT_DEFAULTS (responses_per_prompt, overlap, allow_ties, gold_rate,
-            lease_seconds, instructions, gen_*). None means the default.
+        **settings: any field of ProjectOptions (responses_per_prompt, overlap, allow_ties,
+            gold_rate, lease_seconds, instructions, gen_*). None means the default.
 
     Raises:
         ApplicationError naming every invalid field; Conflict if an explicit slug is taken.
     """
-    unknown = sorted(set(settings) - set(PROJECT_DEFAULTS))
-    if unknown:
-        raise ApplicationError(
-            f"Unknown project setting(s): {', '.join(unknown)}.", fields={key: ["unknown setting"] for key in unknown}
-        )
-    values = {key: (settings.get(key) if settings.get(key) is not None else default) for key, default in PROJECT_DEFAULTS.items()}
-    # Integral floats from JSON or a command line (e.g. 3.0) are accepted as integers.
-    for key in ("responses_per_prompt", "overlap", "lease_seconds", "gen_max_new_tokens", "gen_seed"):
-        if isinstance(values[key], float) and values[key].is_integer():
-            values[key] = int(values[key])
-    errors = project_validate(name=name, slug=slug, values=values)
+    options = ProjectOptions.from_input(name=name, slug=slug, **settings)
+    errors = options.problems()
     if errors:
         raise ApplicationError(f"Invalid project: {', '.join(errors)}.", fields=errors)
+    slug = options.slug
     if slug:
         if Project.objects.filter(slug=slug).exists():
             raise ApplicationError(
                 f"A project with slug '{slug}' already exists.", code="conflict", status=409, fields={"slug": ["already taken"]}
             )
     else:
-        slug = _unique_slug(slugify(name))
-    project = Project.objects.create(name=name.strip(), slug=slug, created_by=created_by, **values)
+        slug = _unique_slug(slugify(options.name))
+    project = Project.objects.create(name=options.name.strip(), slug=slug, created_by=created_by, **options.model_fields())
     if created_by is not None:
         Membership.objects.create(user=created_by, project=project, role=Role.ADMIN)
     return project

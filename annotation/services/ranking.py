@@ -7,15 +7,13 @@ annotator), so one annotator can never store two rankings of one task.
 """
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from annotation.errors import ApplicationError, Conflict
@@ -23,6 +21,9 @@ from annotation.models import Assignment, AssignmentStatus, Ranking, ResponseFla
 from annotation.services.agreement_cache import agreement_schedule_refresh
 from annotation.services.assignment import assignment_get_for_annotator, assignment_retake_slot, held_allow_ties
 from annotation.services.consensus import tiers_problems
+from annotation.services.validation import is_int, is_number
+from annotation.sql import postgres_statements
+from annotation.sql import ranking as sql
 
 RESPONSE_FLAGS = tuple(ResponseFlag.values)
 MAX_RATIONALE = 10_000
@@ -73,18 +74,13 @@ def ranking_validate(
                         )
     if not isinstance(all_bad, bool):
         errors["all_bad"] = ["must be true or false"]
-    if rating is not None and (isinstance(rating, bool) or not isinstance(rating, int) or not 1 <= rating <= 7):
+    if rating is not None and not (is_int(rating) and 1 <= rating <= 7):
         errors["rating"] = ["must be an integer from 1 to 7, or null"]
     if not isinstance(rationale, str):
         errors["rationale"] = ["must be a string"]
     elif len(rationale) > MAX_RATIONALE:
         errors["rationale"] = [f"must be at most {MAX_RATIONALE} characters"]
-    if duration_seconds is not None and (
-        isinstance(duration_seconds, bool)
-        or not isinstance(duration_seconds, int | float)
-        or not math.isfinite(duration_seconds)
-        or not 0 <= duration_seconds <= MAX_DURATION_SECONDS
-    ):
+    if duration_seconds is not None and not (is_number(duration_seconds) and 0 <= duration_seconds <= MAX_DURATION_SECONDS):
         errors["duration_seconds"] = [f"must be a number of seconds from 0 to {MAX_DURATION_SECONDS}, or null"]
     return errors
 
@@ -100,52 +96,6 @@ def _stored_flags(*, assignment: Assignment, flags: dict[str, list[str]] | None,
             key = str(response_id)
             out[key] = sorted(set(out.get(key, [])) | {"all_bad"})
     return out
-
-
-_COUNT_SUBMISSION_SQL = (
-    "UPDATE annotation_rankingtask SET submitted_count = submitted_count + 1, "
-    "is_complete = (NOT is_gold AND submitted_count + 1 >= overlap) WHERE id = %s"
-)
-
-
-# The ranking row, the assignment's new status and the task's counters in one statement (the
-# assignment row is already locked by the caller, so the statement takes only the task row lock).
-_STORE_SQL = """
-WITH stored AS (
-    INSERT INTO annotation_ranking (assignment_id, project_id, task_id, annotator_id, tiers, flags, rating, rationale,
-                                    duration_seconds, idempotency_key, created_at)
-    VALUES (%(assignment)s, %(project)s, %(task)s, %(annotator)s, %(tiers)s, %(flags)s, %(rating)s, %(rationale)s,
-            %(duration)s, %(key)s, %(now)s)
-    RETURNING id
-), finished AS (
-    UPDATE annotation_assignment SET status = %(submitted)s, finished_at = %(now)s WHERE id = %(assignment)s
-), counted AS (
-    UPDATE annotation_rankingtask SET submitted_count = submitted_count + 1,
-        is_complete = (NOT is_gold AND submitted_count + 1 >= overlap) WHERE id = %(task)s
-)
-SELECT id FROM stored
-"""
-
-
-def _store_postgres(*, ranking: Ranking, now: datetime) -> None:
-    params = {
-        "assignment": ranking.assignment_id,
-        "project": ranking.project_id,
-        "task": ranking.task_id,
-        "annotator": ranking.annotator_id,
-        "tiers": json.dumps(ranking.tiers),
-        "flags": json.dumps(ranking.flags),
-        "rating": ranking.rating,
-        "rationale": ranking.rationale,
-        "duration": ranking.duration_seconds,
-        "key": ranking.idempotency_key,
-        "now": now,
-        "submitted": AssignmentStatus.SUBMITTED.value,
-    }
-    with connection.cursor() as cursor:
-        cursor.execute(_STORE_SQL, params)
-        ranking.pk = cursor.fetchone()[0]
-    ranking._state.adding, ranking._state.db = False, connection.alias
 
 
 @transaction.atomic
@@ -221,12 +171,11 @@ def ranking_submit(
         idempotency_key=idempotency_key,
         created_at=now,
     )
-    if connection.vendor == "postgresql":
-        _store_postgres(ranking=stored, now=now)
-    else:
+    if postgres_statements():
+        sql.store(ranking=stored, submitted=AssignmentStatus.SUBMITTED.value, now=now)
+    else:  # the portable twin: the same three writes as three statements
         stored.save(force_insert=True)
         Assignment.objects.filter(pk=assignment.pk).update(status=AssignmentStatus.SUBMITTED, finished_at=now)
-        with connection.cursor() as cursor:
-            cursor.execute(_COUNT_SUBMISSION_SQL, [assignment.task_id])
+        sql.count_submission(task_id=assignment.task_id)
     transaction.on_commit(partial(agreement_schedule_refresh, project_id=assignment.project_id))
     return SubmitResult(ranking=stored, replayed=False, late=late)

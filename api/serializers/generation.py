@@ -7,6 +7,7 @@ from rest_framework import serializers
 from annotation.models import GenerationRun
 from annotation.services.generation import (
     BACKENDS,
+    DEFAULT_BATCH_SIZE,
     MAX_BATCH_SIZE,
     MAX_N,
     MAX_NEW_TOKENS,
@@ -17,22 +18,23 @@ from annotation.services.generation import (
 
 
 class GenerationRunCreateInputSerializer(serializers.Serializer):
-    """Omitted settings take the project's defaults (n: responses_per_prompt)."""
+    """JSON types only: the rules (ranges, backends, defaults) are GenerationOptions.problems(), checked by
+    generation_run_create, the same for the API, the `generate` command and a training job's round two.
 
-    backend = serializers.ChoiceField(choices=BACKENDS, default="transformers")
-    model = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
-    n = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_N)
-    temperature = serializers.FloatField(required=False, allow_null=True, min_value=0.0, max_value=MAX_TEMPERATURE)
-    top_p = serializers.FloatField(required=False, allow_null=True, min_value=0.0, max_value=1.0)
-    max_new_tokens = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_NEW_TOKENS)
-    seed = serializers.IntegerField(required=False, allow_null=True, min_value=-(2**31), max_value=2**31 - 1)
+    Omitted settings take the project's defaults (n: responses_per_prompt).
+    """
+
+    backend = serializers.CharField(required=False, default="transformers", help_text=f"One of {', '.join(BACKENDS)}.")
+    model = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False,
+                                  help_text="HF id or local path (openai: the server's model name); default: the project's.")
+    n = serializers.IntegerField(required=False, allow_null=True, help_text=f"Responses per prompt, 1 to {MAX_N}.")
+    temperature = serializers.FloatField(required=False, allow_null=True, help_text=f"0 to {MAX_TEMPERATURE:g} (0: greedy).")
+    top_p = serializers.FloatField(required=False, allow_null=True, help_text="0 < top_p <= 1.")
+    max_new_tokens = serializers.IntegerField(required=False, allow_null=True, help_text=f"1 to {MAX_NEW_TOKENS}.")
+    seed = serializers.IntegerField(required=False, allow_null=True, help_text="A 32-bit integer.")
     system_prompt = serializers.CharField(required=False, allow_null=True, allow_blank=True, trim_whitespace=False)
-    batch_size = serializers.IntegerField(required=False, default=8, min_value=1, max_value=MAX_BATCH_SIZE)
-
-    def validate_top_p(self, value):
-        if value is not None and value <= 0:
-            raise serializers.ValidationError("must be a number with 0 < top_p <= 1")
-        return value
+    batch_size = serializers.IntegerField(required=False, default=DEFAULT_BATCH_SIZE,
+                                          help_text=f"Prompts per task and per generate call, 1 to {MAX_BATCH_SIZE}.")
 
 
 class GenerationProgressSerializer(serializers.Serializer):

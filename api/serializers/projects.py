@@ -1,14 +1,18 @@
-"""Serializers for projects and memberships. Types only: the rules are in annotation.services.projects."""
+"""Serializers for projects and memberships. JSON types only: the rules are in annotation.services.projects."""
 from rest_framework import serializers
 
 from annotation.models import Role
 from annotation.services.access import can_see_generation_settings
+from annotation.services.projects import MAX_NAME_CHARS
 from annotation.services.rendering import markdown_to_safe_html
 
 
 class ProjectCreateInputSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=200)
-    slug = serializers.CharField(max_length=80, required=False, allow_blank=True, default="")
+    """JSON types only: the rules are ProjectOptions.problems(), checked by project_create (as for the command)."""
+
+    name = serializers.CharField(allow_blank=True, trim_whitespace=False, help_text=f"At most {MAX_NAME_CHARS} characters.")
+    slug = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False,
+                                 help_text="Lowercase letters, digits and hyphens; default: derived from the name.")
     instructions = serializers.CharField(required=False, allow_blank=True, help_text="Markdown shown to annotators.")
     responses_per_prompt = serializers.IntegerField(required=False, help_text="K >= 2 responses ranked per prompt.")
     overlap = serializers.IntegerField(required=False, help_text="Distinct annotators per task (>= 1).")

@@ -1,7 +1,7 @@
 """Serializers of the next-task, submit, skip, heartbeat and gold endpoints.
 
-Input serializers check types and sizes (400 naming the field); the rules that need the
-assignment (ids shown, ties, flags) are checked by annotation.services.ranking.
+Input serializers check JSON types only (400 naming the field); every rule of a submission (ids
+shown, ties, flags, ranges, lengths) is annotation.services.ranking.ranking_validate's.
 """
 from rest_framework import serializers
 
@@ -45,20 +45,25 @@ class NextTaskOutputSerializer(serializers.Serializer):
 
 
 class SubmitInputSerializer(serializers.Serializer):
+    """JSON types only. What makes a submission valid for its assignment (the ids shown, ties, flags,
+    ranges, lengths) is annotation.services.ranking.ranking_validate, the one place of those rules."""
+
     ranking = serializers.ListField(
-        child=serializers.ListField(child=serializers.CharField(max_length=20), allow_empty=False),
-        allow_empty=False,
-        help_text='Tiers of the opaque ids shown, best first: [["r7"], ["r2", "r9"]] means r7 > r2 = r9.',
+        child=serializers.ListField(child=serializers.CharField()),
+        help_text='Tiers of the opaque ids shown, best first: [["r7"], ["r2", "r9"]] means r7 > r2 = r9; '
+                  "every shown response exactly once.",
     )
     flags = serializers.DictField(
-        child=serializers.ListField(child=serializers.ChoiceField(choices=ResponseFlag.values)),
+        child=serializers.ListField(child=serializers.CharField()),
         required=False,
         help_text="Opaque id -> flags from: " + ", ".join(ResponseFlag.values),
     )
     all_bad = serializers.BooleanField(required=False, default=False, help_text="Every response is bad.")
-    rating = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=7)
-    rationale = serializers.CharField(required=False, allow_blank=True, max_length=MAX_RATIONALE, default="", trim_whitespace=False)
-    duration_seconds = serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=MAX_DURATION_SECONDS)
+    rating = serializers.IntegerField(required=False, allow_null=True, help_text="1 to 7, or null.")
+    rationale = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False,
+                                      help_text=f"At most {MAX_RATIONALE} characters.")
+    duration_seconds = serializers.FloatField(required=False, allow_null=True,
+                                              help_text=f"0 to {MAX_DURATION_SECONDS} seconds, or null (then: since the lease).")
 
 
 class SubmitOutputSerializer(serializers.Serializer):

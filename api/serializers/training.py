@@ -1,9 +1,12 @@
-"""Serializers for training jobs. Types only: annotation.services.training validates options fully."""
+"""Serializers for training jobs. JSON types only: annotation.services.training validates the options fully."""
 from rest_framework import serializers
+
+from annotation.services.generation import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE
+from annotation.services.training import KINDS
 
 
 class TrainingJobCreateInputSerializer(serializers.Serializer):
-    kind = serializers.ChoiceField(choices=["reward", "dpo"])
+    kind = serializers.CharField(help_text="One of: " + ", ".join(KINDS) + ".")  # the rule: training_job_create
     export = serializers.IntegerField(help_text="Id of a succeeded export snapshot (format pairs) of this project.")
     base_model = serializers.CharField(required=False, allow_blank=True, default="",
                                        help_text="Hugging Face id or path; default: the project's generation model.")
@@ -46,12 +49,15 @@ class TrainingMetricOutputSerializer(serializers.Serializer):
 
 
 class TrainingGenerateInputSerializer(serializers.Serializer):
+    """JSON types only: a generation run's rules (GenerationOptions, batch_size up to MAX_BATCH_SIZE included)."""
+
     n = serializers.IntegerField(required=False, allow_null=True)
     temperature = serializers.FloatField(required=False, allow_null=True)
     top_p = serializers.FloatField(required=False, allow_null=True)
     max_new_tokens = serializers.IntegerField(required=False, allow_null=True)
     seed = serializers.IntegerField(required=False, allow_null=True)
-    batch_size = serializers.IntegerField(required=False, min_value=1, max_value=256, default=8)
+    batch_size = serializers.IntegerField(required=False, default=DEFAULT_BATCH_SIZE,
+                                          help_text=f"Prompts per task and per generate call, 1 to {MAX_BATCH_SIZE}.")
 
 
 class GenerationRunStartedSerializer(serializers.Serializer):

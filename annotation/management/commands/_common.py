@@ -1,6 +1,6 @@
 """Shared by the management commands: how an ApplicationError becomes an exit status.
 
-Bad input exits with status 2 and a message naming what is wrong (design.md section 6).
+Bad input exits with status 2 and a message naming what is wrong (docs/architecture.md).
 """
 from __future__ import annotations
 

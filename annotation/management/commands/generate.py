@@ -14,6 +14,7 @@ from tqdm import tqdm
 from annotation.errors import ApplicationError
 from annotation.models import GenerationRun, RunStatus
 from annotation.services.generation import (
+    DEFAULT_BATCH_SIZE,
     FINISHED,
     generation_run_create,
     generation_run_progress,
@@ -36,7 +37,7 @@ class Command(BaseCommand):
         parser.add_argument("--max-new-tokens", type=int, default=None)
         parser.add_argument("--seed", type=int, default=None)
         parser.add_argument("--system-prompt", default=None)
-        parser.add_argument("--batch-size", type=int, default=8, help="prompts per task and per generate call")
+        parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="prompts per task and per generate call")
         parser.add_argument("--base-url", default="", help="openai backend: the server (default OPENAI_BASE_URL)")
         parser.add_argument("--wait", action="store_true", help="follow the run to its end with a progress bar")
         parser.add_argument("--from-training-job", type=int, default=None,

@@ -1,0 +1,195 @@
+"""The next-task engine's statements (annotation.services.assignment): claim, show, lease, resume, hold.
+
+The claim is one statement on PostgreSQL: an UPDATE of the task row picked by
+`SELECT ... FOR UPDATE SKIP LOCKED`, joined to what the new assignment shows (docs/ranking.md,
+"The claim's query plan"). The rules (overlap, gold, resume, lock order) are the service's; this
+module only holds the text and the parameters' layout.
+"""
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from django.db import connection
+
+from annotation.models import Assignment, Project, Prompt, RankingTask, Response
+from annotation.sql.names import Names, Sql, column_list, per_vendor, placeholders, quote, render
+from annotation.sql.rows import models_from_sql
+
+Shown = list[tuple[int, str, list]]  # (response id, text, the prompt's messages)
+
+
+def serialize_annotator(*, lock_key: int) -> None:
+    """PostgreSQL: a transaction-scoped advisory lock (one person's tabs lease one at a time), and
+    leases committed without waiting for the WAL flush (one fsync per next-task was most of its
+    latency on a busy disk; a crash can forget the last instant of leases, whole transactions only)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s), set_config('synchronous_commit', 'off', true)", [lock_key])
+
+
+_CLAIM = """
+UPDATE {task} SET {task.active_count} = {task.active_count} + 1
+WHERE {task.id} = (
+    SELECT {t.id} FROM {t} t
+    WHERE {t.project} = %(project)s AND NOT {t.is_complete} AND {t.is_gold} = %(gold)s
+      AND ({t.is_gold} OR {t.active_count} < {t.overlap})
+      AND NOT EXISTS (
+          -- OFFSET 0 keeps this a per-row probe of the unique (task, annotator) index; flattened into
+          -- an anti-join, the planner may instead scan all of a busy annotator's assignments.
+          SELECT 1 FROM {a} a WHERE {a.task} = {t.id} AND {a.annotator} = %(annotator)s OFFSET 0
+      )
+    ORDER BY {t.priority} DESC, {t.id}
+    LIMIT 1
+    FOR UPDATE OF t {lock}
+)
+RETURNING {task.id}
+"""
+
+
+@per_vendor
+def claim_sql(skip_locked: bool) -> str:
+    """The claim (PostgreSQL): params project, gold, annotator; returns the claimed task's id."""
+    return render(_CLAIM, task=Names(RankingTask), t=Names(RankingTask, "t"), a=Names(Assignment, "a"),
+                  lock=Sql("SKIP LOCKED" if skip_locked else ""))
+
+
+@per_vendor
+def _claim_and_show_sql(skip_locked: bool) -> str:
+    # The claimed task's responses with their prompt's messages, in the same round trip (LEFT JOIN:
+    # a claimed task is never lost from view).
+    tr = Names(RankingTask.responses.through, "tr")
+    r, p = Names(Response, "r"), Names(Prompt, "p")
+    return render(
+        "WITH claimed AS ({claim}) SELECT c.{id}, {r.id}, {r.text}, {p.messages} FROM claimed c "
+        "LEFT JOIN {tr} tr ON {tr.rankingtask} = c.{id} LEFT JOIN {r} r ON {r.id} = {tr.response} "
+        "LEFT JOIN {p} p ON {p.id} = {r.prompt}",
+        claim=Sql(claim_sql(skip_locked)), id=quote(RankingTask._meta.pk.column), tr=tr, r=r, p=p,
+    )
+
+
+def claim_and_show(*, project_id: int, annotator_id: int, gold: bool) -> tuple[int, Shown] | None:
+    """Claim the next open task (PostgreSQL) and read what it shows; None when there is none."""
+    params = {"project": project_id, "gold": gold, "annotator": annotator_id}
+    with connection.cursor() as cursor:
+        cursor.execute(_claim_and_show_sql(True), params)
+        rows = cursor.fetchall()
+        if not rows:
+            # Every open row may have been locked by concurrent claims for an instant; wait for them
+            # once rather than tell the annotator "nothing left" while slots remain. After the wait
+            # PostgreSQL re-checks the conditions on the row's new version.
+            cursor.execute(_claim_and_show_sql(False), params)
+            rows = cursor.fetchall()
+    if not rows:
+        return None
+    return rows[0][0], [(rid, text, _json(messages)) for _, rid, text, messages in rows if rid is not None]
+
+
+@per_vendor
+def _shown_sql() -> str:
+    tr, r, p = Names(RankingTask.responses.through, "tr"), Names(Response, "r"), Names(Prompt, "p")
+    return render(
+        "SELECT {r.id}, {r.text}, {p.messages} FROM {tr} tr JOIN {r} r ON {r.id} = {tr.response} "
+        "JOIN {p} p ON {p.id} = {r.prompt} WHERE {tr.rankingtask} = %s",
+        tr=tr, r=r, p=p,
+    )
+
+
+def shown(*, task_id: int) -> Shown:
+    """(response id, text, prompt messages) of the task's responses, in one statement."""
+    with connection.cursor() as cursor:
+        cursor.execute(_shown_sql(), [task_id])
+        return [(rid, text, _json(messages)) for rid, text, messages in cursor.fetchall()]
+
+
+def _json(value: Any) -> Any:
+    # JSON columns come back as text from a raw cursor on some backends (the ORM decodes them).
+    return json.loads(value) if isinstance(value, str) else value
+
+
+INSERT_COLUMNS = column_list(
+    "assignment insert (annotation.sql.assignment.insert)",
+    Assignment,
+    ("task", "project", "annotator", "status", "display_order", "opaque_ids", "leased_at", "lease_expires_at",
+     "finished_at", "skip_reason"),
+    pk=False,
+)
+
+
+@per_vendor
+def _insert_sql() -> str:
+    return render("INSERT INTO {a} ({columns}) VALUES ({values}) RETURNING {a.id}",
+                  a=Names(Assignment), columns=INSERT_COLUMNS.sql(), values=placeholders(len(INSERT_COLUMNS.fields)))
+
+
+def insert(assignment: Assignment) -> None:
+    """INSERT the new assignment and set its pk: Model.save() costs several times the statement here."""
+    adapt = connection.ops.adapt_datetimefield_value
+    values = {
+        "task": assignment.task_id,
+        "project": assignment.project_id,
+        "annotator": assignment.annotator_id,
+        "status": assignment.status,
+        "display_order": json.dumps(assignment.display_order),
+        "opaque_ids": json.dumps(assignment.opaque_ids),
+        "leased_at": adapt(assignment.leased_at),
+        "lease_expires_at": adapt(assignment.lease_expires_at),
+        "finished_at": adapt(assignment.finished_at),
+        "skip_reason": assignment.skip_reason,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_insert_sql(), [values[name] for name in INSERT_COLUMNS.fields])
+        assignment.pk = cursor.fetchone()[0]
+    assignment._state.adding, assignment._state.db = False, connection.alias
+
+
+@per_vendor
+def _live_sql() -> str:
+    a = Names(Assignment, "a")
+    return render(
+        "SELECT {a.all} FROM {a} a WHERE {a.project} = %s AND {a.annotator} = %s AND {a.status} = %s ORDER BY {a.id} LIMIT %s",
+        a=a,
+    )
+
+
+def live(*, project_id: int, annotator_id: int, status: str, limit: int) -> list[Assignment]:
+    """The annotator's assignments in the project with `status` (their live leases), oldest first."""
+    return models_from_sql(model=Assignment, sql=_live_sql(), params=[project_id, annotator_id, status, limit])
+
+
+@per_vendor
+def _holder_sql(lock: bool) -> str:
+    a, p, t = Names(Assignment, "a"), Names(Project, "p"), Names(RankingTask, "t")
+    return render(
+        "SELECT {a.all}, {p.allow_ties} AS held_allow_ties, {p.lease_seconds} AS held_lease_seconds, "
+        "{t.is_gold} AS held_task_is_gold FROM {a} a JOIN {p} p ON {p.id} = {a.project} "
+        "JOIN {t} t ON {t.id} = {a.task} WHERE {a.id} = %s AND {a.annotator} = %s{lock}",
+        a=a, p=p, t=t, lock=Sql(" FOR UPDATE OF a" if lock else ""),
+    )
+
+
+def held(*, assignment_id: int, annotator_id: int, lock: bool) -> Assignment | None:
+    """The annotator's assignment with the project and task fields the holder's operations need
+    (held_allow_ties, held_lease_seconds, held_task_is_gold); `lock`: FOR UPDATE of the assignment row
+    where the database has it."""
+    found = models_from_sql(model=Assignment, sql=_holder_sql(lock and connection.features.has_select_for_update_of),
+                            params=[assignment_id, annotator_id])
+    return found[0] if found else None
+
+
+@per_vendor
+def _done_sql() -> str:
+    a = Names(Assignment, "a")
+    return render(
+        "SELECT count(*), coalesce(sum(CASE WHEN {a.finished_at} >= %s THEN 1 ELSE 0 END), 0) FROM {a} a "
+        "WHERE {a.project} = %s AND {a.annotator} = %s AND {a.status} = %s",
+        a=a,
+    )
+
+
+def done_counts(*, project_id: int, annotator_id: int, status: str, since: datetime) -> tuple[int, int]:
+    """(all, finished since `since`) of the annotator's assignments in the project with `status`."""
+    with connection.cursor() as cursor:
+        cursor.execute(_done_sql(), [since, project_id, annotator_id, status])
+        total, recent = cursor.fetchone()
+    return int(total), int(recent)

@@ -1,0 +1,90 @@
+"""The submission's statements (annotation.services.ranking): store a ranking and count it.
+
+On PostgreSQL the ranking row, the assignment's new status and the task's counters are one
+statement (the assignment row is already locked by the caller, so it takes only the task row
+lock); elsewhere the service does it in three (the ORM's save and update, then count_submission).
+"""
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from django.db import connection
+
+from annotation.models import Assignment, Ranking, RankingTask
+from annotation.sql.names import Names, Sql, column_list, named_placeholders, per_vendor, render
+
+INSERT_COLUMNS = column_list(
+    "ranking insert (annotation.sql.ranking.store)",
+    Ranking,
+    ("assignment", "project", "task", "annotator", "tiers", "flags", "rating", "rationale", "duration_seconds",
+     "idempotency_key", "created_at"),
+    pk=False,
+)
+
+# The task's counters after one more submission: complete once the overlap is reached (gold tasks never are).
+_COUNT = (
+    "{task.submitted_count} = {task.submitted_count} + 1, "
+    "{task.is_complete} = (NOT {task.is_gold} AND {task.submitted_count} + 1 >= {task.overlap})"
+)
+
+
+def _count(task: Names) -> Sql:
+    return Sql(render(_COUNT, task=task))
+
+
+@per_vendor
+def _store_sql() -> str:
+    task = Names(RankingTask)
+    return render(
+        """
+WITH stored AS (
+    INSERT INTO {ranking} ({columns}) VALUES ({values})
+    RETURNING {ranking.id}
+), finished AS (
+    UPDATE {assignment} SET {assignment.status} = %(submitted)s, {assignment.finished_at} = %(now)s
+    WHERE {assignment.id} = %(assignment)s
+), counted AS (
+    UPDATE {task} SET {count} WHERE {task.id} = %(task)s
+)
+SELECT {ranking.id} FROM stored
+""",
+        ranking=Names(Ranking), columns=INSERT_COLUMNS.sql(), values=named_placeholders(INSERT_COLUMNS.fields),
+        assignment=Names(Assignment), task=task, count=_count(task),
+    )
+
+
+def store(*, ranking: Ranking, submitted: str, now: datetime) -> None:
+    """PostgreSQL: INSERT the ranking, mark its assignment `submitted` and count it, in one statement;
+    sets the ranking's pk."""
+    params = {
+        "assignment": ranking.assignment_id,
+        "project": ranking.project_id,
+        "task": ranking.task_id,
+        "annotator": ranking.annotator_id,
+        "tiers": json.dumps(ranking.tiers),
+        "flags": json.dumps(ranking.flags),
+        "rating": ranking.rating,
+        "rationale": ranking.rationale,
+        "duration_seconds": ranking.duration_seconds,
+        "idempotency_key": ranking.idempotency_key,
+        "created_at": ranking.created_at,
+        "now": now,
+        "submitted": submitted,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_store_sql(), params)
+        ranking.pk = cursor.fetchone()[0]
+    ranking._state.adding, ranking._state.db = False, connection.alias
+
+
+@per_vendor
+def _count_sql() -> str:
+    task = Names(RankingTask)
+    return render("UPDATE {task} SET {count} WHERE {task.id} = %s", task=task, count=_count(task))
+
+
+def count_submission(*, task_id: int) -> None:
+    """One more submission on the task (the portable twin's third statement)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_count_sql(), [task_id])
