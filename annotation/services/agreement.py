@@ -15,7 +15,8 @@ Definitions (docs/agreement.md has the long form):
   responses and that have at least two rankings.
 - tau-b between two rankings, over the response pairs both ranked.
 - pairwise agreement: over every pair of annotators on a task and every response pair both ranked,
-  the share ordered the same way (a tie agrees only with a tie).
+  the share ordered the same way (a tie agrees only with a tie). The same definition on one task
+  is `task_agreement` (what exports call a task's `agreement`).
 - per annotator: `agreement` = mean tau-b between their ranking and the leave-one-out consensus of
   the others on the same task; `gold_score` = mean tau-b against the gold ranking.
 - flag rule (FLAG_RULE): see `_flag`.
@@ -27,7 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,7 +41,7 @@ from scipy import stats
 
 from annotation.errors import ApplicationError
 from annotation.models import Assignment, AssignmentStatus, Project, Ranking, RankingTask
-from annotation.services.consensus import tiers_to_ranks
+from annotation.services.consensus import Tiers, pair_votes, tiers_to_ranks
 
 BOOTSTRAP_SAMPLES = 1000
 FLAG_MIN_TASKS = 5
@@ -112,6 +113,30 @@ def tau_b(x: Sequence[float], y: Sequence[float]) -> float:
     sa, da = _signs(np.asarray([x], dtype=float))
     sb, db = _signs(np.asarray([y], dtype=float))
     return float(_tau_b(sa, da, sb, db)[0])
+
+
+def pair_counts_agreement(counts: Iterable[Sequence[int]]) -> float | None:
+    """Pairwise agreement of one task from its pair vote counts; None when no pair was ranked twice.
+
+    `counts` holds, for each response pair of the task, (rankings that put the first above the
+    second, the reverse, ties). Two annotators agree on a pair when they order it the same way
+    (better, worse or tied); the result is the share of agreeing annotator pairs, pooled over the
+    response pairs: the report's `pairwise_agreement` restricted to one task. Rounded to 6 places.
+    """
+    agree = total = 0
+    for x, y, z in counts:
+        n = x + y + z
+        if n > 1:
+            total += n * (n - 1) // 2
+            agree += (x * (x - 1) + y * (y - 1) + z * (z - 1)) // 2
+    return round(agree / total, 6) if total else None
+
+
+def task_agreement(rankings: Sequence[Tiers]) -> float | None:
+    """Pairwise agreement of one task's rankings (see `pair_counts_agreement`); None with fewer than two."""
+    if len(rankings) < 2:
+        return None
+    return pair_counts_agreement((p.a_over_b, p.b_over_a, p.ties) for p in pair_votes(rankings).values())
 
 
 def _ordinal_delta2(n_c: np.ndarray) -> np.ndarray:
