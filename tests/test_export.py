@@ -298,14 +298,15 @@ def test_split_is_prompt_disjoint_deterministic_and_keeps_a_prompt_with_several_
 def test_the_orm_reading_used_on_sqlite_returns_what_the_postgresql_reading_returns(hand_built, fmt, exclude_flagged):
     from annotation.models import RankingTask
     from annotation.services.export.sql import fetch_chunk_orm, fetch_chunk_postgres, rankings_chunk_sql
+    from annotation.services.ranking_filter import ranking_filter_resolve
 
     opts = export_options_from_input({"format": fmt, "exclude_flagged": exclude_flagged, "annotators": ["u1", "u3"]})
-    user_ids = {u.id for u in hand_built["users"] if u.username in ("u1", "u3")}
+    ranking_filter = ranking_filter_resolve(project=hand_built["project"], ranking_filter=opts.ranking_filter)
     tasks = list(RankingTask.objects.values_list("id", "prompt_id"))
     task_ids, prompt_ids = [t for t, _ in tasks], sorted({p for _, p in tasks})
-    sql, params = rankings_chunk_sql(opts, user_ids)
+    sql, params = rankings_chunk_sql(opts, ranking_filter)
     fast = fetch_chunk_postgres(sql, params, task_ids, prompt_ids, full=fmt == "rankings")
-    orm = fetch_chunk_orm(opts, user_ids, task_ids, prompt_ids)
+    orm = fetch_chunk_orm(opts, ranking_filter, task_ids, prompt_ids)
     assert fast[1:] == orm[1:]  # responses and prompts
     for task_id, rows in orm[0].items():
         width = 8 if fmt == "rankings" else 3

@@ -1,29 +1,34 @@
-"""Export options: what to export and how, validated in one place."""
+"""Export options: ExportOptions, the one typed options object of an export, and its one validation.
+
+`ExportOptionsSerializer` is the only place the options are checked. The API documents its body
+with it (api/serializers/exports.py), `export_preferences` builds its command line from its
+fields (names, help texts, defaults), and the services validate every options dict through it
+(`export_options_from_input`: an API body, a command line, a snapshot's stored options). The
+ranking filter (since, until, annotators) is the one agreement uses too
+(annotation.services.ranking_filter).
+"""
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from django.utils import timezone
-from django.utils.dateparse import parse_datetime
+from annotation.models import Project
+from annotation.services.fields import Choice, Flag, Integer, Number, StrictSerializer, serializer_validate
+from annotation.services.ranking_filter import RankingFilter, RankingFilterSerializer, ranking_filter_resolve
 
-from annotation.errors import ApplicationError
-
-FORMATS = ("pairs", "unpaired", "rankings")
+FORMATS = ("pairs", "unpaired", "rankings", "sft")
 FILE_FORMATS = ("jsonl", "parquet")
 POLICIES = ("all", "best_vs_rest", "adjacent")
 
 
-# Options
-
-
 @dataclass
 class ExportOptions:
-    """What to export and how. Validated by `export_options_from_input`.
+    """What to export and how (built by `export_options_from_input`; ExportOptionsSerializer documents each field).
 
     Args:
-        format: pairs | unpaired | rankings.
+        format: pairs | unpaired | rankings | sft.
         file_format: jsonl | parquet.
         test_fraction: share of prompts in the test split, 0 <= f < 1.
         seed: seeds the split.
@@ -55,15 +60,18 @@ class ExportOptions:
     desirable_tiers: int = 1
     undesirable_tiers: int = 1
 
+    @property
+    def ranking_filter(self) -> RankingFilter:
+        """Which rankings count (not yet resolved for a project)."""
+        return RankingFilter(since=self.since, until=self.until, annotators=tuple(self.annotators) if self.annotators else None)
+
     def filters(self) -> dict[str, Any]:
         return {
             "min_agreement": self.min_agreement,
             "min_votes": self.min_votes,
             "exclude_flagged": self.exclude_flagged,
             "exclude_gold": self.exclude_gold,
-            "annotators": self.annotators,
-            "since": self.since.isoformat() if self.since else None,
-            "until": self.until.isoformat() if self.until else None,
+            **self.ranking_filter.as_json(),
         }
 
     def policy_description(self) -> dict[str, Any]:
@@ -81,6 +89,12 @@ class ExportOptions:
                 "undesirable_tiers": self.undesirable_tiers,
                 "middle_tiers": "dropped",
             }
+        if self.format == "sft":
+            return {
+                "sources": ["best_of_n"],
+                "best_of_n": "each ranking task's consensus-best response (borda) as the assistant turn",
+                "ties_for_best": "dropped (counted in tasks_tied_for_best)",
+            }
         return {"consensus": "borda", "annotator_ids": "hmac-sha256 with a per-export random salt, not stored"}
 
     def to_json(self) -> dict[str, Any]:
@@ -90,98 +104,44 @@ class ExportOptions:
         return data
 
 
-def _as_datetime(name: str, value: Any, errors: dict[str, list[str]]) -> dt.datetime | None:
-    if value in (None, ""):
-        return None
-    if isinstance(value, dt.datetime):
-        parsed = value
-    else:
-        parsed = parse_datetime(str(value))
-        if parsed is None:
-            errors[name] = [f"not an ISO 8601 date-time: {value!r}"]
-            return None
-    if timezone.is_naive(parsed):
-        parsed = timezone.make_aware(parsed, dt.UTC)
-    return parsed
+class ExportOptionsSerializer(StrictSerializer, RankingFilterSerializer):
+    """The options of one export: the body of `POST projects/{id}/exports/` and the flags of `export_preferences`.
+
+    Unknown keys are refused, so a misspelt filter never silently exports everything.
+    """
+
+    format = Choice(FORMATS, error_messages={"required": f"required: one of {', '.join(FORMATS)}"},
+                    help_text="What to export: TRL preference pairs, TRL unpaired preference (KTO), every ranking as "
+                              "given, or TRL conversational language modelling (sft, best-of-n).")
+    file_format = Choice(FILE_FORMATS, required=False, default="jsonl", help_text="File format (both carry the same columns).")
+    test_fraction = Number(min_value=0.0, below=1.0, required=False, default=0.1,
+                           help_text="Share of prompts in the test split, 0 <= f < 1.")
+    seed = Integer(min_value=0, max_value=2**63 - 1, required=False, default=0, help_text="Seed of the prompt-disjoint split.")
+    policy = Choice(POLICIES, required=False, default="all",
+                    help_text="pairs: which consensus pairs to emit.")
+    min_agreement = Number(min_value=0.0, max_value=1.0, required=False, allow_null=True, default=None,
+                           help_text="Keep tasks whose agreement is at least this (0..1); single-ranking tasks are dropped.")
+    min_votes = Integer(min_value=1, required=False, default=1, help_text="Keep tasks with at least this many rankings.")
+    exclude_flagged = Flag(required=False, default=False, help_text="Leave out responses any counted annotator flagged.")
+    exclude_gold = Flag(required=False, default=False, help_text="Leave out gold tasks.")
+    desirable_tiers = Integer(min_value=1, required=False, default=1,
+                              help_text="unpaired: top consensus tiers labelled true.")
+    undesirable_tiers = Integer(min_value=1, required=False, default=1,
+                                help_text="unpaired: bottom consensus tiers labelled false.")
 
 
-def export_options_from_input(data: dict[str, Any]) -> ExportOptions:
+_OPTION_NAMES = {f.name for f in fields(ExportOptions)}
+assert set(ExportOptionsSerializer().fields) == _OPTION_NAMES, "ExportOptions and its serializer name the same options"
+
+
+def export_options_from_input(data: Mapping[str, Any], *, project: Project | None = None) -> ExportOptions:
     """Validate raw options (API body, command line, stored snapshot options) into ExportOptions.
 
-    Raises ApplicationError (400) naming every bad field; unknown fields are errors too, so a
-    misspelt filter never silently exports everything.
+    Raises ApplicationError (400) naming every bad field, unknown fields included. With a
+    project, the annotators are checked against it too (`annotators` names an unknown one).
     """
-    errors: dict[str, list[str]] = {}
-    known = set(ExportOptions.__dataclass_fields__)
-    for key in data:
-        if key not in known:
-            errors[key] = ["unknown option"]
-    opts = ExportOptions()
-
-    def choice(name: str, allowed: tuple[str, ...]) -> None:
-        if name in data and data[name] is not None:
-            if data[name] not in allowed:
-                errors[name] = [f"must be one of {', '.join(allowed)}; got {data[name]!r}"]
-            else:
-                setattr(opts, name, data[name])
-
-    def number(name: str, kind: type, low: float | None, high: float | None, *, high_open: bool = False,
-               nullable: bool = False) -> None:
-        if name not in data or (data[name] is None and not nullable):
-            return
-        value = data[name]
-        if value is None:
-            setattr(opts, name, None)
-            return
-        try:
-            if isinstance(value, bool):
-                raise ValueError
-            number_value = kind(value)
-            if kind is int and float(value) != number_value:
-                raise ValueError
-        except (TypeError, ValueError):
-            errors[name] = [f"must be {'an integer' if kind is int else 'a number'}; got {value!r}"]
-            return
-        if low is not None and number_value < low:
-            errors[name] = [f"must be at least {low}; got {number_value}"]
-        elif high is not None and (number_value >= high if high_open else number_value > high):
-            errors[name] = [f"must be {'below' if high_open else 'at most'} {high}; got {number_value}"]
-        else:
-            setattr(opts, name, number_value)
-
-    def flag(name: str) -> None:
-        if name in data and data[name] is not None:
-            if not isinstance(data[name], bool):
-                errors[name] = [f"must be true or false; got {data[name]!r}"]
-            else:
-                setattr(opts, name, data[name])
-
-    if data.get("format") is None:
-        errors["format"] = [f"required: one of {', '.join(FORMATS)}"]
-    choice("format", FORMATS)
-    choice("file_format", FILE_FORMATS)
-    choice("policy", POLICIES)
-    number("test_fraction", float, 0.0, 1.0, high_open=True)
-    number("seed", int, 0, 2**63 - 1)
-    number("min_agreement", float, 0.0, 1.0, nullable=True)
-    number("min_votes", int, 1, None)
-    number("desirable_tiers", int, 1, None)
-    number("undesirable_tiers", int, 1, None)
-    flag("exclude_flagged")
-    flag("exclude_gold")
-    annotators = data.get("annotators")
-    if annotators is not None:
-        if not isinstance(annotators, list | tuple) or not all(isinstance(a, str) and a for a in annotators):
-            errors["annotators"] = ["must be a list of usernames"]
-        else:
-            opts.annotators = sorted(set(annotators))
-    opts.since = _as_datetime("since", data.get("since"), errors)
-    opts.until = _as_datetime("until", data.get("until"), errors)
-    if opts.since and opts.until and opts.since >= opts.until:
-        errors["until"] = ["must be after since"]
-    if errors:
-        names = ", ".join(sorted(errors))
-        raise ApplicationError(f"Invalid export options: {names}.", fields=errors)
-    return opts
-
-
+    validated = serializer_validate(ExportOptionsSerializer, data, what="export options")
+    options = ExportOptions(**validated)
+    if project is not None:
+        ranking_filter_resolve(project=project, ranking_filter=options.ranking_filter)
+    return options

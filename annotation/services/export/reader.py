@@ -6,7 +6,6 @@ in its own thread and connection, so the database works on the next chunk while 
 """
 from __future__ import annotations
 
-import os
 import queue
 import threading
 from collections.abc import Callable, Iterator
@@ -14,12 +13,12 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
+from django.conf import settings
+
 from annotation.models import GenerationRun, Project, RankingTask
 from annotation.services.export.options import ExportOptions
-from annotation.services.export.sql import fetch_chunk_orm, fetch_chunk_postgres, rankings_chunk_sql
-
-# Tasks per round trip (three queries per chunk). An operator knob; tests make it small.
-TASK_CHUNK = int(os.environ.get("EXPORT_CHUNK_TASKS", "2000"))
+from annotation.services.export.sql import fetch_chunk
+from annotation.services.ranking_filter import RankingFilter
 
 
 @dataclass
@@ -28,8 +27,8 @@ class TaskData:
     prompt_id: int
     is_gold: bool
     prompt: list[dict[str, str]]
-    responses: dict[int, tuple[str, int | None]]  # id -> (text, run id)
-    rankings: list[tuple]  # (annotator_id, tiers, flags, rating, rationale, duration, created_at, display_order)
+    responses: dict[int, tuple]  # id -> (text, run id[, sample index, finish reason, token count, model]): see sql.py
+    rankings: list[tuple]  # see sql.py for the row contract
 
 
 def task_queryset(project: Project, opts: ExportOptions):
@@ -51,28 +50,22 @@ def _message_list(messages: Any) -> list[dict[str, str]]:
     return [{"role": str(m.get("role", "user")), "content": str(m.get("content", ""))} for m in messages or []]
 
 
-def task_data_iter(project: Project, opts: ExportOptions, runs: dict[int, dict[str, Any]]) -> Iterator[list[TaskData]]:
-    from django.contrib.auth import get_user_model
-    from django.db import connection
+def task_data_iter(project: Project, opts: ExportOptions, ranking_filter: RankingFilter,
+                   runs: dict[int, dict[str, Any]]) -> Iterator[list[TaskData]]:
+    """The project's tasks in chunks of TaskData (`ranking_filter` resolved for the project).
 
-    user_ids: set[int] | None = None
-    if opts.annotators is not None:
-        user_ids = set(get_user_model().objects.filter(username__in=opts.annotators).values_list("id", flat=True))
-    rankings_sql, rankings_params = rankings_chunk_sql(opts, user_ids)
+    `runs` (run id -> provenance) is filled as runs are met; the row builders read it.
+    """
+    size = settings.EXPORT_CHUNK_TASKS
     # By prompt, so a prompt's tasks (one per generation run) are adjacent: rows of a prompt stay
     # together and prompts can be counted without remembering them.
     task_rows = task_queryset(project, opts).order_by("prompt_id", "id").values_list("id", "prompt_id", "is_gold")
     # .iterator() uses a server-side cursor on PostgreSQL: the task list is never held in memory.
-    for chunk in _chunks(task_rows.iterator(chunk_size=TASK_CHUNK), TASK_CHUNK):
+    for chunk in _chunks(task_rows.iterator(chunk_size=size), size):
         task_ids = [row[0] for row in chunk]
         prompt_ids = sorted({row[1] for row in chunk})
-        if connection.vendor == "postgresql":
-            by_task, responses, prompts = fetch_chunk_postgres(
-                rankings_sql, rankings_params, task_ids, prompt_ids, full=opts.format == "rankings"
-            )
-        else:  # SQLite (the demo): the same rows through the ORM
-            by_task, responses, prompts = fetch_chunk_orm(opts, user_ids, task_ids, prompt_ids)
-        missing_runs = {run for task in responses.values() for _, run in task.values() if run is not None} - runs.keys()
+        by_task, responses, prompts = fetch_chunk(opts, ranking_filter, task_ids, prompt_ids)
+        missing_runs = {r[1] for task in responses.values() for r in task.values() if r[1] is not None} - runs.keys()
         if missing_runs:
             runs.update(runs_provenance(missing_runs))
 
@@ -80,7 +73,7 @@ def task_data_iter(project: Project, opts: ExportOptions, runs: dict[int, dict[s
         for task_id, prompt_id, is_gold in chunk:
             task_responses = responses.get(task_id, {})
             messages = _message_list(prompts.get(prompt_id))
-            run_ids = {run for _, run in task_responses.values() if run is not None}
+            run_ids = {r[1] for r in task_responses.values() if r[1] is not None}
             # The model saw the run's system prompt: put it in the exported prompt too.
             if len(run_ids) == 1 and not (messages and messages[0]["role"] == "system"):
                 system = runs[next(iter(run_ids))]["system_prompt"]

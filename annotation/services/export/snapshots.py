@@ -22,7 +22,7 @@ from annotation.services.export.write import export_write
 
 def export_snapshot_create(*, project: Project, created_by: Any = None, options: dict[str, Any]) -> ExportSnapshot:
     """Validate the options, record a queued ExportSnapshot and enqueue its run after commit."""
-    opts = export_options_from_input(options)
+    opts = export_options_from_input(options, project=project)
     with transaction.atomic():
         snapshot = ExportSnapshot.objects.create(
             project=project,
@@ -95,7 +95,7 @@ def _snapshot_run_locked(snapshot_id: int) -> None:
         ExportSnapshot.objects.filter(pk=snapshot.pk).update(rows_done=done, rows_total=total)
 
     try:
-        options = export_options_from_input(snapshot.options)
+        options = export_options_from_input(snapshot.options, project=snapshot.project)
         manifest = export_write(
             project=snapshot.project,
             options=options,

@@ -1,102 +1,191 @@
 """The export's reading queries: raw SQL on PostgreSQL (the hot path), the same rows through the ORM elsewhere.
 
-One chunk of tasks costs three queries: its rankings, its responses and its prompts. The ORM
-twin (SQLite, the demo) returns exactly what the PostgreSQL reading returns (tested).
+One chunk of tasks costs three queries: its rankings, its responses and its prompts. The raw SQL
+earns its speed (JSON columns come back as text and are decoded in one call; timestamps are
+formatted by the database), but every table and column name in it is taken from the models'
+`_meta` and quoted by the connection (`connection.ops.quote_name`), and the column lists are
+lists of model field names: tests/export/test_sql.py checks that each one names concrete fields
+of its model and that every field of Ranking and Response is either read or deliberately left
+out. The ORM twin (SQLite, the demo) returns exactly what the PostgreSQL reading returns
+(tested on the same rows).
+
+Row contract of one ranking, for the `rankings` format (`full`):
+    (annotator_id, tiers, flags, rating, rationale, duration_seconds, submitted_at, display_order_json, tiers_json)
+with tiers and flags decoded (flags None when empty), submitted_at as ISO 8601 text (what
+`datetime.isoformat()` gives in UTC), and the display order and tiers as compact JSON text (what
+the JSONL line carries as it is). For the other formats (aggregated): (None, tiers, flags).
+Responses: id -> (text, run_id) or, with `full`, (text, run_id, sample_index, finish_reason,
+token_count, model_name).
 """
 from __future__ import annotations
 
 import json
-from typing import Any
+from functools import cache
+from typing import Any, NamedTuple
 
-from annotation.models import Prompt, RankingTask
+from django.db import connection
+from django.db.models import Model
+
+from annotation.models import Assignment, Prompt, RankingTask, Response
 from annotation.models import Ranking as RankingRow
 from annotation.services.export.options import ExportOptions
+from annotation.services.ranking_filter import RankingFilter, ranking_filter_queryset, ranking_filter_sql
+
+# The model fields each reading takes (names of fields, not columns: the columns come from _meta).
+RANKING_FIELDS = ("task", "annotator", "tiers", "flags", "rating", "rationale", "duration_seconds", "created_at")
+RANKING_ORDER = ("task", "created_at", "id")  # submission order within a task
+ASSIGNMENT_FIELDS = ("display_order",)
+RESPONSE_FIELDS = ("id", "text", "run")
+RESPONSE_DETAIL_FIELDS = ("sample_index", "finish_reason", "token_count", "model_name")  # rankings only
+PROMPT_FIELDS = ("id", "messages")
+# Fields of Ranking and Response that no export carries, on purpose; with the lists above they
+# must cover every concrete field, so a new field makes tests/export/test_sql.py ask for a decision.
+RANKING_FIELDS_NOT_EXPORTED = ("id", "assignment", "project", "idempotency_key")
+RESPONSE_FIELDS_NOT_EXPORTED = ("prompt", "text_hash", "prompt_truncated", "created_at")
 
 
-def rankings_chunk_sql(opts: ExportOptions, user_ids: set[int] | None) -> tuple[str, list[Any]]:
-    """The rankings query of one chunk of tasks (raw SQL: this is the export's hot loop)."""
+def _quote(name: str) -> str:
+    return connection.ops.quote_name(name)
+
+
+def table(model: type[Model]) -> str:
+    """The model's table, quoted."""
+    return _quote(model._meta.db_table)
+
+
+def column(alias: str, model: type[Model], field: str) -> str:
+    """`alias.column` of a model field (a foreign key gives its `_id` column), quoted."""
+    return f"{_quote(alias)}.{_quote(model._meta.get_field(field).column)}"
+
+
+def _through() -> type[Model]:
+    return RankingTask.responses.through
+
+
+def _timestamp_text(expression: str) -> str:
+    """SQL giving the text Python's datetime.isoformat() gives for a UTC timestamptz (no '.000000')."""
+    return f"""replace(to_char({expression} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'), '.000000+', '+')"""
+
+
+def rankings_chunk_sql(opts: ExportOptions, ranking_filter: RankingFilter) -> tuple[str, list[Any]]:
+    """The rankings query of one chunk of tasks (its first parameter, the task ids, comes first at run time)."""
+    r = "r"
+    col = {name: column(r, RankingRow, name) for name in (*RANKING_FIELDS, "id", "assignment")}
+    order = ", ".join(col[name] for name in RANKING_ORDER)
     if opts.format == "rankings":
-        columns = (
-            "r.annotator_id, r.tiers::text, r.flags::text, r.rating, r.rationale, r.duration_seconds, r.created_at, "
-            "a.display_order::text"
-        )
-        join = " JOIN annotation_assignment a ON a.id = r.assignment_id"
+        a = "a"
+        columns = ", ".join([
+            col["task"], col["annotator"], f"{col['tiers']}::text", f"{col['flags']}::text", col["rating"], col["rationale"],
+            col["duration_seconds"], _timestamp_text(col["created_at"]),
+            f"replace({column(a, Assignment, 'display_order')}::text, ' ', '')", f"replace({col['tiers']}::text, ' ', '')",
+        ])
+        source = (f"{table(RankingRow)} {_quote(r)} JOIN {table(Assignment)} {_quote(a)} "
+                  f"ON {column(a, Assignment, 'id')} = {col['assignment']}")
+        tail = f"ORDER BY {order}"
     else:
-        # pairs and unpaired need only the tiers (and flags, to exclude flagged responses): one row
-        # per task with its rankings aggregated, in submission order.
-        flags = "json_agg(r.flags ORDER BY r.created_at, r.id)::text" if opts.exclude_flagged else "NULL"
-        columns = f"json_agg(r.tiers ORDER BY r.created_at, r.id)::text, {flags}"
-        join = ""
-    where, params = ["r.task_id = ANY(%s)"], []
-    if user_ids is not None:
-        where.append("r.annotator_id = ANY(%s)")
-        params.append(sorted(user_ids))
-    if opts.since:
-        where.append("r.created_at >= %s")
-        params.append(opts.since)
-    if opts.until:
-        where.append("r.created_at < %s")
-        params.append(opts.until)
-    # Only fixed fragments are joined here; every value travels as a parameter.
-    conditions = " AND ".join(where)
-    tail = "ORDER BY r.task_id, r.created_at, r.id" if opts.format == "rankings" else "GROUP BY r.task_id"
-    sql = f"SELECT r.task_id, {columns} FROM annotation_ranking r{join} WHERE {conditions} {tail}"  # noqa: S608
-    return sql, params
+        # pairs, unpaired and sft need only the tiers (and flags, to exclude flagged responses): one
+        # row per task with its rankings aggregated, in submission order.
+        after_task = ", ".join(col[name] for name in RANKING_ORDER[1:])
+        flags = f"json_agg({col['flags']} ORDER BY {after_task})::text" if opts.exclude_flagged else "NULL"
+        columns = f"{col['task']}, json_agg({col['tiers']} ORDER BY {after_task})::text, {flags}"
+        source = f"{table(RankingRow)} {_quote(r)}"
+        tail = f"GROUP BY {col['task']}"
+    conditions, params = ranking_filter_sql(ranking_filter, alias=r)
+    where = " AND ".join([f"{col['task']} = ANY(%s)", *conditions])
+    # Only names from _meta (quoted) and fixed fragments are joined here; every value is a parameter.
+    return f"SELECT {columns} FROM {source} WHERE {where} {tail}", params  # noqa: S608
 
 
-RESPONSES_SQL = (
-    "SELECT tr.rankingtask_id, r.id, r.text, r.run_id FROM annotation_rankingtask_responses tr "
-    "JOIN annotation_response r ON r.id = tr.response_id WHERE tr.rankingtask_id = ANY(%s) ORDER BY 1, 2"
-)
-PROMPTS_SQL = "SELECT id, messages::text FROM annotation_prompt WHERE id = ANY(%s)"
+@cache
+def _responses_sql(full: bool) -> str:
+    tr, r = "tr", "r"
+    through = _through()
+    fields = RESPONSE_FIELDS + (RESPONSE_DETAIL_FIELDS if full else ())
+    columns = ", ".join([column(tr, through, "rankingtask"), *(column(r, Response, name) for name in fields)])
+    return (
+        f"SELECT {columns} FROM {table(through)} {_quote(tr)} JOIN {table(Response)} {_quote(r)} "  # noqa: S608
+        f"ON {column(r, Response, 'id')} = {column(tr, through, 'response')} "
+        f"WHERE {column(tr, through, 'rankingtask')} = ANY(%s) ORDER BY 1, 2"
+    )
 
 
-def fetch_chunk_postgres(rankings_sql: str, rankings_params: list, task_ids: list[int], prompt_ids: list[int], *, full: bool):
-    from django.db import connection
+@cache
+def _prompts_sql() -> str:
+    p = "p"
+    return (f"SELECT {column(p, Prompt, 'id')}, {column(p, Prompt, 'messages')}::text FROM {table(Prompt)} {_quote(p)} "  # noqa: S608
+            f"WHERE {column(p, Prompt, 'id')} = ANY(%s)")
 
+
+class Chunk(NamedTuple):
+    """What one chunk of tasks needs: rankings by task, responses by task, prompts by id."""
+
+    rankings: dict[int, list[tuple]]
+    responses: dict[int, dict[int, tuple]]
+    prompts: dict[int, Any]
+
+
+def fetch_chunk_postgres(rankings_sql: str, rankings_params: list, task_ids: list[int], prompt_ids: list[int], *,
+                         full: bool) -> Chunk:
     loads = json.loads
     by_task: dict[int, list[tuple]] = {}
-    responses: dict[int, dict[int, tuple[str, int | None]]] = {}
+    responses: dict[int, dict[int, tuple]] = {}
     with connection.cursor() as cursor:
         cursor.execute(rankings_sql, [task_ids, *rankings_params])
         if full:
-            for task_id, annotator, tiers, flags, rating, rationale, duration, created, display in cursor.fetchall():
+            for task_id, annotator, tiers, flags, rating, rationale, duration, submitted, display, tiers_json in cursor.fetchall():
                 by_task.setdefault(task_id, []).append(
-                    (annotator, loads(tiers), loads(flags) if flags != "{}" else None, rating, rationale, duration, created,
-                     loads(display) if display else None)
+                    (annotator, loads(tiers), loads(flags) if flags != "{}" else None, rating, rationale, duration, submitted,
+                     display, tiers_json)
                 )
-        else:  # (None, tiers, flags): all that pairs and unpaired read
+        else:  # (None, tiers, flags): all that pairs, unpaired and sft read
             for task_id, tiers_agg, flags_agg in cursor.fetchall():
                 flags = loads(flags_agg) if flags_agg else None
                 by_task[task_id] = [(None, tiers, (flags[i] or None) if flags else None) for i, tiers in enumerate(loads(tiers_agg))]
-        cursor.execute(RESPONSES_SQL, [task_ids])
-        for task_id, response_id, text, run_id in cursor.fetchall():
-            responses.setdefault(task_id, {})[response_id] = (text, run_id)
-        cursor.execute(PROMPTS_SQL, [prompt_ids])
+        cursor.execute(_responses_sql(full), [task_ids])
+        for task_id, response_id, *rest in cursor.fetchall():
+            responses.setdefault(task_id, {})[response_id] = tuple(rest)
+        cursor.execute(_prompts_sql(), [prompt_ids])
         prompts = {prompt_id: loads(messages) for prompt_id, messages in cursor.fetchall()}
-    return by_task, responses, prompts
+    return Chunk(by_task, responses, prompts)
 
 
-def fetch_chunk_orm(opts: ExportOptions, user_ids: set[int] | None, task_ids: list[int], prompt_ids: list[int]):
-    rankings = RankingRow.objects.filter(task_id__in=task_ids)
-    if user_ids is not None:
-        rankings = rankings.filter(annotator_id__in=user_ids)
-    if opts.since:
-        rankings = rankings.filter(created_at__gte=opts.since)
-    if opts.until:
-        rankings = rankings.filter(created_at__lt=opts.until)
+def _compact(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def fetch_chunk_orm(opts: ExportOptions, ranking_filter: RankingFilter, task_ids: list[int], prompt_ids: list[int]) -> Chunk:
+    """The ORM twin of fetch_chunk_postgres (SQLite, the demo): the same rows in the same shapes."""
+    full = opts.format == "rankings"
+    rankings = ranking_filter_queryset(RankingRow.objects.filter(task_id__in=task_ids), ranking_filter)
     by_task: dict[int, list[tuple]] = {}
-    fields = ["task_id", "annotator_id", "tiers", "flags", "rating", "rationale", "duration_seconds", "created_at",
-              "assignment__display_order"]
-    for row in rankings.order_by("task_id", "created_at", "id").values_list(*fields):
-        by_task.setdefault(row[0], []).append((*row[1:3], row[3] or None, *row[4:8], row[8] if opts.format == "rankings" else None))
-    through = RankingTask.responses.through
-    responses: dict[int, dict[int, tuple[str, int | None]]] = {}
-    for task_id, response_id, text, run_id in (
-        through.objects.filter(rankingtask_id__in=task_ids)
-        .order_by("rankingtask_id", "response_id")
-        .values_list("rankingtask_id", "response_id", "response__text", "response__run_id")
+    names = ["task_id", "annotator_id", "tiers", "flags", "rating", "rationale", "duration_seconds", "created_at",
+             "assignment__display_order"]
+    for task_id, annotator, tiers, flags, rating, rationale, duration, created, display in (
+        rankings.order_by(*RANKING_ORDER).values_list(*names)
     ):
-        responses.setdefault(task_id, {})[response_id] = (text, run_id)
+        if full:
+            row = (annotator, tiers, flags or None, rating, rationale, duration, created.isoformat() if created else None,
+                   _compact(display), _compact(tiers))
+        else:
+            row = (None, tiers, (flags or None) if opts.exclude_flagged else None)
+        by_task.setdefault(task_id, []).append(row)
+    fields = ["rankingtask_id", "response_id", "response__text", "response__run_id"]
+    if full:
+        fields += [f"response__{name}" for name in RESPONSE_DETAIL_FIELDS]
+    responses: dict[int, dict[int, tuple]] = {}
+    for task_id, response_id, *rest in (
+        _through().objects.filter(rankingtask_id__in=task_ids).order_by("rankingtask_id", "response_id").values_list(*fields)
+    ):
+        responses.setdefault(task_id, {})[response_id] = tuple(rest)
     prompts = dict(Prompt.objects.filter(id__in=prompt_ids).values_list("id", "messages"))
-    return by_task, responses, prompts
+    return Chunk(by_task, responses, prompts)
+
+
+def fetch_chunk(opts: ExportOptions, ranking_filter: RankingFilter, task_ids: list[int], prompt_ids: list[int], *,
+                engine: str | None = None) -> Chunk:
+    """One chunk through raw SQL on PostgreSQL, through the ORM elsewhere (`engine` "sql" | "orm" forces one)."""
+    engine = engine or ("sql" if connection.vendor == "postgresql" else "orm")
+    if engine == "orm":
+        return fetch_chunk_orm(opts, ranking_filter, task_ids, prompt_ids)
+    sql, params = rankings_chunk_sql(opts, ranking_filter)
+    return fetch_chunk_postgres(sql, params, task_ids, prompt_ids, full=opts.format == "rankings")

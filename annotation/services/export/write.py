@@ -16,12 +16,12 @@ from typing import Any
 from django.utils import timezone
 
 from annotation.models import Project
-from annotation.models import Response as ResponseRow
 from annotation.services.export.options import ExportOptions
-from annotation.services.export.reader import TaskData, in_background, task_data_iter, task_queryset
-from annotation.services.export.rows import ExportStats, RowBuilder
+from annotation.services.export.rows import ExportStats
+from annotation.services.export.sources import RowSource, sources_for
 from annotation.services.export.split import SPLIT_RULE, split_of
 from annotation.services.export.writers import COLUMNS, writer_for, writer_path
+from annotation.services.ranking_filter import ranking_filter_resolve
 from training.data import file_sha256
 
 SCHEMA_VERSION = 1
@@ -58,23 +58,21 @@ def export_write(
 ) -> dict[str, Any]:
     """Write one export of `project` into `out_dir` (created if missing) and return its manifest.
 
-    Files are written as *.partial and renamed at the end; manifest.json is written last, so a
-    directory holding a manifest is a complete export.
+    The annotators filter is checked against the project first (ApplicationError naming
+    `annotators`, nothing written). Files are written as *.partial and renamed at the end;
+    manifest.json is written last, so a directory holding a manifest is a complete export. The
+    manifest's `warnings` say when the export is empty or its test split is.
     """
+    ranking_filter = ranking_filter_resolve(project=project, ranking_filter=options.ranking_filter)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ext = options.file_format
-    columns = COLUMNS[options.format]
     writers = {name: writer_for(ext, options.format, out / f"{name}.{ext}.partial") for name in ("train", "test")}
     stats = ExportStats()
-    builder = RowBuilder(options)
-    runs = builder.runs
-    total = task_queryset(project, options).count()
-    if progress:
-        progress(0, total)
+    sources = sources_for(project=project, options=options, ranking_filter=ranking_filter)
     try:
         with _fewer_gc_passes():
-            _write_rows(project, options, runs, builder, writers, stats, total, progress)
+            _write_rows(options, sources, writers, stats, progress)
         splits = {}
         for name, writer in writers.items():
             info = writer.close()
@@ -98,10 +96,11 @@ def export_write(
         "test_fraction": options.test_fraction,
         "filters": options.filters(),
         "policy": options.policy_description(),
-        "columns": columns,
+        "columns": COLUMNS[options.format],
         "split": SPLIT_RULE,
         "splits": splits,
         "counts": stats.summary() | {"rows": dict(stats.rows)},
+        "warnings": export_warnings(options=options, stats=stats),
     }
     tmp = out / "manifest.json.partial"
     tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
@@ -109,36 +108,56 @@ def export_write(
     return manifest
 
 
-def _write_rows(project: Project, options: ExportOptions, runs: dict, builder: RowBuilder, writers: dict, stats: ExportStats,
-                total: int, progress: Progress | None) -> None:
-    last_prompt: int | None = None  # tasks come ordered by prompt (see task_data_iter)
-    for batch in in_background(lambda: task_data_iter(project, options, runs)):
-        builder.response_details = _response_details(batch) if options.format == "rankings" else {}
-        for task in batch:
-            stats.tasks_seen += 1
-            rows = builder.rows(task, stats)
-            if not rows:
-                continue
-            split = split_of(prompt_id=task.prompt_id, seed=options.seed, test_fraction=options.test_fraction)
-            writers[split].write_rows(rows)
-            stats.rows[split] += len(rows)
-            if task.prompt_id != last_prompt:
-                stats.prompts[split] += 1
-                last_prompt = task.prompt_id
-        for writer in writers.values():
-            writer.flush()
-        if progress:
-            progress(stats.tasks_seen, max(total, stats.tasks_seen))
+def _write_rows(options: ExportOptions, sources: list[RowSource], writers: dict, stats: ExportStats,
+                progress: Progress | None) -> None:
+    total = sum(source.total() for source in sources)
+    if progress:
+        progress(0, total)
+    done = 0
+    # Sources give a prompt's units adjacently, so prompts are counted without remembering them;
+    # with several sources a prompt can come from more than one, and a set counts it once.
+    seen: set[int] | None = set() if len(sources) > 1 else None
+    last_prompt: int | None = None
+    for source in sources:
+        for batch in source.batches(stats):
+            for prompt_id, rows in batch:
+                if not rows:
+                    continue
+                split = split_of(prompt_id=prompt_id, seed=options.seed, test_fraction=options.test_fraction)
+                writers[split].write_rows(rows)
+                stats.rows[split] += len(rows)
+                if seen is None:
+                    if prompt_id != last_prompt:
+                        stats.prompts[split] += 1
+                        last_prompt = prompt_id
+                elif prompt_id not in seen:
+                    seen.add(prompt_id)
+                    stats.prompts[split] += 1
+            for writer in writers.values():
+                writer.flush()
+            done += len(batch)
+            if progress:
+                progress(done, max(total, done))
 
 
-def _response_details(batch: list[TaskData]) -> dict[int, dict[str, Any]]:
-    ids = [rid for task in batch for rid in task.responses]
-    return {
-        rid: {"sample_index": index, "finish_reason": reason, "token_count": tokens, "model": model}
-        for rid, index, reason, tokens, model in ResponseRow.objects.filter(id__in=ids).values_list(
-            "id", "sample_index", "finish_reason", "token_count", "model_name"
-        )
-    }
+def export_warnings(*, options: ExportOptions, stats: ExportStats) -> list[str]:
+    """What an export's reader must not miss: no rows at all, or no test rows although a test split was asked for."""
+    rows = stats.rows["train"] + stats.rows["test"]
+    if not rows:
+        if not stats.tasks_seen:
+            why = "the project has no ranking tasks" + (" that are not gold" if options.exclude_gold else "")
+        elif stats.tasks_without_rankings == stats.tasks_seen:
+            why = f"none of its {stats.tasks_seen} tasks has a ranking" + (
+                " that matches the filters (since, until, annotators)" if not options.ranking_filter.is_empty else " yet")
+        else:
+            why = (f"{stats.tasks_kept} of {stats.tasks_seen} tasks kept ({stats.tasks_without_rankings} without rankings, "
+                   f"{stats.tasks_below_min_votes} below min_votes, {stats.tasks_below_min_agreement} below min_agreement)"
+                   f" and they give no {options.format} rows")
+        return [f"The export is empty (0 rows): {why}. Its files are empty."]
+    if options.test_fraction > 0 and not stats.rows["test"]:
+        return [f"The test split is empty: test_fraction {options.test_fraction} of {stats.prompts['train']} prompts put none "
+                "in it (more prompts, a larger fraction or another seed)."]
+    return []
 
 
 def manifest_verify(*, directory: str | os.PathLike) -> list[str]:

@@ -28,14 +28,6 @@ def messages_json(messages: list[dict[str, str]]) -> str:
     return "[" + ",".join('{"role":' + encode_str(m["role"]) + ',"content":' + encode_str(m["content"]) + "}" for m in messages) + "]"
 
 
-# The JSONL lines of the two high-volume formats, in COLUMNS order (a test checks they agree).
-PAIRS_LINE = (
-    '{"prompt":%s,"chosen":%s,"rejected":%s,"margin":%r,"prompt_id":%d,"chosen_id":%d,"rejected_id":%d,'
-    '"votes_chosen":%d,"votes_rejected":%d,"agreement":%s}\n'
-)
-UNPAIRED_LINE = '{"prompt":%s,"completion":%s,"label":%s,"prompt_id":%d,"completion_id":%d,"task_id":%d}\n'
-
-
 class _HashingFile:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -142,11 +134,10 @@ class ParquetWriter:
         return {"rows": self.rows, "sha256": file_sha256(self.path), "bytes": self.path.stat().st_size}
 
 
-def parquet_schemas() -> dict[str, Any]:
+def _arrow_types() -> dict[str, Any]:
     import pyarrow as pa
 
     message = pa.struct([("role", pa.string()), ("content", pa.string())])
-    messages = pa.list_(message)
     tiers = pa.list_(pa.list_(pa.int64()))
     generation = pa.struct(
         [
@@ -165,38 +156,41 @@ def parquet_schemas() -> dict[str, Any]:
             ("submitted_at", pa.string()),
         ]
     )
-    return {
-        "pairs": pa.schema(
-            [
-                ("prompt", messages), ("chosen", messages), ("rejected", messages), ("margin", pa.float64()),
-                ("prompt_id", pa.int64()), ("chosen_id", pa.int64()), ("rejected_id", pa.int64()),
-                ("votes_chosen", pa.int64()), ("votes_rejected", pa.int64()), ("agreement", pa.float64()),
-            ]
-        ),
-        "unpaired": pa.schema(
-            [
-                ("prompt", messages), ("completion", messages), ("label", pa.bool_()), ("prompt_id", pa.int64()),
-                ("completion_id", pa.int64()), ("task_id", pa.int64()),
-            ]
-        ),
-        "rankings": pa.schema(
-            [
-                ("prompt", messages), ("responses", pa.list_(response)), ("annotations", pa.list_(annotation)),
-                ("consensus", tiers), ("agreement", pa.float64()), ("prompt_id", pa.int64()), ("task_id", pa.int64()),
-                ("is_gold", pa.bool_()),
-            ]
-        ),
-    }
+    return {"messages": pa.list_(message), "tiers": tiers, "responses": pa.list_(response), "annotations": pa.list_(annotation),
+            "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(), "str": pa.string()}
 
 
-COLUMNS = {
-    "pairs": ["prompt", "chosen", "rejected", "margin", "prompt_id", "chosen_id", "rejected_id", "votes_chosen",
-              "votes_rejected", "agreement"],
-    "unpaired": ["prompt", "completion", "label", "prompt_id", "completion_id", "task_id"],
-    "rankings": ["prompt", "responses", "annotations", "consensus", "agreement", "prompt_id", "task_id", "is_gold"],
+# Each format's columns, in file order, with their types (the keys of _arrow_types). One list per
+# format: COLUMNS, the Parquet schemas and the JSONL line templates are derived from it, so a new
+# column is one entry here and one value in the row builders' tuples.
+FORMAT_COLUMNS: dict[str, list[tuple[str, str]]] = {
+    "pairs": [("prompt", "messages"), ("chosen", "messages"), ("rejected", "messages"), ("margin", "float"),
+              ("prompt_id", "int"), ("chosen_id", "int"), ("rejected_id", "int"), ("votes_chosen", "int"),
+              ("votes_rejected", "int"), ("agreement", "float")],
+    "unpaired": [("prompt", "messages"), ("completion", "messages"), ("label", "bool"), ("prompt_id", "int"),
+                 ("completion_id", "int"), ("task_id", "int")],
+    "rankings": [("prompt", "messages"), ("responses", "responses"), ("annotations", "annotations"), ("consensus", "tiers"),
+                 ("agreement", "float"), ("prompt_id", "int"), ("task_id", "int"), ("is_gold", "bool")],
+    "sft": [("messages", "messages"), ("prompt_id", "int"), ("response_id", "int"), ("task_id", "int"), ("origin", "str"),
+            ("votes", "int"), ("agreement", "float")],
 }
+COLUMNS = {name: [column for column, _ in columns] for name, columns in FORMAT_COLUMNS.items()}
 
 
+def parquet_schemas() -> dict[str, Any]:
+    import pyarrow as pa
+
+    types = _arrow_types()
+    return {name: pa.schema([(column, types[kind]) for column, kind in columns]) for name, columns in FORMAT_COLUMNS.items()}
+
+
+def _line_template(data_format: str) -> str:
+    """The format's JSONL line with a %s per column: a finished line from pre-encoded values."""
+    return "{" + ",".join(f'"{column}":%s' for column in COLUMNS[data_format]) + "}\n"
+
+
+# Finished JSONL lines (values pre-encoded as JSON text; ints may be passed as they are).
+LINES = {name: _line_template(name) for name in COLUMNS}
 
 
 def writer_path(writer: JsonlWriter | ParquetWriter) -> Path:
