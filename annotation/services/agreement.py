@@ -36,7 +36,6 @@ from django.contrib.auth import get_user_model
 from django.db.models import Count, Q, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
-from scipy import stats
 
 from annotation.models import Assignment, AssignmentStatus, Project, Ranking, RankingTask
 from annotation.services.consensus import Tiers, pair_votes, tiers_to_ranks
@@ -343,6 +342,8 @@ def position_bias(ranks: np.ndarray, display: np.ndarray) -> dict[str, Any]:
     dof = None
     use = expected > 0
     if use.sum() >= 2:
+        from scipy import stats  # here, not at the top: scipy.stats costs 65 MB that exports (which import this module) never use
+
         result = stats.chisquare(observed[use], f_exp=expected[use] * observed[use].sum() / expected[use].sum())
         chi2, p_value, dof = float(result.statistic), float(result.pvalue), int(use.sum() - 1)
     return {

@@ -132,9 +132,14 @@ def fetch_chunk_postgres(rankings_sql: str, rankings_params: list, task_ids: lis
     with connection.cursor() as cursor:
         cursor.execute(rankings_sql, [task_ids, *rankings_params])
         if full:
-            for task_id, annotator, tiers, flags, rating, rationale, duration, submitted, display, tiers_json in cursor.fetchall():
+            rows = cursor.fetchall()
+            # Every ranking's tiers decoded in one call: per-row json.loads calls cost more than the decoding.
+            all_tiers = loads("[" + ",".join([row[2] for row in rows]) + "]") if rows else []
+            for (task_id, annotator, _, flags, rating, rationale, duration, submitted, display, tiers_json), tiers in zip(
+                rows, all_tiers, strict=True
+            ):
                 by_task.setdefault(task_id, []).append(
-                    (annotator, loads(tiers), loads(flags) if flags != "{}" else None, rating, rationale, duration, submitted,
+                    (annotator, tiers, loads(flags) if flags != "{}" else None, rating, rationale, duration, submitted,
                      display, tiers_json)
                 )
         else:  # (None, tiers, flags): all that pairs, unpaired and sft read

@@ -147,7 +147,7 @@ def export_warnings(*, options: ExportOptions, stats: ExportStats) -> list[str]:
         if not stats.tasks_seen:
             why = "the project has no ranking tasks" + (" that are not gold" if options.exclude_gold else "")
         elif stats.tasks_without_rankings == stats.tasks_seen:
-            why = f"none of its {stats.tasks_seen} tasks has a ranking" + (
+            why = f"it has {stats.tasks_seen} tasks and none has a ranking" + (
                 " that matches the filters (since, until, annotators)" if not options.ranking_filter.is_empty else " yet")
         else:
             why = (f"{stats.tasks_kept} of {stats.tasks_seen} tasks kept ({stats.tasks_without_rankings} without rankings, "
