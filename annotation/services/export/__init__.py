@@ -1,4 +1,4 @@
-"""Preference dataset exports that TRL reads as they are: pairs, unpaired (KTO) and rankings.
+"""Preference dataset exports that TRL reads as they are: pairs, unpaired (KTO), sft and rankings.
 
 One export is a directory: `train.<ext>`, `test.<ext>` and `manifest.json` (written last, so a
 directory with a manifest is complete). Rows are streamed: tasks are read in prompt order in
@@ -13,6 +13,7 @@ The package, by concern (each module's docstring says more):
 - sql.py: the reading queries (raw SQL on PostgreSQL, the ORM twin elsewhere).
 - reader.py: chunks of TaskData, read ahead in a thread.
 - rows.py: a task's rows in each format, and the counts of what was kept and dropped.
+- sources.py: where rows come from (ranking tasks today; demonstrations can join for sft).
 - writers.py: JSONL and Parquet writers (hashing as they write) and each format's columns.
 - write.py: export_write (one directory, manifest last) and manifest_verify.
 - snapshots.py: the stored, asynchronous form (ExportSnapshot rows run by a Celery task).
@@ -20,7 +21,14 @@ The package, by concern (each module's docstring says more):
 
 The names below are the package's API; import them from `annotation.services.export`.
 """
-from annotation.services.export.options import FILE_FORMATS, FORMATS, POLICIES, ExportOptions, export_options_from_input
+from annotation.services.export.options import (
+    FILE_FORMATS,
+    FORMATS,
+    POLICIES,
+    ExportOptions,
+    ExportOptionsSerializer,
+    export_options_from_input,
+)
 from annotation.services.export.selectors import export_snapshot_get_for_user, export_snapshots_of_project
 from annotation.services.export.snapshots import (
     export_snapshot_create,
@@ -37,6 +45,7 @@ __all__ = [
     "POLICIES",
     "SCHEMA_VERSION",
     "ExportOptions",
+    "ExportOptionsSerializer",
     "export_options_from_input",
     "export_snapshot_create",
     "export_snapshot_directory",
