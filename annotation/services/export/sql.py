@@ -62,6 +62,20 @@ def _through() -> type[Model]:
     return RankingTask.responses.through
 
 
+def _id_array_sql(model: type[Model], field: str) -> str:
+    """A placeholder for an array of ids of `model.field`'s type, passed as the text of an array literal.
+
+    psycopg dumps a Python list parameter element by element in Python (about a third of the
+    export's reading time at 2,000 tasks a chunk); the literal is made with one join (ids_literal).
+    """
+    return f"%s::{model._meta.get_field(field).db_type(connection)}[]"
+
+
+def ids_literal(ids: list[int]) -> str:
+    """The PostgreSQL array literal of integer ids ('{1,2,3}'); ints only, so nothing needs quoting."""
+    return "{" + ",".join(map(str, map(int, ids))) + "}"
+
+
 def _timestamp_text(expression: str) -> str:
     """SQL giving the text Python's datetime.isoformat() gives for a UTC timestamptz (no '.000000')."""
     return f"""replace(to_char({expression} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'), '.000000+', '+')"""
@@ -91,7 +105,7 @@ def rankings_chunk_sql(opts: ExportOptions, ranking_filter: RankingFilter) -> tu
         source = f"{table(RankingRow)} {_quote(r)}"
         tail = f"GROUP BY {col['task']}"
     conditions, params = ranking_filter_sql(ranking_filter, alias=r)
-    where = " AND ".join([f"{col['task']} = ANY(%s)", *conditions])
+    where = " AND ".join([f"{col['task']} = ANY({_id_array_sql(RankingRow, 'task')})", *conditions])
     # Only names from _meta (quoted) and fixed fragments are joined here; every value is a parameter.
     return f"SELECT {columns} FROM {source} WHERE {where} {tail}", params  # noqa: S608
 
@@ -105,7 +119,7 @@ def _responses_sql(full: bool) -> str:
     return (
         f"SELECT {columns} FROM {table(through)} {_quote(tr)} JOIN {table(Response)} {_quote(r)} "  # noqa: S608
         f"ON {column(r, Response, 'id')} = {column(tr, through, 'response')} "
-        f"WHERE {column(tr, through, 'rankingtask')} = ANY(%s) ORDER BY 1, 2"
+        f"WHERE {column(tr, through, 'rankingtask')} = ANY({_id_array_sql(through, 'rankingtask')}) ORDER BY 1, 2"
     )
 
 
@@ -113,7 +127,7 @@ def _responses_sql(full: bool) -> str:
 def _prompts_sql() -> str:
     p = "p"
     return (f"SELECT {column(p, Prompt, 'id')}, {column(p, Prompt, 'messages')}::text FROM {table(Prompt)} {_quote(p)} "  # noqa: S608
-            f"WHERE {column(p, Prompt, 'id')} = ANY(%s)")
+            f"WHERE {column(p, Prompt, 'id')} = ANY({_id_array_sql(Prompt, 'id')})")
 
 
 class Chunk(NamedTuple):
@@ -129,28 +143,33 @@ def fetch_chunk_postgres(rankings_sql: str, rankings_params: list, task_ids: lis
     loads = json.loads
     by_task: dict[int, list[tuple]] = {}
     responses: dict[int, dict[int, tuple]] = {}
+    tasks_param = ids_literal(task_ids)
     with connection.cursor() as cursor:
-        cursor.execute(rankings_sql, [task_ids, *rankings_params])
+        cursor.execute(rankings_sql, [tasks_param, *rankings_params])
         if full:
             rows = cursor.fetchall()
             # Every ranking's tiers decoded in one call: per-row json.loads calls cost more than the decoding.
             all_tiers = loads("[" + ",".join([row[2] for row in rows]) + "]") if rows else []
-            for (task_id, annotator, _, flags, rating, rationale, duration, submitted, display, tiers_json), tiers in zip(
-                rows, all_tiers, strict=True
-            ):
-                by_task.setdefault(task_id, []).append(
-                    (annotator, tiers, loads(flags) if flags != "{}" else None, rating, rationale, duration, submitted,
-                     display, tiers_json)
-                )
+            get = by_task.get
+            for row, tiers in zip(rows, all_tiers, strict=True):
+                # row: task, annotator, tiers text, flags text, then the rest of the contract as it is
+                flags = row[3]
+                ranking = (row[1], tiers, loads(flags) if flags != "{}" else None) + row[4:]
+                task_rankings = get(row[0])
+                if task_rankings is None:
+                    task_rankings = by_task[row[0]] = []
+                task_rankings.append(ranking)
         else:  # (None, tiers, flags): all that pairs, unpaired and sft read
             for task_id, tiers_agg, flags_agg in cursor.fetchall():
                 flags = loads(flags_agg) if flags_agg else None
                 by_task[task_id] = [(None, tiers, (flags[i] or None) if flags else None) for i, tiers in enumerate(loads(tiers_agg))]
-        cursor.execute(_responses_sql(full), [task_ids])
-        for task_id, response_id, *rest in cursor.fetchall():
-            responses.setdefault(task_id, {})[response_id] = tuple(rest)
-        cursor.execute(_prompts_sql(), [prompt_ids])
-        prompts = {prompt_id: loads(messages) for prompt_id, messages in cursor.fetchall()}
+        cursor.execute(_responses_sql(full), [tasks_param])
+        for row in cursor.fetchall():
+            responses.setdefault(row[0], {})[row[1]] = row[2:]
+        cursor.execute(_prompts_sql(), [ids_literal(prompt_ids)])
+        rows = cursor.fetchall()
+        messages = loads("[" + ",".join([row[1] for row in rows]) + "]") if rows else []  # one call, as for tiers
+        prompts = dict(zip([row[0] for row in rows], messages, strict=True))
     return Chunk(by_task, responses, prompts)
 
 
