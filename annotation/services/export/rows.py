@@ -80,6 +80,8 @@ def _int_list_json(text: str | None) -> str:
 
 
 PLAN_CACHE_SIZE = 200_000  # task shapes remembered; bounded, so memory stays flat
+STRING_CACHE_SIZE = 10_000  # encoded model names and finish reasons remembered (there are a few)
+EMPTY_STRING_JSON = '""'
 SFT_ORIGIN_BEST_OF_N = "best_of_n"  # sft rows from ranking tasks; demonstrations will say "demonstration"
 
 
@@ -93,8 +95,9 @@ class RowBuilder:
         self.runs: dict[int, dict[str, Any]] = {}  # run id -> provenance, filled while reading
         self.jsonl = opts.file_format == "jsonl"
         self.plans: dict[tuple, Plan] = {}
-        self._annotator_json: dict[int, str] = {}
+        self._annotator_json: dict[int, str] = {}  # rankings JSONL: encoded once per annotator, run, string
         self._generation_prefix: dict[int, str] = {}
+        self._strings: dict[str | None, str] = {}
 
     def annotator(self, user_id: int) -> str:
         name = self.pseudonyms.get(user_id)
@@ -248,19 +251,28 @@ class RowBuilder:
                       agreement: float | None) -> str:
         """_ranking_row's JSONL line, from pre-encoded fragments (the rankings export's hot loop)."""
         responses = []
-        prefixes = self._generation_prefix
+        prefixes, strings, runs = self._generation_prefix, self._strings, self.runs
         for rid, (text, run_id, sample_index, finish_reason, token_count, model_name) in task.responses.items():
             generation = "null"
-            provenance = self.runs.get(run_id) if run_id is not None else None
+            provenance = runs.get(run_id) if run_id is not None else None
             if provenance:
                 prefix = prefixes.get(run_id)
                 if prefix is None:  # the run's provenance, encoded once per export
-                    prefix = prefixes[run_id] = dumps(provenance)[:-1]
-                generation = (f'{prefix},"sample_index":{"null" if sample_index is None else sample_index},'
-                              f'"finish_reason":{"null" if finish_reason is None else encode_str(finish_reason)},'
+                    prefix = prefixes[run_id] = dumps(provenance)[:-1] + ',"sample_index":'
+                reason = strings.get(finish_reason)
+                if reason is None:
+                    reason = "null" if finish_reason is None else encode_str(finish_reason)
+                    if len(strings) < STRING_CACHE_SIZE:
+                        strings[finish_reason] = reason
+                generation = (f'{prefix}{"null" if sample_index is None else sample_index},"finish_reason":{reason},'
                               f'"token_count":{"null" if token_count is None else token_count}}}')
-            model = model_name or (provenance or {}).get("model", "")
-            responses.append(f'{{"id":{rid},"content":{encode_str(text)},"model":{encode_str(model)},"generation":{generation}}}')
+            model = model_name or (provenance["model"] if provenance else "")
+            model_json = strings.get(model)
+            if model_json is None:  # few distinct model names: encoded once each
+                model_json = encode_str(model)
+                if len(strings) < STRING_CACHE_SIZE:
+                    strings[model] = model_json
+            responses.append(f'{{"id":{rid},"content":{encode_str(text)},"model":{model_json},"generation":{generation}}}')
         annotations = []
         names = self._annotator_json
         for index, (annotator_id, _tiers, flags, rating, rationale, duration, submitted_at, display_json, tiers_json) in enumerate(
@@ -273,7 +285,7 @@ class RowBuilder:
                 tiers_json = _tiers_json(normalised_tiers[index])
             annotations.append(
                 f'{{"annotator":{name},"tiers":{tiers_json},"flags":{dumps(_flag_list(flags)) if flags else "[]"},'
-                f'"rating":{"null" if rating is None else rating},"rationale":{encode_str(rationale)},'
+                f'"rating":{"null" if rating is None else rating},"rationale":{encode_str(rationale) if rationale else EMPTY_STRING_JSON},'
                 f'"display_order":{_int_list_json(display_json)},"duration_seconds":{_float_json(duration)},'
                 f'"submitted_at":{"null" if submitted_at is None else encode_str(submitted_at)}}}'
             )

@@ -88,10 +88,11 @@ def rankings_chunk_sql(opts: ExportOptions, ranking_filter: RankingFilter) -> tu
     order = ", ".join(col[name] for name in RANKING_ORDER)
     if opts.format == "rankings":
         a = "a"
+        # The tiers come once, as compact JSON text: decoded for the consensus, written as they are.
         columns = ", ".join([
-            col["task"], col["annotator"], f"{col['tiers']}::text", f"{col['flags']}::text", col["rating"], col["rationale"],
-            col["duration_seconds"], _timestamp_text(col["created_at"]),
-            f"replace({column(a, Assignment, 'display_order')}::text, ' ', '')", f"replace({col['tiers']}::text, ' ', '')",
+            col["task"], col["annotator"], f"replace({col['tiers']}::text, ' ', '')", f"{col['flags']}::text", col["rating"],
+            col["rationale"], col["duration_seconds"], _timestamp_text(col["created_at"]),
+            f"replace({column(a, Assignment, 'display_order')}::text, ' ', '')",
         ])
         source = (f"{table(RankingRow)} {_quote(r)} JOIN {table(Assignment)} {_quote(a)} "
                   f"ON {column(a, Assignment, 'id')} = {col['assignment']}")
@@ -152,9 +153,9 @@ def fetch_chunk_postgres(rankings_sql: str, rankings_params: list, task_ids: lis
             all_tiers = loads("[" + ",".join([row[2] for row in rows]) + "]") if rows else []
             get = by_task.get
             for row, tiers in zip(rows, all_tiers, strict=True):
-                # row: task, annotator, tiers text, flags text, then the rest of the contract as it is
+                # row: task, annotator, tiers text, flags text, rating ... display order: the contract's order
                 flags = row[3]
-                ranking = (row[1], tiers, loads(flags) if flags != "{}" else None) + row[4:]
+                ranking = (row[1], tiers, loads(flags) if flags != "{}" else None) + row[4:] + (row[2],)
                 task_rankings = get(row[0])
                 if task_rankings is None:
                     task_rankings = by_task[row[0]] = []
