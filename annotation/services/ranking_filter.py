@@ -35,7 +35,8 @@ class RankingFilterSerializer(serializers.Serializer):
     until = Timestamp(required=False, allow_null=True, default=None,
                       help_text="Count rankings submitted before this ISO 8601 date or date-time (naive: UTC).")
     annotators = Usernames(required=False, allow_null=True, default=None,
-                           help_text="Count only these annotators' rankings: usernames (a list, or comma-separated).")
+                           help_text="Count only these annotators' rankings: usernames (a list, or comma-separated), each a "
+                                     "member of the project or someone who has ranked in it.")
 
     def validate(self, data: dict[str, Any]) -> dict[str, Any]:
         if data.get("since") and data.get("until") and data["since"] >= data["until"]:
