@@ -285,6 +285,11 @@ class ExportSnapshot(models.Model):
     def __str__(self) -> str:
         return f"export {self.pk} ({self.format}, {self.status})"
 
+    @property
+    def warnings(self) -> list[str]:
+        """The finished export's warnings (empty export, empty test split), from its manifest."""
+        return list((self.manifest or {}).get("warnings", []))
+
 
 class TrainingJob(models.Model):
     class Kind(models.TextChoices):

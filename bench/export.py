@@ -1,12 +1,18 @@
-"""Benchmark the pairs export: 1M rankings (K=4, overlap 3 -> ~333k tasks) seeded into PostgreSQL by COPY.
+"""Benchmark an export: 1M rankings (K=4, overlap 3 -> ~333k tasks) seeded into PostgreSQL by COPY.
 
 The data goes straight into its own database (default annot_bench_export; created and migrated
 if missing, re-seeded when the size asked for differs). The export then runs in a fresh child
 process, exactly as `export_preferences` runs it (annotation.services.export.export_write), and
-its wall time and peak resident memory (ru_maxrss of that process) are printed.
-Targets (issue 6): under 60 s and under 300 MB at 1M rankings.
+its wall time, CPU time and peak resident memory (ru_maxrss of that process) are printed with
+the load average of the machine (1-minute, read when the run ends).
+Targets at 1M rankings: under 60 s and under 300 MB, for pairs (issue 6) and rankings (issue 16).
+
+With --baseline DIR the same export also runs from another checkout of the project (for example
+the code before a change), in the same session and on the same data, alternating with this
+checkout's for --rounds rounds, and both sets of figures are printed side by side.
 
     .venv/bin/python bench/export.py                          # 1M rankings, pairs, JSONL
+    .venv/bin/python bench/export.py --format rankings --baseline ../orig   # before/after
     .venv/bin/python bench/export.py --rankings 30000         # scaled down
     .venv/bin/python bench/export.py --file-format parquet --format unpaired
 """
@@ -170,6 +176,8 @@ def main() -> None:
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB))
     parser.add_argument("--out", default="/tmp/bench-export-out")
     parser.add_argument("--reseed", action="store_true", help="seed again even if the database holds this size")
+    parser.add_argument("--baseline", help="another checkout of the project (e.g. before a change) to run the same export from")
+    parser.add_argument("--rounds", type=int, default=1, help="with --baseline: alternate the two this many times")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -191,24 +199,45 @@ def main() -> None:
     else:
         print(f"reusing {want} seeded rankings in {args.database_url}", flush=True)
 
+    checkouts = [("this checkout", ROOT)]
+    if args.baseline:
+        checkouts.insert(0, ("baseline " + str(args.baseline), Path(args.baseline).resolve()))
+    results: dict[str, list[dict]] = {label: [] for label, _ in checkouts}
+    for round_index in range(args.rounds):
+        for label, root in checkouts:
+            figures = run_child(args, root)
+            figures["load"] = round(os.getloadavg()[0], 1)
+            results[label].append(figures)
+            print(f"round {round_index + 1}, {label}: {describe(args, want, figures)}", flush=True)
+    if args.baseline:
+        print(f"side by side ({args.format}/{args.file_format}, {want} rankings; targets at 1M: < 60 s, < 300 MB; "
+              f"{os.cpu_count()} CPUs):")
+        for label, runs in results.items():
+            cells = ", ".join(f"{r['seconds']:.1f} s / {r['peak_rss_mb']:.0f} MB at load {r['load']:.1f}" for r in runs)
+            print(f"  {label}: {cells}")
+    print("reproduce:", " ".join(["python", "bench/export.py", *sys.argv[1:]]))
+
+
+def run_child(args: argparse.Namespace, root: Path) -> dict:
+    """One export in a fresh process, with the code of the checkout at `root`."""
     import shutil
 
     shutil.rmtree(args.out, ignore_errors=True)
-    command = [sys.executable, __file__, "--child", "--database-url", args.database_url, "--format", args.format,
-               "--file-format", args.file_format, "--out", args.out]
-    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=False)
+    command = [sys.executable, str(root / "bench" / "export.py"), "--child", "--database-url", args.database_url,
+               "--format", args.format, "--file-format", args.file_format, "--out", args.out]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=root, check=False)
     if result.returncode != 0:
-        sys.exit(f"export failed:\n{result.stderr}")
-    figures = json.loads(result.stdout.strip().splitlines()[-1])
-    load = os.getloadavg()[0]
-    print(
+        sys.exit(f"export failed ({root}):\n{result.stderr}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def describe(args: argparse.Namespace, want: int, figures: dict) -> str:
+    return (
         f"export {args.format}/{args.file_format}: {figures['tasks']} tasks, {want} rankings -> {figures['rows']} rows "
         f"({figures['bytes'] / 1e6:.0f} MB) in {figures['seconds']:.1f} s = {figures['rows'] / figures['seconds']:,.0f} rows/s, "
         f"{want / figures['seconds']:,.0f} rankings/s (CPU time of the export process {figures['cpu_seconds']:.1f} s, "
-        f"including Django start-up); peak RSS {figures['peak_rss_mb']:.0f} MB "
-        f"(targets at 1M rankings: < 60 s, < 300 MB); machine: {os.cpu_count()} CPUs, load average {load:.1f}"
+        f"including Django start-up); peak RSS {figures['peak_rss_mb']:.0f} MB; load average {figures['load']:.1f}"
     )
-    print("reproduce:", " ".join(["python", "bench/export.py", *sys.argv[1:]]))
 
 
 if __name__ == "__main__":

@@ -269,6 +269,10 @@ PORTABLE_SQL = env_bool("PORTABLE_SQL", False)
 # At most one agreement refresh per project in this many seconds (annotation.services.agreement_cache).
 AGREEMENT_REFRESH_SECONDS = float(os.environ.get("AGREEMENT_REFRESH_SECONDS", "30"))
 
+# Exports (annotation.services.export): tasks per read round trip (three queries per chunk);
+# memory grows with it, the number of round trips shrinks. Tests make it small.
+EXPORT_CHUNK_TASKS = int(os.environ.get("EXPORT_CHUNK_TASKS", "2000"))
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -15,7 +15,8 @@ Definitions (docs/agreement.md has the long form):
   responses and that have at least two rankings.
 - tau-b between two rankings, over the response pairs both ranked.
 - pairwise agreement: over every pair of annotators on a task and every response pair both ranked,
-  the share ordered the same way (a tie agrees only with a tie).
+  the share ordered the same way (a tie agrees only with a tie). The same definition on one task
+  is `task_agreement` (what exports call a task's `agreement`).
 - per annotator: `agreement` = mean tau-b between their ranking and the leave-one-out consensus of
   the others on the same task; `gold_score` = mean tau-b against the gold ranking.
 - flag rule (FLAG_RULE): see `_flag`. A rule relative to the crowd alone cannot work with few
@@ -30,10 +31,9 @@ Definitions (docs/agreement.md has the long form):
 """
 from __future__ import annotations
 
-import datetime as dt
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,11 +42,10 @@ from django.contrib.auth import get_user_model
 from django.db.models import Count, Q, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
-from scipy import stats
 
-from annotation.errors import ApplicationError
 from annotation.models import Assignment, AssignmentStatus, Project, Ranking, RankingTask
-from annotation.services.consensus import tiers_to_ranks
+from annotation.services.consensus import Tiers, pair_votes, tiers_to_ranks
+from annotation.services.ranking_filter import RankingFilter, ranking_filter_queryset
 
 BOOTSTRAP_SAMPLES = 1000
 FLAG_MIN_TASKS = 5  # the outlier rule needs this many tasks shared with others
@@ -128,6 +127,30 @@ def tau_b(x: Sequence[float], y: Sequence[float]) -> float:
     sa, da = _signs(np.asarray([x], dtype=float))
     sb, db = _signs(np.asarray([y], dtype=float))
     return float(_tau_b(sa, da, sb, db)[0])
+
+
+def pair_counts_agreement(counts: Iterable[Sequence[int]]) -> float | None:
+    """Pairwise agreement of one task from its pair vote counts; None when no pair was ranked twice.
+
+    `counts` holds, for each response pair of the task, (rankings that put the first above the
+    second, the reverse, ties). Two annotators agree on a pair when they order it the same way
+    (better, worse or tied); the result is the share of agreeing annotator pairs, pooled over the
+    response pairs: the report's `pairwise_agreement` restricted to one task. Rounded to 6 places.
+    """
+    agree = total = 0
+    for x, y, z in counts:
+        n = x + y + z
+        if n > 1:
+            total += n * (n - 1) // 2
+            agree += (x * (x - 1) + y * (y - 1) + z * (z - 1)) // 2
+    return round(agree / total, 6) if total else None
+
+
+def task_agreement(rankings: Sequence[Tiers]) -> float | None:
+    """Pairwise agreement of one task's rankings (see `pair_counts_agreement`); None with fewer than two."""
+    if len(rankings) < 2:
+        return None
+    return pair_counts_agreement((p.a_over_b, p.b_over_a, p.ties) for p in pair_votes(rankings).values())
 
 
 def _ordinal_delta2(n_c: np.ndarray) -> np.ndarray:
@@ -302,6 +325,8 @@ def _group_median(values: np.ndarray, groups: np.ndarray, n_groups: int) -> np.n
 
 def _group_ci(values: np.ndarray, groups: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
     """Per group, the FLAG_CONFIDENCE t-interval of the mean of its values (NaN with fewer than two values)."""
+    from scipy import stats  # here, not at the top: see position_bias
+
     ok = ~np.isnan(values)
     count = np.bincount(groups[ok], minlength=n_groups).astype(float)
     total = np.bincount(groups[ok], weights=values[ok], minlength=n_groups)
@@ -398,6 +423,8 @@ def position_bias(ranks: np.ndarray, display: np.ndarray) -> dict[str, Any]:
     dof = None
     use = expected > 0
     if use.sum() >= 2:
+        from scipy import stats  # here, not at the top: scipy.stats costs 65 MB that exports (which import this module) never use
+
         result = stats.chisquare(observed[use], f_exp=expected[use] * observed[use].sum() / expected[use].sum())
         chi2, p_value, dof = float(result.statistic), float(result.pvalue), int(use.sum() - 1)
     return {
@@ -553,84 +580,17 @@ def agreement_compute(
 # ---------------------------------------------------------------------------------------------
 
 
-@dataclass
-class AgreementFilters:
-    """Which rankings count: submitted in [since, until), by these annotators (None: everyone)."""
-
-    since: dt.datetime | None = None
-    until: dt.datetime | None = None
-    annotators: list[str] | None = None
-
-    @property
-    def is_empty(self) -> bool:
-        return self.since is None and self.until is None and not self.annotators
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "since": self.since.isoformat() if self.since else None,
-            "until": self.until.isoformat() if self.until else None,
-            "annotators": self.annotators,
-        }
+# Which rankings count: the one filter shared with exports (annotation.services.ranking_filter).
+AgreementFilters = RankingFilter
 
 
-def agreement_filters_build(
-    *, project: Project, since: str | dt.datetime | None = None, until: str | dt.datetime | None = None,
-    annotators: str | Sequence[str] | None = None,
-) -> AgreementFilters:
-    """Validate filter input (ISO dates, usernames of project members); errors name the field."""
-    errors: dict[str, list[str]] = {}
-
-    def parse_time(name: str, value: str | dt.datetime | None) -> dt.datetime | None:
-        if value in (None, ""):
-            return None
-        if isinstance(value, dt.datetime):
-            parsed = value
-        else:
-            try:
-                parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-            except ValueError:
-                errors.setdefault(name, []).append(f"not an ISO 8601 date or time: {value!r}")
-                return None
-        if timezone.is_naive(parsed):
-            parsed = timezone.make_aware(parsed, dt.UTC)
-        return parsed
-
-    start, end = parse_time("since", since), parse_time("until", until)
-    if start and end and start >= end:
-        errors.setdefault("until", []).append("must be later than since")
-    names: list[str] | None = None
-    if annotators:
-        raw = annotators.split(",") if isinstance(annotators, str) else list(annotators)
-        names = sorted({str(name).strip() for name in raw if str(name).strip()})
-        known = set(
-            get_user_model().objects.filter(username__in=names, memberships__project=project).values_list("username", flat=True)
-        )
-        unknown = [name for name in names if name not in known]
-        if unknown:
-            errors.setdefault("annotators", []).append(f"not members of project '{project.slug}': {', '.join(unknown)}")
-    if errors:
-        raise ApplicationError("Invalid agreement filters.", fields=errors)
-    return AgreementFilters(since=start, until=end, annotators=names or None)
-
-
-def _rankings_queryset(*, project: Project, filters: AgreementFilters):
-    qs = Ranking.objects.filter(project=project)
-    if filters.since:
-        qs = qs.filter(created_at__gte=filters.since)
-    if filters.until:
-        qs = qs.filter(created_at__lt=filters.until)
-    if filters.annotators:
-        qs = qs.filter(annotator__username__in=filters.annotators)
-    return qs
-
-
-def rank_data_load(*, project: Project, filters: AgreementFilters | None = None) -> tuple[RankData, list[str], list[int]]:
+def rank_data_load(*, project: Project, filters: RankingFilter | None = None) -> tuple[RankData, list[str], list[int]]:
     """The project's rankings as RankData, with annotator usernames and user ids by index."""
-    filters = filters or AgreementFilters()
+    filters = filters or RankingFilter()
     # JSON columns come back as text and are decoded in one json.loads call: decoding them row by
     # row through the ORM costs more than all the statistics together.
     raw = list(
-        _rankings_queryset(project=project, filters=filters)
+        ranking_filter_queryset(Ranking.objects.filter(project=project), filters)
         .order_by("task_id", "id")
         .annotate(tiers_text=Cast("tiers", TextField()), display_text=Cast("assignment__display_order", TextField()))
         .values_list("task_id", "annotator_id", "tiers_text", "duration_seconds", "display_text")
@@ -695,21 +655,19 @@ def rank_data_load(*, project: Project, filters: AgreementFilters | None = None)
 
 
 def project_agreement_compute(
-    *, project: Project, filters: AgreementFilters | None = None, bootstrap: int = BOOTSTRAP_SAMPLES, seed: int = 0
+    *, project: Project, filters: RankingFilter | None = None, bootstrap: int = BOOTSTRAP_SAMPLES, seed: int = 0
 ) -> dict[str, Any]:
-    """The full agreement report of a project (JSON-ready), optionally filtered."""
-    filters = filters or AgreementFilters()
+    """The full agreement report of a project (JSON-ready), optionally filtered (`filters` resolved for the project:
+    annotation.services.ranking_filter.ranking_filter_build)."""
+    filters = filters or RankingFilter()
     data, usernames, user_ids = rank_data_load(project=project, filters=filters)
     report = agreement_compute(data, bootstrap=bootstrap, seed=seed, annotator_names=usernames)
 
     # Skips: share of the annotator's finished assignments (submitted or skipped) that were skipped.
-    assignments = Assignment.objects.filter(project=project, status__in=[AssignmentStatus.SUBMITTED, AssignmentStatus.SKIPPED])
-    if filters.since:
-        assignments = assignments.filter(finished_at__gte=filters.since)
-    if filters.until:
-        assignments = assignments.filter(finished_at__lt=filters.until)
-    if filters.annotators:
-        assignments = assignments.filter(annotator__username__in=filters.annotators)
+    assignments = ranking_filter_queryset(
+        Assignment.objects.filter(project=project, status__in=[AssignmentStatus.SUBMITTED, AssignmentStatus.SKIPPED]),
+        filters, time_field="finished_at",
+    )
     finished = {
         row["annotator_id"]: row
         for row in assignments.values("annotator_id").annotate(

@@ -1,11 +1,12 @@
 """Serializers for the agreement report."""
 from rest_framework import serializers
 
+from annotation.services.ranking_filter import RankingFilterSerializer
 
-class AgreementQuerySerializer(serializers.Serializer):
-    since = serializers.DateTimeField(required=False, help_text="Only rankings submitted at or after this time.")
-    until = serializers.DateTimeField(required=False, help_text="Only rankings submitted before this time.")
-    annotators = serializers.CharField(required=False, help_text="Comma-separated usernames to restrict to.")
+
+class AgreementQuerySerializer(RankingFilterSerializer):
+    """The ranking filter (since, until, annotators: the same as exports'), and refresh."""
+
     refresh = serializers.BooleanField(required=False, default=False, help_text="Recompute now instead of reading the cache.")
 
 

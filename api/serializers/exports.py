@@ -1,26 +1,10 @@
-"""Serializers for exports. Types only: the rules (and the full validation) are in annotation.services.export."""
+"""Serializers for exports. The body of a create is the export options, validated in one place:
+annotation.services.export.options.ExportOptionsSerializer (the command's flags come from it too)."""
 from rest_framework import serializers
 
-from annotation.services.export import FILE_FORMATS, FORMATS, POLICIES
+from annotation.services.export.options import ExportOptionsSerializer
 
-
-class ExportCreateInputSerializer(serializers.Serializer):
-    """Documents the body; annotation.services.export validates it and rejects unknown fields."""
-
-    format = serializers.ChoiceField(choices=FORMATS)
-    file_format = serializers.ChoiceField(choices=FILE_FORMATS, required=False, default="jsonl")
-    test_fraction = serializers.FloatField(required=False, help_text="Share of prompts in the test split, 0 <= f < 1.")
-    seed = serializers.IntegerField(required=False, help_text="Seed of the prompt-disjoint split.")
-    policy = serializers.ChoiceField(choices=POLICIES, required=False, help_text="pairs: which consensus pairs to emit.")
-    min_agreement = serializers.FloatField(required=False, allow_null=True)
-    min_votes = serializers.IntegerField(required=False)
-    exclude_flagged = serializers.BooleanField(required=False)
-    exclude_gold = serializers.BooleanField(required=False)
-    annotators = serializers.ListField(child=serializers.CharField(), required=False, help_text="Usernames.")
-    since = serializers.DateTimeField(required=False)
-    until = serializers.DateTimeField(required=False)
-    desirable_tiers = serializers.IntegerField(required=False)
-    undesirable_tiers = serializers.IntegerField(required=False)
+ExportCreateInputSerializer = ExportOptionsSerializer  # the services validate the body with it
 
 
 class ExportOutputSerializer(serializers.Serializer):
@@ -35,6 +19,10 @@ class ExportOutputSerializer(serializers.Serializer):
     files = serializers.JSONField(help_text="File name -> {rows, bytes, sha256}.")
     manifest = serializers.JSONField()
     error = serializers.CharField()
+    warnings = serializers.ListField(
+        child=serializers.CharField(), read_only=True,
+        help_text="What must not be missed about a finished export: it is empty, or its test split is (from the manifest).",
+    )
     created_by = serializers.CharField(source="created_by.username", default=None)
     created_at = serializers.DateTimeField()
     finished_at = serializers.DateTimeField(allow_null=True)

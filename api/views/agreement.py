@@ -6,8 +6,9 @@ from rest_framework.views import APIView
 
 from annotation.models import Role
 from annotation.services.access import project_get_for_user
-from annotation.services.agreement import agreement_filters_build, project_agreement_compute
+from annotation.services.agreement import project_agreement_compute
 from annotation.services.agreement_cache import agreement_report_get, agreement_report_refresh
+from annotation.services.ranking_filter import RankingFilter, ranking_filter_resolve
 from api.routing import api_path
 from api.serializers.agreement import AgreementQuerySerializer, AgreementReportSerializer
 
@@ -29,9 +30,7 @@ class AgreementApi(APIView):
         query = AgreementQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         args = query.validated_data
-        filters = agreement_filters_build(
-            project=row, since=args.get("since"), until=args.get("until"), annotators=args.get("annotators")
-        )
+        filters = ranking_filter_resolve(project=row, ranking_filter=RankingFilter.from_data(args))
         if not filters.is_empty:
             report = project_agreement_compute(project=row, filters=filters)
         else:

@@ -47,7 +47,8 @@ class ExportListCreateApi(PaginatedApiView):
         if not isinstance(request.data, dict):
             raise ApplicationError("The body must be a JSON object of export options.", fields={"non_field_errors": ["not an object"]})
         options = request.data.dict() if hasattr(request.data, "dict") else dict(request.data)  # form posts: QueryDict
-        # The service validates every option (and rejects unknown ones) with the field named.
+        # The service validates every option with ExportCreateInputSerializer (unknown ones and
+        # unknown annotators refused), naming the field.
         snapshot = export_snapshot_create(project=row, created_by=request.user, options=options)
         return Response(ExportOutputSerializer(snapshot).data, status=status.HTTP_202_ACCEPTED)
 

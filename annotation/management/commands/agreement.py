@@ -11,10 +11,11 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from annotation.errors import ApplicationError
-from annotation.management.commands._common import command_error
-from annotation.services.agreement import BOOTSTRAP_SAMPLES, agreement_filters_build, project_agreement_compute
+from annotation.management.commands._common import add_serializer_arguments, command_error, serializer_input
+from annotation.services.agreement import BOOTSTRAP_SAMPLES, project_agreement_compute
 from annotation.services.agreement_cache import agreement_report_get, agreement_report_refresh
 from annotation.services.projects import project_get_by_slug
+from annotation.services.ranking_filter import RankingFilterSerializer, ranking_filter_build
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -27,9 +28,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("slug")
         parser.add_argument("--json", action="store_true", help="Print the report as JSON.")
-        parser.add_argument("--since", help="Only rankings submitted at or after this ISO date/time.")
-        parser.add_argument("--until", help="Only rankings submitted before this ISO date/time.")
-        parser.add_argument("--annotators", help="Comma-separated usernames to restrict to.")
+        add_serializer_arguments(parser, RankingFilterSerializer)  # --since, --until, --annotators: as in exports
         parser.add_argument("--fresh", action="store_true", help="Recompute now instead of reading the cache.")
         parser.add_argument("--bootstrap", type=int, default=BOOTSTRAP_SAMPLES, help="Bootstrap samples for the CI.")
 
@@ -38,9 +37,7 @@ class Command(BaseCommand):
             project = project_get_by_slug(slug=options["slug"])
             if options["bootstrap"] < 0:
                 raise ApplicationError("Invalid option.", fields={"bootstrap": ["must be >= 0"]})
-            filters = agreement_filters_build(
-                project=project, since=options["since"], until=options["until"], annotators=options["annotators"]
-            )
+            filters = ranking_filter_build(project=project, data=serializer_input(options, RankingFilterSerializer))
         except ApplicationError as exc:
             raise command_error(exc) from exc
         if filters.is_empty and options["bootstrap"] == BOOTSTRAP_SAMPLES:

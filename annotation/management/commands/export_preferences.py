@@ -1,8 +1,11 @@
-"""`export_preferences SLUG --format pairs|unpaired|rankings --out PATH [...]`: write one export directory.
+"""`export_preferences SLUG --format pairs|unpaired|rankings|sft --out PATH [...]`: write one export directory.
 
-The directory gets train/test files and manifest.json (the layout of a stored snapshot). Bad
-options, an unknown project or a non-empty PATH exit with status 2 and say what is wrong; nothing
-is left half-written (files appear only when complete, the manifest last).
+The directory gets train/test files and manifest.json (the layout of a stored snapshot). The
+export options are the API's (annotation.services.export.options.ExportOptionsSerializer): one
+--flag per option, validated by that serializer. Bad options, an unknown project or annotator,
+or a non-empty PATH exit with status 2 and say what is wrong; nothing is left half-written (files
+appear only when complete, the manifest last). An empty export, or an empty test split, is
+written but said loudly on stderr (and in the manifest's `warnings`).
 """
 from __future__ import annotations
 
@@ -15,54 +18,27 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from annotation.errors import ApplicationError
-from annotation.management.commands._common import EXIT_BAD_INPUT, command_error
+from annotation.management.commands._common import EXIT_BAD_INPUT, add_serializer_arguments, command_error, serializer_input
 from annotation.services.export import export_options_from_input, export_write
+from annotation.services.export.options import ExportOptionsSerializer
 from annotation.services.projects import project_get_by_slug
 
 
 class Command(BaseCommand):
-    help = "Export preference data (TRL pairs, unpaired/KTO, or raw rankings) with a prompt-disjoint split."
+    help = "Export preference data (TRL pairs, unpaired/KTO, sft, or raw rankings) with a prompt-disjoint split."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        # Values are passed through as text: the export service validates them and names the bad ones.
         parser.add_argument("slug")
-        parser.add_argument("--format", required=True, help="pairs | unpaired | rankings")
         parser.add_argument("--out", required=True, type=Path, help="Directory to write (created; must be empty).")
-        parser.add_argument("--file-format", default="jsonl", help="jsonl (default) | parquet")
-        parser.add_argument("--min-agreement", help="Keep tasks whose agreement is at least this (0..1).")
-        parser.add_argument("--min-votes", help="Keep tasks with at least this many rankings (default 1).")
-        parser.add_argument("--test-fraction", default="0.1", help="Share of prompts in the test split (default 0.1).")
-        parser.add_argument("--seed", default="0", help="Seed of the split (default 0).")
-        parser.add_argument("--policy", default="all", help="Pairs from consensus tiers: all | best_vs_rest | adjacent.")
-        parser.add_argument("--exclude-flagged", action="store_true", help="Leave out responses any annotator flagged.")
-        parser.add_argument("--exclude-gold", action="store_true", help="Leave out gold tasks.")
-        parser.add_argument("--annotators", help="Comma-separated usernames whose rankings count.")
-        parser.add_argument("--since", help="Count rankings submitted at or after this ISO date-time.")
-        parser.add_argument("--until", help="Count rankings submitted before this ISO date-time.")
-        parser.add_argument("--desirable-tiers", help="unpaired: top consensus tiers labelled true (default 1).")
-        parser.add_argument("--undesirable-tiers", help="unpaired: bottom consensus tiers labelled false (default 1).")
+        add_serializer_arguments(parser, ExportOptionsSerializer)
         parser.add_argument("--user", help="Recorded as created_by in the manifest (default: the OS user).")
         parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        raw: dict[str, Any] = {
-            "format": options["format"],
-            "file_format": options["file_format"],
-            "test_fraction": options["test_fraction"],
-            "seed": options["seed"],
-            "policy": options["policy"],
-            "exclude_flagged": options["exclude_flagged"],
-            "exclude_gold": options["exclude_gold"],
-        }
-        for name in ("min_agreement", "min_votes", "since", "until", "desirable_tiers", "undesirable_tiers"):
-            if options[name] is not None:
-                raw[name] = options[name]
-        if options["annotators"] is not None:
-            raw["annotators"] = [name.strip() for name in options["annotators"].split(",") if name.strip()]
         out: Path = options["out"]
         try:
             project = project_get_by_slug(slug=options["slug"])
-            export_options = export_options_from_input(raw)
+            export_options = export_options_from_input(serializer_input(options, ExportOptionsSerializer), project=project)
         except ApplicationError as exc:
             raise command_error(exc) from exc
         if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -89,6 +65,8 @@ class Command(BaseCommand):
             if bar is not None:
                 bar.close()
         self.stdout.write(_summary(manifest, out))
+        for warning in manifest["warnings"]:
+            self.stderr.write(f"WARNING: {warning}")
 
 
 def _summary(manifest: dict[str, Any], out: Path) -> str:

@@ -1,0 +1,59 @@
+"""Row sources: where an export's rows come from, one unit (a task) at a time, in prompt order.
+
+A source yields batches of (prompt_id, rows) with rows in the format's COLUMNS order (tuples, or
+finished JSONL lines), and counts what it kept and dropped in ExportStats. export_write splits
+and writes whatever its sources give, so the writers never depend on where rows come from.
+
+Today every format reads the project's ranking tasks (RankingTaskSource). The sft format is
+built to take a second source: demonstrations written by annotators (a later task type) become
+another class with `total` and `batches` that makes rows with rows.sft_messages / rows.sft_line
+and origin "demonstration", listed in `sources_for`.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Protocol
+
+from annotation.models import Project
+from annotation.services.export.options import ExportOptions
+from annotation.services.export.reader import in_background, task_data_iter, task_queryset
+from annotation.services.export.rows import ExportStats, RowBuilder
+from annotation.services.ranking_filter import RankingFilter
+
+Batch = list[tuple[int, list]]  # (prompt id, that unit's rows), one entry per unit of progress
+
+
+class RowSource(Protocol):
+    def total(self) -> int:
+        """Units (tasks) this source will go through: the progress bar's total."""
+        ...
+
+    def batches(self, stats: ExportStats) -> Iterator[Batch]:
+        """Its rows, a batch at a time, in prompt order (a prompt's units adjacent)."""
+        ...
+
+
+class RankingTaskSource:
+    """Rows from the project's ranking tasks: every format (pairs, unpaired, rankings, sft best-of-n)."""
+
+    def __init__(self, *, project: Project, options: ExportOptions, ranking_filter: RankingFilter) -> None:
+        self.project, self.options, self.ranking_filter = project, options, ranking_filter
+        self.builder = RowBuilder(options)
+
+    def total(self) -> int:
+        return task_queryset(self.project, self.options).count()
+
+    def batches(self, stats: ExportStats) -> Iterator[Batch]:
+        builder = self.builder
+
+        def read() -> Iterator:
+            return task_data_iter(self.project, self.options, self.ranking_filter, builder.runs)
+
+        for chunk in in_background(read):
+            stats.tasks_seen += len(chunk)
+            yield [(task.prompt_id, builder.rows(task, stats)) for task in chunk]
+
+
+def sources_for(*, project: Project, options: ExportOptions, ranking_filter: RankingFilter) -> list[RowSource]:
+    """The row sources of an export. (sft: a demonstration source joins the ranking tasks here.)"""
+    return [RankingTaskSource(project=project, options=options, ranking_filter=ranking_filter)]
