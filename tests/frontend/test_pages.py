@@ -116,7 +116,7 @@ def test_bad_export_options_come_back_on_the_form_and_nothing_is_created(world, 
     assert response.status_code == 400 and "format" in response.context["form"].errors
     response = client.post(url, {"format": "pairs", "file_format": "jsonl", "policy": "all", "test_fraction": "0.1", "seed": "0",
                                  "since": "yesterday"})
-    assert response.status_code == 400 and "not an ISO 8601 date-time" in response.context["form"].errors["since"][0]
+    assert response.status_code == 400 and "not an ISO 8601 date or date-time" in response.context["form"].errors["since"][0]
     assert not ExportSnapshot.objects.filter(project=world["project"]).exists()
 
 
