@@ -477,7 +477,7 @@ def webhook_delivery_attempt(*, delivery_id: int, now: datetime | None = None) -
         "X-Signature-256": webhook_signature(secret=delivery.webhook.secret, body=raw),
     }
     status_code, error = _post(url=delivery.webhook.url, body=raw, headers=headers)
-    done = timezone.now()
+    done = max(now, timezone.now())  # `now` may be ahead of the clock (a caller simulating time passing)
     mine = WebhookDelivery.objects.filter(pk=delivery.pk, attempts=delivery.attempts, status=DeliveryStatus.PENDING)
     if not error:
         mine.update(status=DeliveryStatus.DELIVERED, last_status_code=status_code, last_error="",
