@@ -28,6 +28,7 @@ class Receiver:
         self.lock = threading.Lock()
         self.arrived = threading.Condition(self.lock)
         self.release = threading.Event()
+        self.hanging = 0  # requests held open right now ("hang")
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -36,9 +37,13 @@ class Receiver:
                 with receiver.arrived:
                     receiver.received.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
                     action = receiver.script.pop(0) if receiver.script else "200"
+                    if action == "hang":
+                        receiver.hanging += 1
                     receiver.arrived.notify_all()
                 if action == "hang":
                     receiver.release.wait(120)
+                    with receiver.lock:
+                        receiver.hanging -= 1
                     return
                 status = int(action)
                 self.send_response(status)
