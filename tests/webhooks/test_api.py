@@ -261,3 +261,12 @@ def test_an_event_is_recorded_once_per_webhook_however_often_it_is_emitted(setup
 def test_emitting_an_unknown_event_is_a_programming_error(setup):
     with pytest.raises(ValueError, match="unknown webhook event"), transaction.atomic():
         webhook_events_emit(project_id=setup["project"].pk, event="task.done", object_id=1)
+
+
+def test_the_schema_describes_the_webhook_endpoints(setup):
+    response = api_client(setup["admin"]).get("/api/schema/?format=json")
+    assert response.status_code == 200
+    paths = response.json()["paths"]
+    assert set(paths["/api/v1/projects/{project}/webhooks/"]) >= {"get", "post"}
+    assert set(paths["/api/v1/projects/{project}/webhooks/{webhook_id}/"]) >= {"get", "delete"}
+    assert "get" in paths["/api/v1/projects/{project}/webhooks/{webhook_id}/deliveries/"]
