@@ -369,19 +369,24 @@ def webhook_events_emit(*, project_id: int, event: str, object_id: int, data: di
 
 
 def _send_deliveries(delivery_ids: list[int]) -> None:
-    """After the commit: one task message per delivery; without a broker, a background thread."""
-    if tasks_run_in_process():
-        # No broker (the demo, most tests): running the task here would make the request wait for
-        # the receiver and every retry, so a daemon thread delivers instead (hand-written: no
-        # Celery worker exists in this mode). A process that exits leaves the rest pending.
-        threading.Thread(target=_deliver_in_thread, args=(delivery_ids,), name="webhook-deliveries", daemon=True).start()
-        return
-    for delivery_id in delivery_ids:
-        try:
-            send_now(TaskName.WEBHOOK_DELIVER, args=[delivery_id])
-        except DispatchError as exc:  # the row stays pending: webhook_deliveries_resume sends it later
-            logger.error("webhook delivery %s not enqueued: %s", delivery_id, exc)
+    """After the commit: one task message per delivery; without a broker, a background thread.
+
+    Never raises: the change has committed, and a webhook must not fail the request that made it.
+    A delivery whose message was not sent stays pending; webhook_deliveries_resume sends it later.
+    """
+    try:
+        if tasks_run_in_process():
+            # No broker (the demo, most tests): running the task here would make the request wait
+            # for the receiver and every retry, so a daemon thread delivers instead (hand-written:
+            # no Celery worker exists in this mode). A process that exits leaves the rest pending.
+            threading.Thread(target=_deliver_in_thread, args=(delivery_ids,), name="webhook-deliveries", daemon=True).start()
             return
+        for delivery_id in delivery_ids:
+            send_now(TaskName.WEBHOOK_DELIVER, args=[delivery_id])
+    except DispatchError as exc:
+        logger.error("webhook deliveries %s not enqueued: %s", delivery_ids, exc)
+    except Exception:  # anything else the broker client raises: logged, never the request's failure
+        logger.exception("webhook deliveries %s not enqueued", delivery_ids)
 
 
 def _deliver_in_thread(delivery_ids: list[int]) -> None:
