@@ -49,6 +49,7 @@ from django.utils import timezone
 
 from annotation.dispatch import DispatchError, TaskName, send_now, tasks_run_in_process
 from annotation.errors import ApplicationError, NotFound
+from annotation.limits import BIGINT_MAX
 from annotation.models import DeliveryStatus, Project, Webhook, WebhookDelivery, WebhookEvent
 
 logger = logging.getLogger(__name__)
@@ -273,7 +274,7 @@ def webhooks_of_project(*, project: Project) -> QuerySet[Webhook]:
 
 def webhook_get(*, project: Project, webhook_id: Any) -> Webhook:
     """The project's webhook; another project's (or none) is NotFound. Check the caller's role on `project` first."""
-    if not str(webhook_id).isdigit() or int(webhook_id) > 2**63 - 1:
+    if not str(webhook_id).isascii() or not str(webhook_id).isdigit() or int(webhook_id) > BIGINT_MAX:
         raise NotFound("Webhook not found.")
     webhook = webhooks_of_project(project=project).filter(pk=int(webhook_id)).first()
     if webhook is None:

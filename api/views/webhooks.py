@@ -5,10 +5,8 @@ another project is 404 even to an admin of this one.
 """
 from __future__ import annotations
 
-from django.urls import path
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -22,7 +20,8 @@ from annotation.services.webhooks import (
     webhook_get,
     webhooks_of_project,
 )
-from api.permissions import IsAuthenticatedMember
+from api.pagination import PaginatedApiView
+from api.routing import api_path
 from api.serializers.webhooks import (
     WebhookCreatedOutputSerializer,
     WebhookCreateInputSerializer,
@@ -31,15 +30,11 @@ from api.serializers.webhooks import (
 )
 
 
-class WebhookListCreateApi(APIView):
-    permission_classes = [IsAuthenticatedMember]
-
+class WebhookListCreateApi(PaginatedApiView):
     @extend_schema(operation_id="project_webhooks_list", responses=WebhookOutputSerializer(many=True))
     def get(self, request: Request, project: str) -> Response:
         row = project_get_for_user(user=request.user, project_ref=project, min_role=Role.ADMIN)
-        paginator = LimitOffsetPagination()
-        page = paginator.paginate_queryset(webhooks_of_project(project=row), request, view=self)
-        return paginator.get_paginated_response(WebhookOutputSerializer(page, many=True).data)
+        return self.paginated(webhooks_of_project(project=row), WebhookOutputSerializer)
 
     @extend_schema(
         operation_id="project_webhooks_create",
@@ -55,8 +50,6 @@ class WebhookListCreateApi(APIView):
 
 
 class WebhookDetailApi(APIView):
-    permission_classes = [IsAuthenticatedMember]
-
     @extend_schema(operation_id="project_webhooks_retrieve", responses=WebhookOutputSerializer)
     def get(self, request: Request, project: str, webhook_id: int) -> Response:
         row = project_get_for_user(user=request.user, project_ref=project, min_role=Role.ADMIN)
@@ -69,9 +62,7 @@ class WebhookDetailApi(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class WebhookDeliveriesApi(APIView):
-    permission_classes = [IsAuthenticatedMember]
-
+class WebhookDeliveriesApi(PaginatedApiView):
     @extend_schema(
         operation_id="project_webhook_deliveries_list",
         parameters=[OpenApiParameter("status", str, enum=["pending", "delivered", "failed"], description="Only these.")],
@@ -81,14 +72,12 @@ class WebhookDeliveriesApi(APIView):
         row = project_get_for_user(user=request.user, project_ref=project, min_role=Role.ADMIN)
         webhook = webhook_get(project=row, webhook_id=webhook_id)
         rows = webhook_deliveries_of(webhook=webhook, status=request.query_params.get("status"))
-        paginator = LimitOffsetPagination()
-        page = paginator.paginate_queryset(rows, request, view=self)
-        return paginator.get_paginated_response(WebhookDeliveryOutputSerializer(page, many=True).data)
+        return self.paginated(rows, WebhookDeliveryOutputSerializer)
 
 
 urlpatterns = [
-    path("projects/<str:project>/webhooks/", WebhookListCreateApi.as_view(), name="project-webhooks"),
-    path("projects/<str:project>/webhooks/<int:webhook_id>/", WebhookDetailApi.as_view(), name="project-webhook-detail"),
-    path("projects/<str:project>/webhooks/<int:webhook_id>/deliveries/", WebhookDeliveriesApi.as_view(),
-         name="project-webhook-deliveries"),
+    *api_path("projects/<project:project>/webhooks/", WebhookListCreateApi.as_view(), name="project-webhooks"),
+    *api_path("projects/<project:project>/webhooks/<id:webhook_id>/", WebhookDetailApi.as_view(), name="project-webhook-detail"),
+    *api_path("projects/<project:project>/webhooks/<id:webhook_id>/deliveries/", WebhookDeliveriesApi.as_view(),
+              name="project-webhook-deliveries"),
 ]
