@@ -51,6 +51,7 @@ from annotation.dispatch import DispatchError, TaskName, send_now, tasks_run_in_
 from annotation.errors import ApplicationError, NotFound
 from annotation.limits import BIGINT_MAX
 from annotation.models import DeliveryStatus, Project, Webhook, WebhookDelivery, WebhookEvent
+from annotation.sql import webhooks as sql
 
 logger = logging.getLogger(__name__)
 
@@ -320,17 +321,6 @@ def webhook_body(*, event: str, project_id: int, project_slug: str, object_id: i
     return json.dumps(payload, separators=(",", ":"), sort_keys=True)
 
 
-_HOOKS_SQL = (
-    "SELECT w.id, w.events, p.slug FROM annotation_webhook w JOIN annotation_project p ON p.id = w.project_id "
-    "WHERE w.project_id = %s ORDER BY w.id"
-)
-_INSERT_DELIVERY_SQL = (
-    "INSERT INTO annotation_webhookdelivery (webhook_id, event, object_type, object_id, body, status, attempts, "
-    "last_error, created_at, next_attempt_at) VALUES {rows} "
-    "ON CONFLICT (webhook_id, event, object_id) DO NOTHING RETURNING id"
-)
-
-
 def webhook_events_emit(*, project_id: int, event: str, object_id: int, data: dict[str, Any] | None = None,
                         now: datetime | None = None) -> list[int]:
     """Record `event` about object `object_id` for every webhook of the project that subscribes to it.
@@ -345,25 +335,17 @@ def webhook_events_emit(*, project_id: int, event: str, object_id: int, data: di
         raise ValueError(f"unknown webhook event {event!r}")
     if not connection.in_atomic_block:
         raise RuntimeError("webhook_events_emit must run inside the transaction of the state change it reports")
-    # Raw SQL: this runs in the annotators' submit transaction, where compiling the ORM query
-    # costs more than running it.
-    with connection.cursor() as cursor:
-        cursor.execute(_HOOKS_SQL, [project_id])
-        found = cursor.fetchall()
-    hooks = [(hook_id, slug) for hook_id, events, slug in found
-             if event in (json.loads(events) if isinstance(events, str) else events)]
+    # Raw SQL (annotation.sql.webhooks): this runs in the annotators' submit transaction, where
+    # compiling the ORM query costs more than running it.
+    hooks = [(hook_id, slug) for hook_id, events, slug in sql.hooks_of_project(project_id=project_id) if event in events]
     if not hooks:
         return []
     now = now or timezone.now()
     body = webhook_body(event=event, project_id=project_id, project_slug=hooks[0][1], object_id=object_id,
                         created_at=now, data=data)
-    rows, params = [], []
-    for hook_id, _slug in hooks:
-        rows.append("(%s, %s, %s, %s, %s, %s, 0, '', %s, %s)")
-        params += [hook_id, event, event.split(".", 1)[0], object_id, body, DeliveryStatus.PENDING.value, now, now]
-    with connection.cursor() as cursor:
-        cursor.execute(_INSERT_DELIVERY_SQL.format(rows=", ".join(rows)), params)
-        ids = [row[0] for row in cursor.fetchall()]
+    ids = sql.deliveries_insert(webhook_ids=[hook_id for hook_id, _slug in hooks], event=event,
+                                object_type=event.split(".", 1)[0], object_id=object_id, body=body,
+                                status=DeliveryStatus.PENDING.value, now=now)
     if ids:
         transaction.on_commit(partial(_send_deliveries, ids))
     return ids
