@@ -27,6 +27,8 @@ class TaskName(StrEnum):
     EXPORT_RUN = "workers.tasks.exports.export_snapshot_run_task"
     GENERATION_BATCH = "workers.tasks.generation.generate_batch"
     TRAINING_RUN = "workers.tasks.training.training_job_run_task"
+    WEBHOOK_DELIVER = "workers.tasks.webhooks.webhook_deliver"
+    WEBHOOK_RESUME = "workers.tasks.webhooks.webhook_deliveries_resume"
 
 
 class DispatchError(Exception):

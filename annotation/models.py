@@ -345,3 +345,72 @@ class AgreementReport(models.Model):
     stale = models.BooleanField(default=True)
     # Debounce guard: set when a refresh task is enqueued, cleared when it starts (conditional update).
     refresh_queued_at = models.DateTimeField(null=True, blank=True)
+
+
+class WebhookEvent(models.TextChoices):
+    """What a webhook can subscribe to (docs/webhooks.md says when each is sent)."""
+
+    TASK_COMPLETED = "task.completed", "A ranking task reached its required rankings"
+    EXPORT_SUCCEEDED = "export.succeeded", "An export finished writing its files"
+    EXPORT_FAILED = "export.failed", "An export failed"
+    TRAINING_JOB_SUCCEEDED = "training_job.succeeded", "A training job succeeded"
+    TRAINING_JOB_FAILED = "training_job.failed", "A training job failed"
+    GENERATION_RUN_FINISHED = "generation_run.finished", "A generation run ended (any final status)"
+    JUDGE_RUN_FINISHED = "judge_run.finished", "A judge run ended (any final status)"
+
+
+class Webhook(models.Model):
+    """An HTTP endpoint told about a project's events, each POST signed with `secret` (HMAC-SHA256)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="webhooks")
+    url = models.CharField(max_length=2000)
+    events = models.JSONField(default=list, help_text="WebhookEvent values this endpoint receives.")
+    # Kept as given: signing needs the secret itself (a hash would not do). The API never shows it again.
+    secret = models.CharField(max_length=200)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"webhook {self.pk} -> {self.url}"
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", "Pending"  # waiting for its first or next attempt
+    DELIVERED = "delivered", "Delivered"  # the endpoint answered 2xx
+    FAILED = "failed", "Failed"  # every attempt failed
+
+
+class WebhookDelivery(models.Model):
+    """One event for one webhook: the exact body sent (so every retry is signed the same) and how it went."""
+
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
+    event = models.CharField(max_length=40)  # a WebhookEvent value (no choices: a new event needs no migration)
+    object_type = models.CharField(max_length=40)
+    object_id = models.BigIntegerField()
+    body = models.TextField(help_text="The JSON body, byte for byte as signed and sent.")
+    status = models.CharField(max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_status_code = models.PositiveIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField()
+    # While pending: when the next attempt may start (during an attempt, the end of its lease).
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            # An event reaches each webhook once, however many times (or concurrently) it is emitted.
+            models.UniqueConstraint(fields=["webhook", "event", "object_id"], name="webhook_delivery_once"),
+        ]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"], name="webhook_delivery_due",
+                         condition=Q(status="pending")),
+        ]
+
+    def __str__(self) -> str:
+        return f"delivery {self.pk} of {self.event} {self.object_id} ({self.status})"

@@ -11,4 +11,5 @@ urlpatterns = [
     path("", include("api.views.agreement")),
     path("", include("api.views.exports")),
     path("", include("api.views.training")),
+    path("", include("api.views.webhooks")),
 ]

@@ -273,6 +273,15 @@ AGREEMENT_REFRESH_SECONDS = float(os.environ.get("AGREEMENT_REFRESH_SECONDS", "3
 # memory grows with it, the number of round trips shrinks. Tests make it small.
 EXPORT_CHUNK_TASKS = int(os.environ.get("EXPORT_CHUNK_TASKS", "2000"))
 
+# Webhooks (annotation.services.webhooks, docs/webhooks.md). WEBHOOK_ALLOW_PRIVATE=1 lets webhooks
+# reach loopback, private and link-local addresses (a receiver on the same host or network).
+WEBHOOK_ALLOW_PRIVATE = env_bool("WEBHOOK_ALLOW_PRIVATE", False)
+# Attempts per delivery, the first retry's delay (doubled after each failed attempt, plus up to 25%
+# jitter: 30 s, 1, 2, 4, 8, 16, 32 min with the defaults) and the connect/write/read timeout.
+WEBHOOK_MAX_ATTEMPTS = int(os.environ.get("WEBHOOK_MAX_ATTEMPTS", "8"))
+WEBHOOK_RETRY_BASE_SECONDS = float(os.environ.get("WEBHOOK_RETRY_BASE_SECONDS", "30"))
+WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("WEBHOOK_TIMEOUT_SECONDS", "10"))
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -22,6 +22,8 @@ def test_every_task_name_the_services_use_is_a_registered_task(name):
         (TaskName.EXPORT_RUN, Queue.DEFAULT),
         (TaskName.AGREEMENT_REFRESH, Queue.DEFAULT),
         (TaskName.EXPIRE_LEASES, Queue.DEFAULT),
+        (TaskName.WEBHOOK_DELIVER, Queue.DEFAULT),
+        (TaskName.WEBHOOK_RESUME, Queue.DEFAULT),
     ],
 )
 def test_each_task_is_routed_to_its_queue_by_name(name, queue):

@@ -7,7 +7,7 @@ from enum import StrEnum
 
 
 class Queue(StrEnum):
-    DEFAULT = "default"  # CPU work: exports, agreement refresh, lease expiry.
+    DEFAULT = "default"  # CPU work: exports, agreement refresh, lease expiry, webhook deliveries.
     GENERATION = "generation"  # GPU hosts: sampling responses from a model.
     TRAINING = "training"  # GPU hosts: reward-model and DPO training jobs.
 

@@ -45,10 +45,11 @@ from django.db.models import F
 from django.utils import timezone
 
 from annotation.errors import ApplicationError, Conflict, NotFound
-from annotation.models import Assignment, AssignmentStatus, Project, RankingTask, ResponseFlag
+from annotation.models import Assignment, AssignmentStatus, Project, RankingTask, ResponseFlag, WebhookEvent
 from annotation.services.agreement_cache import agreement_schedule_refresh
 from annotation.services.consensus import tiers_problems
 from annotation.services.rendering import markdown_html_many
+from annotation.services.webhooks import webhook_events_emit
 from annotation.sql import assignment as sql
 from annotation.sql import postgres_statements
 
@@ -412,6 +413,8 @@ def task_set_gold(*, task: RankingTask, gold_ranking: list[list[int]] | None) ->
         task.gold_ranking = None
         task.is_complete = task.submitted_count >= task.overlap
         task.save(update_fields=["is_gold", "gold_ranking", "is_complete"])
+        if task.is_complete:  # a former gold task that already has its rankings completes now
+            webhook_events_emit(project_id=task.project_id, event=WebhookEvent.TASK_COMPLETED, object_id=task.pk)
         return task
     response_ids = set(task.responses.values_list("id", flat=True))
     problems = tiers_problems(tiers=gold_ranking, allowed=response_ids, allow_ties=True)

@@ -26,9 +26,10 @@ from django.utils import timezone
 
 from annotation.dispatch import DispatchError, TaskName, enqueue_many_after_commit
 from annotation.errors import ApplicationError, Conflict, NotFound
-from annotation.models import GenerationRun, Project, Prompt, Response, RunStatus, TrainingJob
+from annotation.models import GenerationRun, Project, Prompt, Response, RunStatus, TrainingJob, WebhookEvent
 from annotation.services.tasks import response_text_hash, tasks_create_for_prompts
 from annotation.services.validation import int32_problem, int_problem, is_number, number_problem, string_problem
+from annotation.services.webhooks import webhook_events_emit
 
 logger = logging.getLogger(__name__)
 
@@ -252,9 +253,12 @@ def generation_run_cancel(*, run: GenerationRun) -> GenerationRun:
 
     Raises Conflict when the run has already finished.
     """
-    updated = GenerationRun.objects.filter(pk=run.pk, status__in=ACTIVE).update(
-        status=RunStatus.CANCELLED, finished_at=timezone.now()
-    )
+    with transaction.atomic():
+        updated = GenerationRun.objects.filter(pk=run.pk, status__in=ACTIVE).update(
+            status=RunStatus.CANCELLED, finished_at=timezone.now()
+        )
+        if updated:
+            _emit_finished(run.project_id, run.pk, RunStatus.CANCELLED)
     run.refresh_from_db()
     if not updated:
         raise Conflict(f"Run {run.pk} has already finished ({run.status}).", extra={"status": run.status})
@@ -263,9 +267,12 @@ def generation_run_cancel(*, run: GenerationRun) -> GenerationRun:
 
 def generation_run_fail(*, run_id: int, error: str) -> bool:
     """End an active run as failed with a readable reason (e.g. the model cannot load)."""
-    updated = GenerationRun.objects.filter(pk=run_id, status__in=ACTIVE).update(
-        status=RunStatus.FAILED, error=error[:5000], finished_at=timezone.now()
-    )
+    with transaction.atomic():
+        updated = GenerationRun.objects.filter(pk=run_id, status__in=ACTIVE).update(
+            status=RunStatus.FAILED, error=error[:5000], finished_at=timezone.now()
+        )
+        if updated:
+            _emit_finished(GenerationRun.objects.values_list("project_id", flat=True).get(pk=run_id), run_id, RunStatus.FAILED)
     if updated:
         logger.warning("generation run %s failed: %s", run_id, error)
     return bool(updated)
@@ -461,7 +468,13 @@ def _finish(run: GenerationRun) -> None:
         status = RunStatus.FAILED if run.prompts_done == 0 else RunStatus.PARTIAL
         first = (run.summary or {}).get("first_error", "")
         error = f"{run.prompts_failed} of {run.prompts_total} prompts failed; first error: {first}"
-    GenerationRun.objects.filter(pk=run.pk, status__in=ACTIVE).update(status=status, error=error, finished_at=timezone.now())
+    if GenerationRun.objects.filter(pk=run.pk, status__in=ACTIVE).update(status=status, error=error, finished_at=timezone.now()):
+        _emit_finished(run.project_id, run.pk, status)
+
+
+def _emit_finished(project_id: int, run_id: int, status: str) -> None:
+    """generation_run.finished, in the transaction that gave the run its final status."""
+    webhook_events_emit(project_id=project_id, event=WebhookEvent.GENERATION_RUN_FINISHED, object_id=run_id, data={"status": str(status)})
 
 
 # Reading

@@ -17,11 +17,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from annotation.errors import ApplicationError, Conflict
-from annotation.models import Assignment, AssignmentStatus, Ranking, ResponseFlag
+from annotation.models import Assignment, AssignmentStatus, Ranking, ResponseFlag, WebhookEvent
 from annotation.services.agreement_cache import agreement_schedule_refresh
 from annotation.services.assignment import assignment_get_for_annotator, assignment_retake_slot, held_allow_ties
 from annotation.services.consensus import tiers_problems
 from annotation.services.validation import is_int, is_number
+from annotation.services.webhooks import webhook_events_emit
 from annotation.sql import postgres_statements
 from annotation.sql import ranking as sql
 
@@ -172,10 +173,14 @@ def ranking_submit(
         created_at=now,
     )
     if postgres_statements():
-        sql.store(ranking=stored, submitted=AssignmentStatus.SUBMITTED.value, now=now)
+        complete = sql.store(ranking=stored, submitted=AssignmentStatus.SUBMITTED.value, now=now)
     else:  # the portable twin: the same three writes as three statements
         stored.save(force_insert=True)
         Assignment.objects.filter(pk=assignment.pk).update(status=AssignmentStatus.SUBMITTED, finished_at=now)
-        sql.count_submission(task_id=assignment.task_id)
+        complete = sql.count_submission(task_id=assignment.task_id)
+    # task.completed: this submission's counter update (under the task row's lock, which orders
+    # concurrent submissions) left the task complete. Sent once per webhook (docs/webhooks.md).
+    if complete:
+        webhook_events_emit(project_id=assignment.project_id, event=WebhookEvent.TASK_COMPLETED, object_id=assignment.task_id, now=now)
     transaction.on_commit(partial(agreement_schedule_refresh, project_id=assignment.project_id))
     return SubmitResult(ranking=stored, replayed=False, late=late)

@@ -21,8 +21,9 @@ from django.utils import timezone
 
 from annotation.dispatch import TaskName, enqueue_after_commit
 from annotation.errors import ApplicationError, Conflict, NotFound
-from annotation.models import ExportSnapshot, GenerationRun, JobStatus, Project, Role, TrainingJob, TrainingMetric
+from annotation.models import ExportSnapshot, GenerationRun, JobStatus, Project, Role, TrainingJob, TrainingMetric, WebhookEvent
 from annotation.services.access import project_row_get_for_user
+from annotation.services.webhooks import webhook_events_emit
 
 logger = logging.getLogger(__name__)
 
@@ -334,17 +335,23 @@ def training_job_run(*, job_id: int, progress: Any = None) -> TrainingJob | None
     except Exception as exc:  # any failure ends the job failed, with the reason, instead of a stuck "running"
         logger.exception("training job %s failed", job_id)
         message = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
-        TrainingJob.objects.filter(pk=job_id).update(
-            status=JobStatus.FAILED, error=message[:5000], finished_at=timezone.now(),
-            artifacts=_artifacts(out) if out.exists() else [],
-        )
+        with transaction.atomic():
+            TrainingJob.objects.filter(pk=job_id).update(
+                status=JobStatus.FAILED, error=message[:5000], finished_at=timezone.now(),
+                artifacts=_artifacts(out) if out.exists() else [],
+            )
+            webhook_events_emit(project_id=job.project_id, event=WebhookEvent.TRAINING_JOB_FAILED, object_id=job_id,
+                                data={"status": JobStatus.FAILED.value, "kind": job.kind})
         return TrainingJob.objects.get(pk=job_id)
     finally:
         if heartbeat is not None:
             heartbeat.stop()
-    TrainingJob.objects.filter(pk=job_id).update(
-        status=JobStatus.SUCCEEDED, report=_json_safe(report), artifacts=_artifacts(out), finished_at=timezone.now(),
-    )
+    with transaction.atomic():
+        TrainingJob.objects.filter(pk=job_id).update(
+            status=JobStatus.SUCCEEDED, report=_json_safe(report), artifacts=_artifacts(out), finished_at=timezone.now(),
+        )
+        webhook_events_emit(project_id=job.project_id, event=WebhookEvent.TRAINING_JOB_SUCCEEDED, object_id=job_id,
+                            data={"status": JobStatus.SUCCEEDED.value, "kind": job.kind})
     return TrainingJob.objects.get(pk=job_id)
 
 

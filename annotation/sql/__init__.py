@@ -8,7 +8,7 @@ other databases (SQLite in `make demo`).
 
 - `names`: the naming helpers (Names, render, column_list, ...), usable by any raw reader.
 - `rows`: `models_from_sql`, raw rows -> model instances at a fraction of RawQuerySet's cost.
-- `access`, `assignment`, `ranking`, `agreement`, `importing`: the statements of each service.
+- `access`, `assignment`, `ranking`, `agreement`, `importing`, `webhooks`: the statements of each service.
 
 `postgres_statements()` is the one switch between a PostgreSQL statement and its twin.
 """

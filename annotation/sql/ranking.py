@@ -46,17 +46,18 @@ WITH stored AS (
     WHERE {assignment.id} = %(assignment)s
 ), counted AS (
     UPDATE {task} SET {count} WHERE {task.id} = %(task)s
+    RETURNING {task.is_complete}
 )
-SELECT {ranking.id} FROM stored
+SELECT stored.{ranking.id}, counted.{task.is_complete} FROM stored, counted
 """,
         ranking=Names(Ranking), columns=INSERT_COLUMNS.sql(), values=named_placeholders(INSERT_COLUMNS.fields),
         assignment=Names(Assignment), task=task, count=_count(task),
     )
 
 
-def store(*, ranking: Ranking, submitted: str, now: datetime) -> None:
+def store(*, ranking: Ranking, submitted: str, now: datetime) -> bool:
     """PostgreSQL: INSERT the ranking, mark its assignment `submitted` and count it, in one statement;
-    sets the ranking's pk."""
+    sets the ranking's pk. True when the count left the task complete."""
     params = {
         "assignment": ranking.assignment_id,
         "project": ranking.project_id,
@@ -74,17 +75,19 @@ def store(*, ranking: Ranking, submitted: str, now: datetime) -> None:
     }
     with connection.cursor() as cursor:
         cursor.execute(_store_sql(), params)
-        ranking.pk = cursor.fetchone()[0]
+        ranking.pk, complete = cursor.fetchone()
     ranking._state.adding, ranking._state.db = False, connection.alias
+    return bool(complete)
 
 
 @per_vendor
 def _count_sql() -> str:
     task = Names(RankingTask)
-    return render("UPDATE {task} SET {count} WHERE {task.id} = %s", task=task, count=_count(task))
+    return render("UPDATE {task} SET {count} WHERE {task.id} = %s RETURNING {task.is_complete}", task=task, count=_count(task))
 
 
-def count_submission(*, task_id: int) -> None:
-    """One more submission on the task (the portable twin's third statement)."""
+def count_submission(*, task_id: int) -> bool:
+    """One more submission on the task (the portable twin's third statement); True when that left it complete."""
     with connection.cursor() as cursor:
         cursor.execute(_count_sql(), [task_id])
+        return bool(cursor.fetchone()[0])

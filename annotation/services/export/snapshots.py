@@ -15,9 +15,10 @@ from django.utils import timezone
 
 from annotation.dispatch import TaskName, enqueue_after_commit
 from annotation.errors import ApplicationError, Conflict, NotFound
-from annotation.models import ExportSnapshot, JobStatus, Project
+from annotation.models import ExportSnapshot, JobStatus, Project, WebhookEvent
 from annotation.services.export.options import export_options_from_input
 from annotation.services.export.write import export_write
+from annotation.services.webhooks import webhook_events_emit
 
 
 def export_snapshot_create(*, project: Project, created_by: Any = None, options: dict[str, Any]) -> ExportSnapshot:
@@ -109,16 +110,22 @@ def _snapshot_run_locked(snapshot_id: int) -> None:
     except Exception as exc:
         shutil.rmtree(work, ignore_errors=True)
         message = exc.message if isinstance(exc, ApplicationError) else f"{type(exc).__name__}: {exc}"
-        ExportSnapshot.objects.filter(pk=snapshot.pk).update(status=JobStatus.FAILED, error=message, finished_at=timezone.now())
+        with transaction.atomic():
+            ExportSnapshot.objects.filter(pk=snapshot.pk).update(status=JobStatus.FAILED, error=message, finished_at=timezone.now())
+            webhook_events_emit(project_id=snapshot.project_id, event=WebhookEvent.EXPORT_FAILED, object_id=snapshot.pk,
+                                data={"status": JobStatus.FAILED.value})
         raise
     files = {info["file"]: {k: info[k] for k in ("rows", "bytes", "sha256")} for info in manifest["splits"].values()}
-    ExportSnapshot.objects.filter(pk=snapshot.pk).update(
-        status=JobStatus.SUCCEEDED,
-        directory=str(final.relative_to(settings.MEDIA_ROOT)),
-        files=files,
-        manifest=manifest,
-        finished_at=timezone.now(),
-    )
+    with transaction.atomic():
+        ExportSnapshot.objects.filter(pk=snapshot.pk).update(
+            status=JobStatus.SUCCEEDED,
+            directory=str(final.relative_to(settings.MEDIA_ROOT)),
+            files=files,
+            manifest=manifest,
+            finished_at=timezone.now(),
+        )
+        webhook_events_emit(project_id=snapshot.project_id, event=WebhookEvent.EXPORT_SUCCEEDED, object_id=snapshot.pk,
+                            data={"status": JobStatus.SUCCEEDED.value})
 
 
 def export_snapshot_files(*, snapshot: Any) -> list[Path]:
