@@ -177,6 +177,9 @@ class RankingTask(models.Model):
     submitted_count = models.PositiveIntegerField(default=0)
     active_count = models.PositiveIntegerField(default=0, help_text="Submitted plus live leases.")
     is_complete = models.BooleanField(default=False)
+    # Pairwise agreement of the task's rankings (agreement.task_agreement), recomputed in each
+    # submission's transaction (services/task_agreement.py); NULL below two rankings.
+    agreement = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -187,6 +190,7 @@ class RankingTask(models.Model):
                 name="task_open_queue",
                 condition=Q(is_complete=False),
             ),
+            models.Index(fields=["project", "agreement"], name="task_by_agreement"),
         ]
 
     def __str__(self) -> str:

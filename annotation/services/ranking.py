@@ -21,6 +21,7 @@ from annotation.models import Assignment, AssignmentStatus, Ranking, ResponseFla
 from annotation.services.agreement_cache import agreement_schedule_refresh
 from annotation.services.assignment import assignment_get_for_annotator, assignment_retake_slot, held_allow_ties
 from annotation.services.consensus import tiers_problems
+from annotation.services.task_agreement import task_agreement_refresh
 from annotation.services.validation import is_int, is_number
 from annotation.services.webhooks import webhook_events_emit
 from annotation.sql import postgres_statements
@@ -178,6 +179,7 @@ def ranking_submit(
         stored.save(force_insert=True)
         Assignment.objects.filter(pk=assignment.pk).update(status=AssignmentStatus.SUBMITTED, finished_at=now)
         complete = sql.count_submission(task_id=assignment.task_id)
+    task_agreement_refresh(task_id=assignment.task_id)
     # task.completed: this submission's counter update (under the task row's lock, which orders
     # concurrent submissions) left the task complete. Sent once per webhook (docs/webhooks.md).
     if complete:
