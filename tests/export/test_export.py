@@ -439,7 +439,7 @@ def test_command_process_exit_status_is_2_for_bad_input(tmp_path):
            "DATABASE_URL": f"postgresql://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"}
     result = subprocess.run(
         [sys.executable, "manage.py", "export_preferences", "no-such-project", "--format", "pairs", "--out", str(tmp_path / "x")],
-        capture_output=True, text=True, env=env, cwd=Path(__file__).resolve().parent.parent, timeout=120,
+        capture_output=True, text=True, env=env, cwd=Path(__file__).resolve().parents[2], timeout=120,
     )
     assert result.returncode == 2, result.stderr
     assert "no-such-project" in result.stderr
