@@ -29,7 +29,7 @@ from annotation.services.export import (
     manifest_verify,
     split_of,
 )
-from tests.export_factories import engineer_project, make_project, make_run, make_task, make_user, many_tasks, rank
+from tests.factories import engineer_project, make_project, make_run, make_task, make_user, many_tasks, rank
 
 pytestmark = [pytest.mark.django_db, pytest.mark.needs_postgres]
 
@@ -586,7 +586,7 @@ def wait_for(predicate, timeout: float, what: str):
 def test_an_export_whose_worker_is_killed_mid_run_is_redelivered_and_completes_once(transactional_db, settings):
     from config.celery import app
     from tests.celery_worker import CeleryWorker
-    from tests.export_factories import bulk_tasks
+    from tests.factories import bulk_tasks
 
     project, engineer, _ = engineer_project("crash")
     bulk_tasks(project, [make_user("k1"), make_user("k2")], 600)

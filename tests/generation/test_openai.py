@@ -10,9 +10,9 @@ from annotation.models import GenerationRun, RankingTask, Response, RunStatus
 from annotation.services.generation import generation_run_create
 from sampling import PromptInput, SamplingParams
 from sampling.openai_backend import OpenAIBackend
-from tests.factories import make_project
+from tests.factories import add_prompts, make_project
 from tests.generation.chat_server import ChatServer
-from tests.generation_helpers import add_prompts, responses_per_prompt
+from tests.generation_helpers import responses_per_prompt
 
 pytestmark = [pytest.mark.django_db]
 

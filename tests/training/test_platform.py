@@ -14,8 +14,7 @@ from django.test import Client
 from annotation.errors import ApplicationError
 from annotation.models import ExportSnapshot, GenerationRun, JobStatus, Response, Role, TrainingJob, TrainingMetric
 from annotation.services.training import training_job_create, training_job_run
-from tests.factories import api_client, make_project, make_user
-from tests.generation_helpers import add_prompts
+from tests.factories import add_prompts, api_client, make_project, make_user
 from tests.training.helpers import FAST, make_export
 from training.synthetic import synthetic_export
 
