@@ -1,4 +1,6 @@
-"""Building projects with rankings for the agreement tests (ORM rows, consistent with the ranking service).
+"""Simulated crowds for the agreement tests: bulk ORM rows, consistent with the ranking service.
+
+Users and projects come from tests/factories.py (the one set of factories).
 
 Ranking.tiers hold Response pks; Assignment.display_order lists Response pks in the shown order.
 """
@@ -13,8 +15,8 @@ from django.utils import timezone
 
 from annotation.models import Assignment, AssignmentStatus, Prompt, RankingTask, Response
 from annotation.models import Ranking as RankingRow
-from annotation.services.projects import membership_add, project_create, user_create
 from annotation.services.tasks import response_text_hash
+from tests.factories import add_members, make_project, make_user
 
 PASSWORD = "agreement-pw-1"  # noqa: S105
 
@@ -29,8 +31,8 @@ class Built:
 
 
 def build_project(*, name: str, n_tasks: int, k: int = 4, overlap: int = 3, admin: str | None = None) -> Built:
-    admin_user = user_create(username=admin or f"{name}-admin", password=PASSWORD).user
-    project = project_create(name=name, created_by=admin_user, responses_per_prompt=k, overlap=overlap, allow_ties=True)
+    admin_user = make_user(admin or f"{name}-admin", password=PASSWORD)
+    project = make_project(name, admin=admin_user, responses_per_prompt=k, overlap=overlap, allow_ties=True)
     built = Built(project=project, admin=admin_user)
     add_tasks(built, n_tasks=n_tasks, k=k, overlap=overlap)
     return built
@@ -63,8 +65,8 @@ def add_tasks(built: Built, *, n_tasks: int, k: int = 4, overlap: int = 3) -> No
 
 
 def add_member(built: Built, username: str, role: str = "annotator"):
-    user = user_create(username=username, password=PASSWORD).user
-    membership_add(project=built.project, user=user, role=role)
+    user = make_user(username, password=PASSWORD)
+    add_members(built.project, {user: role})
     built.users[username] = user
     return user
 

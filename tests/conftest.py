@@ -1,4 +1,4 @@
-"""Shared fixtures: service detection, users and projects made through real services, a real Celery worker."""
+"""Shared fixtures: service detection, the standard world of users and projects (tests/factories.py), a real Celery worker."""
 from __future__ import annotations
 
 import shutil
@@ -7,6 +7,7 @@ import pytest
 from django.conf import settings
 
 from tests.celery_worker import CeleryWorker  # noqa: F401  (re-exported for tests)
+from tests.factories import World, make_world
 
 
 def pytest_collection_modifyitems(config, items):
@@ -32,6 +33,16 @@ def _empty_cache():
     from django.core.cache import cache
 
     cache.clear()
+
+
+@pytest.fixture
+def world(db) -> World:
+    """Project A with its owner (admin), an engineer and an annotator; an outsider who owns Project B.
+
+    Attributes (or world["name"]): project, owner, engineer, annotator, outsider, other; world.client(user).
+    A test module's own `world` fixture takes precedence over this one.
+    """
+    return make_world()
 
 
 @pytest.fixture(scope="session")

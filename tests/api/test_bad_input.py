@@ -18,9 +18,7 @@ from annotation.limits import BIGINT_MAX, MAX_JSON_DEPTH
 from annotation.models import Prompt, Role
 from annotation.services.importing import prompts_import
 from api.routing import IdConverter, ProjectRefConverter
-from tests.factories import api_client, make_project, make_user
-from tests.ranking_helpers import make_member
-from tests.ranking_helpers import make_project as make_ranked_project
+from tests.factories import api_client, make_member, make_project, make_ranked_project, make_user
 
 pytestmark = pytest.mark.django_db
 

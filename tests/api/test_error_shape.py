@@ -17,7 +17,7 @@ from rest_framework.test import APIClient
 from annotation.models import Role
 from annotation.services.export import export_snapshot_create
 from annotation.services.projects import user_token
-from tests.export_factories import engineer_project, make_user, many_tasks
+from tests.factories import engineer_project, make_user, many_tasks
 
 pytestmark = pytest.mark.django_db
 

@@ -27,7 +27,7 @@ from annotation.models import GenerationRun, Role, TrainingJob
 from annotation.services.assignment import assignment_lease_next
 from annotation.services.export import export_snapshot_create
 from annotation.services.projects import membership_add, user_create
-from tests.ranking_helpers import make_project
+from tests.factories import make_ranked_project
 
 pytestmark = [pytest.mark.needs_postgres, pytest.mark.slow]
 
@@ -42,7 +42,7 @@ def seeded(db, django_capture_on_commit_callbacks):
 
 
 def _seed() -> dict:
-    project, admin = make_project(name="Conformance", tasks=6, k=3)
+    project, admin = make_ranked_project(name="Conformance", tasks=6, k=3)
     engineer = user_create(username="conf-engineer", password="conf-engineer-pw-1")
     annotator = user_create(username="conf-annotator", password="conf-annotator-pw-1")
     spare = user_create(username="conf-spare", password="conf-spare-pw-1")  # the member the member routes change

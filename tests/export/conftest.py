@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 
 from annotation.models import Ranking, Role
-from tests.export_factories import engineer_project, make_run, make_task, make_user, rank
+from tests.factories import engineer_project, make_run, make_task, make_user, rank
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import pytest
 from django.core.management import call_command
 
 from annotation.services.export import export_options_from_input, export_write, split_of
-from tests.export_factories import engineer_project, make_run, make_task, make_user, many_tasks, rank
+from tests.factories import engineer_project, make_run, make_task, make_user, many_tasks, rank
 
 pytestmark = [pytest.mark.django_db, pytest.mark.needs_postgres]
 

@@ -9,7 +9,7 @@ from django.core.management import call_command
 from rest_framework.test import APIClient
 
 from annotation.services.export import export_options_from_input, export_write, split_of
-from tests.export_factories import engineer_project, make_task
+from tests.factories import engineer_project, make_task
 
 pytestmark = [pytest.mark.django_db, pytest.mark.needs_postgres]
 

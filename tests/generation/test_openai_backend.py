@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sampling import PromptInput, SamplingParams, get_backend
 from sampling.openai_backend import OpenAIBackend
-from tests.test_generation_openai import ChatServer
+from tests.generation.chat_server import ChatServer
 
 ROOT = Path(__file__).resolve().parents[2]
 

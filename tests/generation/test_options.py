@@ -12,8 +12,7 @@ from annotation.models import GenerationRun, Role
 from annotation.services.generation import MAX_BATCH_SIZE, GenerationOptions, generation_run_create
 from annotation.services.validation import is_int, is_number
 from api.serializers.training import TrainingGenerateInputSerializer
-from tests.factories import api_client, make_project, make_user
-from tests.generation_helpers import add_prompts
+from tests.factories import add_prompts, api_client, make_project, make_user
 
 pytestmark = [pytest.mark.django_db]
 

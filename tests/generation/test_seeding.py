@@ -5,8 +5,7 @@ import pytest
 
 from annotation.models import Response
 from annotation.services.generation import generation_run_create
-from tests.factories import make_project
-from tests.generation_helpers import add_prompts, numbered_prompts
+from tests.factories import add_prompts, make_project, numbered_prompts
 from workers.tasks.generation import generate_batch
 
 pytestmark = [pytest.mark.django_db]

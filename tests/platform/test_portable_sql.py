@@ -17,7 +17,7 @@ from annotation.services.importing import prompts_import
 from annotation.services.projects import project_create
 from annotation.services.ranking import ranking_submit
 from annotation.sql import postgres_statements
-from tests.ranking_helpers import make_member, make_project
+from tests.factories import make_member, make_ranked_project
 
 pytestmark = [pytest.mark.django_db]
 
@@ -29,7 +29,7 @@ def portable(settings):
 
 
 def test_the_portable_claim_respects_the_overlap_and_the_portable_store_counts(portable):
-    project, _ = make_project(name="Twin claim", tasks=1, k=3, overlap=1)
+    project, _ = make_ranked_project(name="Twin claim", tasks=1, k=3, overlap=1)
     a, b = make_member(project, "a"), make_member(project, "b")
     lease = assignment_lease_next(project=project, annotator=a.user)
     assert not isinstance(lease, NoTask)
@@ -46,7 +46,7 @@ def test_the_portable_claim_respects_the_overlap_and_the_portable_store_counts(p
 
 
 def test_the_portable_stale_mark_claims_one_refresh(portable):
-    project, _ = make_project(name="Twin stale", tasks=1, k=3)
+    project, _ = make_ranked_project(name="Twin stale", tasks=1, k=3)
     assert agreement_mark_stale(project_id=project.pk, claim=True) is True
     assert agreement_mark_stale(project_id=project.pk, claim=True) is False  # a refresh is already queued
     assert AgreementReport.objects.get(project=project).stale

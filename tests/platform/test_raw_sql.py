@@ -13,7 +13,7 @@ from annotation.models import Assignment, RankingTask
 from annotation.services.access import project_get_for_user, user_get_by_token
 from annotation.services.assignment import assignment_get_for_annotator, assignment_lease_next
 from annotation.sql.names import COLUMN_LISTS, Names, Sql, concrete_field_names, render
-from tests.ranking_helpers import make_member, make_project
+from tests.factories import make_member, make_ranked_project
 
 for _module in pkgutil.iter_modules(annotation.sql.__path__):
     importlib.import_module(f"annotation.sql.{_module.name}")  # every module declares its column lists on import
@@ -40,7 +40,7 @@ def test_the_column_lists_cover_every_raw_insert_and_copy():
 
 @pytest.mark.django_db
 def test_rows_read_by_raw_statements_have_no_deferred_field():
-    project, admin = make_project(name="Raw rows", tasks=2, k=3)
+    project, admin = make_ranked_project(name="Raw rows", tasks=2, k=3)
     ann = make_member(project, "ann")
     leased = assignment_lease_next(project=project, annotator=ann.user)
     resumed = assignment_lease_next(project=project, annotator=ann.user)  # the live-lease statement

@@ -6,7 +6,7 @@ import pytest
 from annotation.models import Assignment, Ranking
 from annotation.services.assignment import assignment_get_for_annotator
 from annotation.services.ranking import MAX_DURATION_SECONDS, MAX_RATIONALE, ranking_validate
-from tests.ranking_helpers import make_member, make_project
+from tests.factories import make_member, make_ranked_project
 
 pytestmark = [pytest.mark.django_db]
 
@@ -21,7 +21,7 @@ BAD = {
 
 @pytest.mark.parametrize("field", list(BAD))
 def test_the_api_refuses_a_bad_field_with_the_services_own_message(field):
-    project, _ = make_project(name="Rules", tasks=1, k=3)
+    project, _ = make_ranked_project(name="Rules", tasks=1, k=3)
     ann = make_member(project, "ann")
     client = ann.client()
     task = client.get(f"/api/v1/projects/{project.pk}/next-task").json()

@@ -18,8 +18,7 @@ from annotation.services.export import export_snapshot_create, export_snapshot_r
 from annotation.services.generation import generation_run_cancel, generation_run_create, generation_run_fail
 from annotation.services.training import training_job_create, training_job_run
 from annotation.services.webhooks import webhook_create
-from tests.factories import make_project, make_user
-from tests.generation_helpers import add_prompts, numbered_prompts
+from tests.factories import add_prompts, make_project, make_user, numbered_prompts
 from training.synthetic import synthetic_export
 from workers.tasks.generation import generate_batch
 

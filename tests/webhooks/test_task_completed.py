@@ -18,7 +18,7 @@ from django.db import connection
 from annotation.models import RankingTask, WebhookDelivery
 from annotation.services.assignment import task_set_gold
 from annotation.services.webhooks import webhook_create
-from tests.ranking_helpers import make_member, make_project
+from tests.factories import make_member, make_ranked_project
 
 pytestmark = [pytest.mark.needs_postgres]
 
@@ -65,7 +65,7 @@ def wait_all_finished(count: int, timeout: float = 240.0) -> list[WebhookDeliver
 
 @pytest.mark.django_db
 def test_only_the_submission_that_reaches_the_overlap_records_the_event(allow_private, receiver):
-    project, admin = make_project(name="Three", tasks=1, k=3, overlap=3)
+    project, admin = make_ranked_project(name="Three", tasks=1, k=3, overlap=3)
     webhook_create(project=project, data={"url": receiver.url(), "events": ["task.completed"]})
     people = [make_member(project, f"p{i}") for i in range(3)]
     task_id = RankingTask.objects.get(project=project).pk
@@ -79,7 +79,7 @@ def test_only_the_submission_that_reaches_the_overlap_records_the_event(allow_pr
 
 @pytest.mark.django_db
 def test_a_gold_task_never_completes_and_unmarking_it_completes_it_once(allow_private, receiver):
-    project, admin = make_project(name="Golden", tasks=1, k=3, overlap=2, gold_rate=0.99)
+    project, admin = make_ranked_project(name="Golden", tasks=1, k=3, overlap=2, gold_rate=0.99)
     webhook_create(project=project, data={"url": receiver.url(), "events": ["task.completed"]})
     task = RankingTask.objects.get(project=project)
     ids = list(task.responses.order_by("id").values_list("id", flat=True))
@@ -101,7 +101,7 @@ def test_a_gold_task_never_completes_and_unmarking_it_completes_it_once(allow_pr
 def test_concurrent_submissions_record_and_deliver_each_completion_once(allow_private, receiver, webhook_worker):
     """Three annotators hold each task and submit at the same instant (a barrier), round after round;
     then a crowd of nine takes the rest. Two webhooks: each hears of every task exactly once."""
-    project, admin = make_project(name="Race", tasks=16, k=3, overlap=3)
+    project, admin = make_ranked_project(name="Race", tasks=16, k=3, overlap=3)
     first = webhook_create(project=project, data={"url": receiver.url("/a"), "events": ["task.completed"]})
     second = webhook_create(project=project, data={"url": receiver.url("/b"), "events": ["task.completed", "export.failed"]})
     webhook_create(project=project, data={"url": receiver.url("/c"), "events": ["export.failed"]})  # not subscribed
@@ -160,7 +160,7 @@ def test_the_submission_does_not_wait_for_the_receiver(allow_private, receiver):
     allow_private.WEBHOOK_TIMEOUT_SECONDS = 600
     allow_private.WEBHOOK_MAX_ATTEMPTS = 1
     receiver.script = ["hang"]
-    project, admin = make_project(name="Patient", tasks=1, k=3, overlap=1)
+    project, admin = make_ranked_project(name="Patient", tasks=1, k=3, overlap=1)
     webhook_create(project=project, data={"url": receiver.url(), "events": ["task.completed"]})
     person = make_member(project, "quick")
     assert submit(person.client(), next_task(person.client(), project)).status_code == 201

@@ -3,7 +3,7 @@
 Pure functions on plain data (no database). A ranking is a list of tiers of response ids, best
 first. The definitions are those of annotation.services.consensus (Borda with ties) and
 annotation.services.agreement (a task's pairwise agreement); the fused `task_summary` is checked
-against the consensus module on random rankings (tests/test_export.py).
+against the consensus module on random rankings (tests/export/test_export.py).
 """
 from __future__ import annotations
 

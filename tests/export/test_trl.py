@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from annotation.services.export import export_options_from_input, export_write, split_of
-from tests.export_factories import engineer_project, make_run, make_user, many_tasks
+from tests.factories import engineer_project, make_run, make_user, many_tasks
 
 pytestmark = [pytest.mark.django_db, pytest.mark.needs_postgres, pytest.mark.slow]
 

@@ -29,7 +29,7 @@ from annotation.services.export import (
     manifest_verify,
     split_of,
 )
-from tests.export_factories import engineer_project, make_project, make_run, make_task, make_user, many_tasks, rank
+from tests.factories import engineer_project, make_project, make_run, make_task, make_user, many_tasks, rank
 
 pytestmark = [pytest.mark.django_db, pytest.mark.needs_postgres]
 
@@ -439,7 +439,7 @@ def test_command_process_exit_status_is_2_for_bad_input(tmp_path):
            "DATABASE_URL": f"postgresql://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"}
     result = subprocess.run(
         [sys.executable, "manage.py", "export_preferences", "no-such-project", "--format", "pairs", "--out", str(tmp_path / "x")],
-        capture_output=True, text=True, env=env, cwd=Path(__file__).resolve().parent.parent, timeout=120,
+        capture_output=True, text=True, env=env, cwd=Path(__file__).resolve().parents[2], timeout=120,
     )
     assert result.returncode == 2, result.stderr
     assert "no-such-project" in result.stderr
@@ -586,7 +586,7 @@ def wait_for(predicate, timeout: float, what: str):
 def test_an_export_whose_worker_is_killed_mid_run_is_redelivered_and_completes_once(transactional_db, settings):
     from config.celery import app
     from tests.celery_worker import CeleryWorker
-    from tests.export_factories import bulk_tasks
+    from tests.factories import bulk_tasks
 
     project, engineer, _ = engineer_project("crash")
     bulk_tasks(project, [make_user("k1"), make_user("k2")], 600)

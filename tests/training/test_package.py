@@ -15,7 +15,7 @@ from training.evaluation import longer_wins_accuracy, wilson_interval
 from training.jobs import run_dpo, run_reward
 from training.synthetic import synthetic_export, synthetic_pairs
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

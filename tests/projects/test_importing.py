@@ -22,7 +22,7 @@ from annotation.services.importing import ImportRejected, prompt_content_hash, p
 from annotation.services.tasks import response_text_hash
 from tests.factories import api_client, make_project, make_user
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 # The acceptance case: three bad lines (invalid JSON, missing prompt, unknown role) among good ones.
 THREE_BAD = "\n".join(

@@ -19,7 +19,7 @@ from annotation.services.assignment import (
     task_set_gold,
 )
 from annotation.services.ranking import ranking_submit
-from tests.ranking_helpers import make_member, make_project
+from tests.factories import make_member, make_ranked_project
 
 pytestmark = [pytest.mark.django_db, pytest.mark.needs_postgres]
 
@@ -35,7 +35,7 @@ def counters(task_id: int) -> tuple[int, int, bool]:
 
 
 def test_a_live_lease_is_resumed_not_duplicated():
-    project, _ = make_project(tasks=3, overlap=2)
+    project, _ = make_ranked_project(tasks=3, overlap=2)
     ann = make_member(project, "ann")
     first = assignment_lease_next(project=project, annotator=ann.user)
     again = assignment_lease_next(project=project, annotator=ann.user)
@@ -45,7 +45,7 @@ def test_a_live_lease_is_resumed_not_duplicated():
 
 
 def test_overlap_is_never_exceeded_and_each_annotator_gets_a_task_once():
-    project, _ = make_project(tasks=2, overlap=2)
+    project, _ = make_ranked_project(tasks=2, overlap=2)
     people = [make_member(project, f"ann{i}") for i in range(5)]
     got = {}
     for person in people[:4]:
@@ -64,7 +64,7 @@ def test_overlap_is_never_exceeded_and_each_annotator_gets_a_task_once():
 
 
 def test_highest_priority_first_then_oldest():
-    project, _ = make_project(tasks=4, overlap=1)
+    project, _ = make_ranked_project(tasks=4, overlap=1)
     ids = list(RankingTask.objects.filter(project=project).order_by("id").values_list("id", flat=True))
     RankingTask.objects.filter(pk=ids[2]).update(priority=5)
     ann = make_member(project, "ann")
@@ -80,7 +80,7 @@ def test_highest_priority_first_then_oldest():
 
 
 def test_an_expired_lease_returns_its_slot_to_the_pool_at_the_next_claim():
-    project, _ = make_project(tasks=1, overlap=1, lease_seconds=60)
+    project, _ = make_ranked_project(tasks=1, overlap=1, lease_seconds=60)
     a, b = make_member(project, "a"), make_member(project, "b")
     past = timezone.now() - timedelta(minutes=5)
     lease = assignment_lease_next(project=project, annotator=a.user, now=past)
@@ -97,7 +97,7 @@ def test_an_expired_lease_returns_its_slot_to_the_pool_at_the_next_claim():
 
 
 def test_a_late_submission_is_kept_while_the_slot_is_free():
-    project, _ = make_project(tasks=1, overlap=1, lease_seconds=60)
+    project, _ = make_ranked_project(tasks=1, overlap=1, lease_seconds=60)
     a = make_member(project, "a")
     past = timezone.now() - timedelta(minutes=5)
     lease = assignment_lease_next(project=project, annotator=a.user, now=past)
@@ -109,7 +109,7 @@ def test_a_late_submission_is_kept_while_the_slot_is_free():
 
 
 def test_heartbeat_extends_the_lease_and_a_resumed_stale_lease_is_renewed():
-    project, _ = make_project(tasks=1, overlap=1, lease_seconds=60)
+    project, _ = make_ranked_project(tasks=1, overlap=1, lease_seconds=60)
     a = make_member(project, "a")
     lease = assignment_lease_next(project=project, annotator=a.user, now=timezone.now() - timedelta(seconds=50))
     before = lease.lease_expires_at
@@ -121,7 +121,7 @@ def test_heartbeat_extends_the_lease_and_a_resumed_stale_lease_is_renewed():
 
 
 def test_skip_frees_the_slot_and_the_task_never_comes_back_to_that_annotator():
-    project, _ = make_project(tasks=1, overlap=1)
+    project, _ = make_ranked_project(tasks=1, overlap=1)
     a, b = make_member(project, "a"), make_member(project, "b")
     lease = assignment_lease_next(project=project, annotator=a.user)
     skipped = assignment_skip(assignment_id=lease.pk, annotator=a.user, reason="I cannot judge code")
@@ -137,7 +137,7 @@ def test_skip_frees_the_slot_and_the_task_never_comes_back_to_that_annotator():
 
 
 def test_gold_tasks_come_at_most_once_per_annotator_beyond_the_overlap_and_are_not_left_work():
-    project, _ = make_project(tasks=10, overlap=1, gold_rate=0.999)
+    project, _ = make_ranked_project(tasks=10, overlap=1, gold_rate=0.999)
     gold = RankingTask.objects.filter(project=project).order_by("id").last()
     responses = list(gold.responses.order_by("id").values_list("id", flat=True))
     task_set_gold(task=gold, gold_ranking=[[responses[0]], responses[1:]])
@@ -165,7 +165,7 @@ def test_gold_tasks_come_at_most_once_per_annotator_beyond_the_overlap_and_are_n
 
 
 def test_each_assignment_has_its_own_shuffled_order_and_opaque_ids():
-    project, _ = make_project(tasks=1, overlap=40, k=4)
+    project, _ = make_ranked_project(tasks=1, overlap=40, k=4)
     orders, ids = set(), []
     for i in range(40):
         person = make_member(project, f"s{i}")
@@ -179,7 +179,7 @@ def test_each_assignment_has_its_own_shuffled_order_and_opaque_ids():
 
 
 def test_gold_ranking_must_name_every_response_of_the_task_once():
-    project, _ = make_project(tasks=1, overlap=1)
+    project, _ = make_ranked_project(tasks=1, overlap=1)
     task = RankingTask.objects.get(project=project)
     rid = list(task.responses.values_list("id", flat=True))
     from annotation.errors import ApplicationError
@@ -193,7 +193,7 @@ def test_gold_ranking_must_name_every_response_of_the_task_once():
 
 def test_the_generic_claim_used_on_sqlite_respects_overlap_too(settings):
     settings.PORTABLE_SQL = True  # the portable twin, through the public service (tests/platform/test_portable_sql.py)
-    project, _ = make_project(tasks=1, overlap=1)
+    project, _ = make_ranked_project(tasks=1, overlap=1)
     a, b = make_member(project, "a"), make_member(project, "b")
     assert not isinstance(assignment_lease_next(project=project, annotator=a.user), NoTask)
     assert isinstance(assignment_lease_next(project=project, annotator=b.user), NoTask)
@@ -203,7 +203,7 @@ def test_the_generic_claim_used_on_sqlite_respects_overlap_too(settings):
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_the_periodic_celery_task_expires_overdue_leases(celery_worker):
-    project, _ = make_project(tasks=2, overlap=1, lease_seconds=60)
+    project, _ = make_ranked_project(tasks=2, overlap=1, lease_seconds=60)
     a = make_member(project, "a")
     lease = assignment_lease_next(project=project, annotator=a.user, now=timezone.now() - timedelta(minutes=5))
     from workers.tasks.assignment import expire_leases

@@ -14,7 +14,7 @@ from django.db import connection
 from django.db.models import Count, Q
 
 from annotation.models import Assignment, AssignmentStatus, Ranking, RankingTask
-from tests.ranking_helpers import make_member, make_project
+from tests.factories import make_member, make_ranked_project
 
 pytestmark = [pytest.mark.needs_postgres, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -56,7 +56,7 @@ def assert_invariants(project) -> None:
 
 
 def test_twenty_annotators_on_two_hundred_tasks_fill_every_task_exactly_to_its_overlap():
-    project, _ = make_project(name="Crowd", tasks=200, k=3, overlap=3)
+    project, _ = make_ranked_project(name="Crowd", tasks=200, k=3, overlap=3)
     people = [make_member(project, f"crowd{i}") for i in range(20)]
     accepted: list[int] = []  # ranking ids answered 201
     lock = threading.Lock()
@@ -92,7 +92,7 @@ def test_twenty_annotators_on_two_hundred_tasks_fill_every_task_exactly_to_its_o
 
 
 def test_one_annotator_in_ten_parallel_sessions_never_holds_a_task_twice_nor_ranks_it_twice():
-    project, _ = make_project(name="Tabs", tasks=30, k=3, overlap=2)
+    project, _ = make_ranked_project(name="Tabs", tasks=30, k=3, overlap=2)
     person = make_member(project, "tabby")
     outcomes: Counter = Counter()
     accepted: list[int] = []
@@ -134,7 +134,7 @@ def test_one_annotator_in_ten_parallel_sessions_never_holds_a_task_twice_nor_ran
 
 
 def test_ten_concurrent_retries_of_one_submission_store_it_once():
-    project, _ = make_project(name="Retry", tasks=1, k=3, overlap=1)
+    project, _ = make_ranked_project(name="Retry", tasks=1, k=3, overlap=1)
     person = make_member(project, "retrier")
     task = person.client().get(f"/api/v1/projects/{project.pk}/next-task").json()
     body = {"ranking": [[r["id"]] for r in task["responses"]]}

@@ -17,7 +17,7 @@ from annotation.models import AgreementReport, Role
 from annotation.services.access import project_and_role_get_for_user, project_get_for_user
 from annotation.services.agreement_cache import agreement_mark_stale
 from api.serializers.projects import GENERATION_FIELDS
-from tests.ranking_helpers import SECRET_MODEL, make_member, make_project
+from tests.factories import SECRET_MODEL, make_member, make_ranked_project
 
 pytestmark = [pytest.mark.django_db, pytest.mark.needs_postgres]
 
@@ -26,7 +26,7 @@ SYSTEM_PROMPT = "You are the secret system prompt."
 
 @pytest.fixture
 def blind():
-    project, admin = make_project(name="Blind", tasks=2, k=3, gen_model=SECRET_MODEL, gen_system_prompt=SYSTEM_PROMPT)
+    project, admin = make_ranked_project(name="Blind", tasks=2, k=3, gen_model=SECRET_MODEL, gen_system_prompt=SYSTEM_PROMPT)
     return {
         "project": project,
         "admin": admin,

@@ -11,8 +11,8 @@ from annotation.models import GenerationRun, RankingTask, Response, RunStatus
 from annotation.services.generation import generation_run_create
 from config.celery import app
 from tests.celery_worker import CeleryWorker
-from tests.factories import make_project
-from tests.generation_helpers import add_prompts, numbered_prompts, responses_per_prompt, tasks_per_prompt
+from tests.factories import add_prompts, make_project, numbered_prompts
+from tests.generation_helpers import responses_per_prompt, tasks_per_prompt
 
 pytestmark = [pytest.mark.needs_postgres, pytest.mark.needs_redis, pytest.mark.slow]
 

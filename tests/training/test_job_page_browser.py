@@ -8,7 +8,7 @@ from annotation.services.training import training_job_create, training_job_run
 from tests import browser
 from tests.browser import login
 from tests.factories import make_project, make_user
-from tests.test_training_platform import FAST, make_export
+from tests.training.helpers import FAST, make_export
 
 browser_page = browser.browser_page
 

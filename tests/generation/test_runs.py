@@ -8,8 +8,8 @@ from django.core.management.base import CommandError
 from annotation.errors import ApplicationError, Conflict
 from annotation.models import GenerationRun, RankingTask, Response, Role, RunStatus
 from annotation.services.generation import generation_run_cancel, generation_run_create
-from tests.factories import api_client, make_project, make_user
-from tests.generation_helpers import add_prompts, numbered_prompts, responses_per_prompt, tasks_per_prompt
+from tests.factories import add_prompts, api_client, make_project, make_user, numbered_prompts
+from tests.generation_helpers import responses_per_prompt, tasks_per_prompt
 from workers.tasks.generation import generate_batch
 
 pytestmark = [pytest.mark.django_db]

@@ -9,7 +9,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from annotation.models import Assignment, AssignmentStatus, Ranking, RankingTask
-from tests.ranking_helpers import SECRET_MODEL, import_tasks, make_member, make_project
+from tests.factories import SECRET_MODEL, import_tasks, make_member, make_ranked_project
 
 pytestmark = [pytest.mark.django_db, pytest.mark.needs_postgres]
 
@@ -30,7 +30,7 @@ def in_order(task: dict) -> list[list[str]]:
 
 @pytest.fixture
 def setup():
-    project, admin = make_project(name="Alpha", tasks=3, k=3, overlap=2)
+    project, admin = make_ranked_project(name="Alpha", tasks=3, k=3, overlap=2)
     ann = make_member(project, "ann")
     return project, admin, ann
 
@@ -139,7 +139,7 @@ def test_bad_submissions_get_400_naming_the_field_and_store_nothing(setup, case,
 
 
 def test_ties_are_accepted_where_the_project_allows_them():
-    project, _ = make_project(name="Ties", tasks=1, allow_ties=True)
+    project, _ = make_ranked_project(name="Ties", tasks=1, allow_ties=True)
     ann = make_member(project, "tie")
     task = next_task(ann.client(), project)
     ids = [r["id"] for r in task["responses"]]
@@ -170,7 +170,7 @@ def test_a_retry_with_the_same_idempotency_key_gets_the_first_answer(setup):
 
 
 def test_late_submission_is_409_when_the_slot_went_to_someone_else_and_kept_otherwise():
-    project, _ = make_project(name="Late", tasks=1, overlap=1, lease_seconds=60)
+    project, _ = make_ranked_project(name="Late", tasks=1, overlap=1, lease_seconds=60)
     a, b = make_member(project, "late-a"), make_member(project, "late-b")
     first = next_task(a.client(), project)
     # a's lease runs out (state set directly: the clock cannot be waited for in a test).
@@ -205,7 +205,7 @@ def test_skip_with_reason_and_heartbeat(setup):
 
 def test_other_tenants_and_other_annotators_get_404(setup):
     project, _, ann = setup
-    other_project, _ = make_project(name="Beta", tasks=1)
+    other_project, _ = make_ranked_project(name="Beta", tasks=1)
     outsider = make_member(other_project, "outsider")
     assert outsider.client().get(f"/api/v1/projects/{project.pk}/next-task").status_code == 404
     assert outsider.client().get(f"/api/v1/projects/{project.slug}/next-task").status_code == 404
@@ -226,7 +226,7 @@ def test_marking_gold_is_for_project_admins_only(setup):
     body = {"gold_ranking": [[ids[1]], [ids[0]], [ids[2]]]}
     url = f"/api/v1/tasks/{task.pk}/gold/"
     engineer = make_member(project, "eng", role="engineer")
-    _, other_admin = make_project(name="Gamma", tasks=1)
+    _, other_admin = make_ranked_project(name="Gamma", tasks=1)
     assert ann.client().post(url, body, format="json").status_code == 403
     assert engineer.client().post(url, body, format="json").status_code == 403
     assert other_admin.client().post(url, body, format="json").status_code == 404

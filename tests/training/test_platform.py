@@ -1,7 +1,6 @@
 """Training jobs in the platform: service, Celery task on a real worker, API, command, page, and the loop."""
 from __future__ import annotations
 
-import json
 import re
 import time
 from pathlib import Path
@@ -15,25 +14,11 @@ from django.test import Client
 from annotation.errors import ApplicationError
 from annotation.models import ExportSnapshot, GenerationRun, JobStatus, Response, Role, TrainingJob, TrainingMetric
 from annotation.services.training import training_job_create, training_job_run
-from tests.factories import api_client, make_project, make_user
-from tests.generation_helpers import add_prompts
+from tests.factories import add_prompts, api_client, make_project, make_user
+from tests.training.helpers import FAST, make_export
 from training.synthetic import synthetic_export
 
 pytestmark = [pytest.mark.django_db]
-
-FAST = {"max_steps": 12, "learning_rate": 3e-3, "eval_steps": 6, "logging_steps": 3, "per_device_batch_size": 8}
-
-
-def make_export(project, *, train_prompts: int = 24, test_prompts: int = 8, status=JobStatus.SUCCEEDED) -> ExportSnapshot:
-    """A snapshot row whose directory holds a synthetic `pairs` export (the export service is tested elsewhere)."""
-    snapshot = ExportSnapshot.objects.create(project=project, format="pairs", status=status)
-    directory = Path(settings.MEDIA_ROOT) / "exports" / str(snapshot.pk)
-    synthetic_export(directory, train_prompts=train_prompts, test_prompts=test_prompts)
-    snapshot.directory = str(directory.relative_to(settings.MEDIA_ROOT))
-    snapshot.manifest = json.loads((directory / "manifest.json").read_text())
-    snapshot.save(update_fields=["directory", "manifest"])
-    return snapshot
-
 
 @pytest.fixture
 def world(tiny_model_path):

@@ -15,7 +15,7 @@ from annotation.services.importing import prompts_import
 from annotation.services.projects import project_create
 from tests import browser
 from tests.browser import login
-from tests.ranking_helpers import make_member
+from tests.factories import make_member
 
 pytestmark = [pytest.mark.browser, pytest.mark.needs_postgres, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
