@@ -163,3 +163,11 @@ def test_bulk_actions_change_exactly_the_filtered_selection(cur):
         response = client.post(url, bad, format="json")
         assert response.status_code == 400 and list(response.json()["error"]["fields"]) == [field], response.content
     assert RankingTask.objects.filter(excluded=True).count() == 1  # nothing half-done by a refused request
+
+
+def test_the_task_takes_the_same_number_of_queries_whatever_its_rankings(cur, django_assert_num_queries):
+    client = api_client(cur.engineer)
+    # The task, the caller's project and role, the responses with their runs, the rankings with their annotators.
+    for key in ("fresh", "single", "split"):
+        with django_assert_num_queries(4):
+            assert client.get(f"/api/v1/tasks/{cur.tasks[key].pk}").status_code == 200
