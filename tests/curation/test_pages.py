@@ -109,3 +109,24 @@ def test_bulk_actions_from_the_list_apply_to_the_filtered_selection(cur, client)
     assert RankingTask.objects.filter(project=cur.project, is_complete=True).count() == 0
     response = client.post(f"/projects/{slug}/tasks/bulk/", {"action": "drop"}, follow=True)
     assert "action: must be one of" in response.content.decode()
+
+
+def test_the_list_page_takes_as_many_queries_for_many_rows_as_for_few(cur, client):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.export_factories import make_task
+
+    client.force_login(cur.admin)
+    url = f"/projects/{cur.project.slug}/tasks/?ordering=agreement&flagged=false"
+
+    def count() -> int:
+        client.get(url)  # the session and the user are cached after the first request
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(url).status_code == 200
+        return len(queries)
+
+    few = count()
+    for i in range(20):
+        make_task(cur.project, f"Extra question {i}?", [f"yes {i}", f"no {i}", f"maybe {i}"])
+    assert count() == few
