@@ -76,11 +76,15 @@ def tasks_page(request: HttpRequest, slug: str) -> HttpResponse:
     scope = tasks_filtered(project=project, filters=TaskFilters(run=run.pk)) if run else RankingTask.objects.filter(project=project)
     params = filters.as_params()
     base = urlencode(params)
+    counts = _status_counts(scope)
     context = {
-        "rows": rows, "matching": matching, "counts": _status_counts(scope), "run": run, "filters": filters, "params": params,
+        "rows": rows, "matching": matching, "counts": counts, "run": run, "filters": filters, "params": params,
         "errors": errors, "statuses": STATUSES, "orderings": list(ORDERINGS), "bulk_actions": BULK_ACTIONS,
-        "status_links": [(name, urlencode({k: v for k, v in params.items() if k != "status"} | ({"status": name} if name else {})))
-                         for name in ("", *STATUSES)],
+        "status_links": [
+            (name, name.replace("_", " ") if name else "All", counts[name or "total"],
+             urlencode({k: v for k, v in params.items() if k != "status"} | ({"status": name} if name else {})))
+            for name in ("", *STATUSES)
+        ],
         "previous": f"?{base}&offset={max(0, offset - PAGE)}" if offset else None,
         "next": f"?{base}&offset={offset + PAGE}" if offset + PAGE < matching else None,
         "first": offset + 1 if rows else 0, "last": offset + len(rows), "is_admin": role == Role.ADMIN,
