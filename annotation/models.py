@@ -180,6 +180,8 @@ class RankingTask(models.Model):
     # Pairwise agreement of the task's rankings (agreement.task_agreement), recomputed in each
     # submission's transaction (services/task_agreement.py); NULL below two rankings.
     agreement = models.FloatField(null=True, blank=True)
+    # Left out of every export (curation: services/task_browse.py); the manifest counts them.
+    excluded = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -191,6 +193,9 @@ class RankingTask(models.Model):
                 condition=Q(is_complete=False),
             ),
             models.Index(fields=["project", "agreement"], name="task_by_agreement"),
+            # The task browser's other two orderings (newest first, highest priority first).
+            models.Index(fields=["project", "created_at", "id"], name="task_by_created"),
+            models.Index(fields=["project", "priority", "id"], name="task_by_priority"),
         ]
 
     def __str__(self) -> str:

@@ -138,12 +138,15 @@ def test_the_run_page_shows_parameters_and_progress_cancels_and_links_its_tasks(
 def test_the_tasks_page_filters_by_run_and_state(world, client):
     project = world["project"]
     client.force_login(world["engineer"])
-    page = client.get(f"/projects/{project.slug}/tasks/").context["page"]
+    page = client.get(f"/projects/{project.slug}/tasks/").context
     assert page["counts"] == {"total": 3, "complete": 0, "in_progress": 0, "open": 3}
-    assert {row["excerpt"][:20] for row in page["rows"]} == {"How do I remove dupl", "Explain the differen", "And how is `HAVING` "}
-    assert client.get(f"/projects/{project.slug}/tasks/?run={world['run'].pk}").context["page"]["counts"]["total"] == 0
-    assert client.get(f"/projects/{project.slug}/tasks/?state=complete").context["page"]["rows"] == []
-    assert client.get(f"/projects/{project.slug}/tasks/?state=bogus&offset=x").status_code == 200
+    starts = {row["prompt_first_line"][:20] for row in page["rows"]}
+    assert starts == {"How do I remove dupl", "Explain the differen", "And how is `HAVING` "}
+    assert client.get(f"/projects/{project.slug}/tasks/?run={world['run'].pk}").context["counts"]["total"] == 0
+    assert client.get(f"/projects/{project.slug}/tasks/?status=complete").context["rows"] == []
+    assert client.get(f"/projects/{project.slug}/tasks/?offset=x").status_code == 200
+    bad = client.get(f"/projects/{project.slug}/tasks/?status=bogus")  # the API's rule and message, on the page
+    assert bad.status_code == 400 and "must be one of open, in_progress, complete" in bad.content.decode()
 
 
 def test_every_page_sends_the_content_security_policy(world, client):

@@ -31,11 +31,21 @@ class TaskData:
     rankings: list[tuple]  # see sql.py for the row contract
 
 
-def task_queryset(project: Project, opts: ExportOptions):
+def _eligible(project: Project, opts: ExportOptions):
     tasks = RankingTask.objects.filter(project=project)
     if opts.exclude_gold:
         tasks = tasks.filter(is_gold=False)
     return tasks
+
+
+def task_queryset(project: Project, opts: ExportOptions):
+    """The tasks an export reads: curators' exclusions (RankingTask.excluded) never are."""
+    return _eligible(project, opts).filter(excluded=False)
+
+
+def excluded_task_count(project: Project, opts: ExportOptions) -> int:
+    """Tasks the export would have read but a curator excluded (the manifest records it)."""
+    return _eligible(project, opts).filter(excluded=True).count()
 
 
 def _chunks(iterator: Iterator, size: int) -> Iterator[list]:

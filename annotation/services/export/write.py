@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from annotation.models import Project
 from annotation.services.export.options import ExportOptions
+from annotation.services.export.reader import excluded_task_count
 from annotation.services.export.rows import ExportStats
 from annotation.services.export.sources import RowSource, sources_for
 from annotation.services.export.split import SPLIT_RULE, split_of
@@ -100,6 +101,7 @@ def export_write(
         "split": SPLIT_RULE,
         "splits": splits,
         "counts": stats.summary() | {"rows": dict(stats.rows)},
+        "excluded_tasks": excluded_task_count(project, options),
         "warnings": export_warnings(options=options, stats=stats),
     }
     tmp = out / "manifest.json.partial"

@@ -29,5 +29,7 @@ export function createApi(base) {
     submit: (id, body, key) => call("POST", `/assignments/${id}/submit`, body, { "Idempotency-Key": key }),
     skip: (id, reason, options) => call("POST", `/assignments/${id}/skip`, { reason }, {}, options),
     heartbeat: (id) => call("POST", `/assignments/${id}/heartbeat`),
+    // Admins, from the task page (gold.js): tiers of response ids, or null to unmark.
+    gold: (taskId, tiers) => call("POST", `/tasks/${taskId}/gold`, { gold_ranking: tiers }),
   };
 }
