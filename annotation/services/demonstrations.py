@@ -137,7 +137,8 @@ def demonstration_review_next(*, project: Project, reviewer: AbstractBaseUser, n
     """
     now = now or timezone.now()
     if not project.review:
-        raise ApplicationError("This project does not review demonstrations.", fields={"project": ["created without review"]})
+        raise Conflict("This project does not review demonstrations (it was created without review).",
+                       extra={"reason": "not_reviewed"})
     pending = Demonstration.objects.filter(project=project, review_status=ReviewStatus.PENDING).exclude(annotator=reviewer)
     held = pending.filter(review_leased_by=reviewer, review_lease_expires_at__gt=now).order_by("id").first()
     if held is not None:

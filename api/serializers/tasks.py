@@ -95,6 +95,10 @@ class PreviewInputSerializer(serializers.Serializer):
     text = serializers.CharField(allow_blank=True, trim_whitespace=False)
 
 
+class PreviewOutputSerializer(serializers.Serializer):
+    html = serializers.CharField(help_text="The text's Markdown as sanitised HTML.")
+
+
 class ReviewNextOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField(help_text="The demonstration id.")
     project = serializers.IntegerField()

@@ -42,6 +42,7 @@ from api.serializers.tasks import (
     NextTaskOutputSerializer,
     NextTaskQuerySerializer,
     PreviewInputSerializer,
+    PreviewOutputSerializer,
     ReviewInputSerializer,
     ReviewNextOutputSerializer,
     ReviewOutputSerializer,
@@ -159,7 +160,7 @@ def _submit_demonstration(request: Request, assignment_id: int) -> Response:
 
 
 class PreviewApi(APIView):
-    @extend_schema(operation_id="markdown_preview", request=PreviewInputSerializer,
+    @extend_schema(operation_id="markdown_preview", request=PreviewInputSerializer, responses=PreviewOutputSerializer,
                    description="The Markdown preview of a demonstration being written (the server's one renderer, sanitised).")
     def post(self, request: Request) -> Response:
         data = PreviewInputSerializer(data=request.data)
@@ -170,7 +171,8 @@ class PreviewApi(APIView):
 class ReviewNextApi(APIView):
     @extend_schema(
         operation_id="review_next",
-        responses={200: ReviewNextOutputSerializer, 204: OpenApiResponse(description="No demonstration is waiting for you.")},
+        responses={200: ReviewNextOutputSerializer, 204: OpenApiResponse(description="No demonstration is waiting for you."),
+                   409: OpenApiResponse(description="The project does not review demonstrations.")},
         description="A pending demonstration of the project for the caller to accept or reject (never their own).",
     )
     def get(self, request: Request, project: str) -> Response:
@@ -182,7 +184,9 @@ class ReviewNextApi(APIView):
 
 
 class ReviewApi(APIView):
-    @extend_schema(operation_id="demonstration_review", request=ReviewInputSerializer, responses=ReviewOutputSerializer)
+    @extend_schema(operation_id="demonstration_review", request=ReviewInputSerializer,
+                   responses={200: ReviewOutputSerializer,
+                              409: OpenApiResponse(description="Already reviewed (another verdict), or review not asked for.")})
     def post(self, request: Request, project: str, demonstration_id: int) -> Response:
         row = project_get_for_user(user=request.user, project_ref=project)
         data = ReviewInputSerializer(data=request.data)

@@ -157,7 +157,7 @@ def test_review_of_a_project_without_review_is_refused():
     project, _ = demo_project(prompts=1)
     ann = make_member(project, "ann")
     answer = ann.client().get(f"/api/v1/projects/{project.pk}/next-review")
-    assert answer.status_code == 400 and "project" in answer.json()["error"]["fields"]
+    assert answer.status_code == 409 and answer.json()["error"]["code"] == "conflict"
 
 
 def test_the_preview_renders_markdown_on_the_server_sanitised():
