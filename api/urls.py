@@ -12,4 +12,5 @@ urlpatterns = [
     path("", include("api.views.exports")),
     path("", include("api.views.training")),
     path("", include("api.views.webhooks")),
+    path("", include("api.views.evaluation")),
 ]
