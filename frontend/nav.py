@@ -27,6 +27,7 @@ PROJECT_PAGES: list[ProjectPage] = [
     ProjectPage("tasks", "Tasks", Role.ENGINEER),
     ProjectPage("exports", "Exports", Role.ENGINEER),
     ProjectPage("training-jobs", "Training jobs", Role.ENGINEER),
+    ProjectPage("rounds", "Rounds", Role.ENGINEER),
 ]
 
 

@@ -6,7 +6,7 @@ from django.urls import path
 from django.views.generic import RedirectView
 
 import api.routing  # noqa: F401  (registers the <id:...> converter: ids up to PostgreSQL's bigint)
-from frontend.views import dashboard, exports, generation, home, ranking, tasks, training
+from frontend.views import dashboard, exports, generation, home, ranking, rounds, tasks, training
 
 app_name = "frontend"
 
@@ -26,4 +26,5 @@ urlpatterns = [
     path("projects/<slug:slug>/exports/<id:export_id>/", exports.export_page, name="export"),
     path("projects/<slug:slug>/training/", training.training_jobs_page, name="training-jobs"),
     path("projects/<slug:slug>/training/<id:job_id>/", training.training_job_page, name="training-job"),
+    path("projects/<slug:slug>/rounds/", rounds.rounds_page, name="rounds"),
 ]

@@ -127,3 +127,25 @@ def test_rounds_of_an_unknown_project_exit_2_and_a_project_without_runs_has_none
     project = project_create(name="Empty rounds")
     call_command("rounds", project.slug)
     assert "no generation runs yet" in capsys.readouterr().out
+
+
+def test_the_rounds_page_shows_the_chain_and_only_engineers_open_it(tiny_model_path, client):
+    from annotation.models import Role
+    from annotation.services.projects import membership_add
+
+    world = two_rounds(tiny_model_path, b_wins=6, a_wins=0)
+    engineer, annotator = make_user("r-eng"), make_user("r-annot")
+    membership_add(project=world["project"], user=engineer, role=Role.ENGINEER)
+    membership_add(project=world["project"], user=annotator, role=Role.ANNOTATOR)
+    url = f"/projects/{world['project'].slug}/rounds/"
+    client.force_login(engineer)
+    page = client.get(url)
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "base model <code>base-model</code>" in html and f"training job {world['dpo'].pk}</a> (round 1)" in html
+    assert "6–0 (0 ties)" in html and "promoted</strong>" in html
+    assert [item["key"] for item in page.context["project_nav"]][-1] == "rounds"
+    client.force_login(annotator)
+    assert client.get(url).status_code == 403
+    client.force_login(make_user("r-stranger"))
+    assert client.get(url).status_code == 404
