@@ -17,6 +17,7 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(template_name="frontend/login.html"), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("projects/<slug:slug>/rank/", ranking.rank_page, name="rank"),
+    path("projects/<slug:slug>/review/", ranking.review_page, name="review"),
     path("projects/<slug:slug>/dashboard/", dashboard.dashboard_page, name="dashboard"),
     path("projects/<slug:slug>/generation/", generation.runs_page, name="generation-runs"),
     path("projects/<slug:slug>/generation/<id:run_id>/", generation.run_page, name="generation-run"),

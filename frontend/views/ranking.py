@@ -19,7 +19,8 @@ SKIP_UNDO_SECONDS = 6
 @ensure_csrf_cookie
 def rank_page(request: HttpRequest, slug: str) -> HttpResponse:
     project, role = project_for_page(request, slug, min_role=Role.ANNOTATOR)
-    if project.task_type == TaskType.DEMONSTRATION:
+    # A demonstration project's evaluation tasks (head to head) are ranked: ?view=rank opens them here.
+    if project.task_type == TaskType.DEMONSTRATION and request.GET.get("view") != "rank":
         return _write_page(request, project=project, role=role)
     config = {
         "projectId": project.pk,
@@ -50,3 +51,17 @@ def _write_page(request: HttpRequest, *, project, role: str) -> HttpResponse:
     }
     context = {"instructions_html": markdown_to_safe_html(project.instructions), "config": config}
     return render_project_page(request, "frontend/write.html", project=project, role=role, active="rank", context=context)
+
+
+@login_required
+@ensure_csrf_cookie
+def review_page(request: HttpRequest, slug: str) -> HttpResponse:
+    """Review demonstrations written by others: accept or reject each (projects created with review)."""
+    project, role = project_for_page(request, slug, min_role=Role.ANNOTATOR)
+    if not project.review:
+        from django.http import Http404
+
+        raise Http404("This project does not review demonstrations.")
+    config = {"projectId": project.pk, "api": "/api/v1"}
+    return render_project_page(request, "frontend/review.html", project=project, role=role, active="review",
+                               context={"config": config})

@@ -59,3 +59,30 @@ def test_write_a_demonstration_from_the_draft_keep_it_across_a_reload_and_submit
     page.wait_for_selector("#empty:not([hidden])")
     assert page.evaluate("() => Object.keys(localStorage).filter(k => k.startsWith('demonstration-draft:')).length") == 0
     assert_clean(page, problems)
+
+
+def test_a_reviewer_accepts_a_demonstration_with_a_key_and_the_author_is_offered_nothing(browser_page, live_server):
+    from annotation.services.assignment import assignment_lease_next
+    from annotation.services.demonstrations import demonstration_submit
+
+    page = browser_page
+    page.set_viewport_size({"width": 1366, "height": 768})
+    admin, author, reviewer = make_user("rev-admin"), make_user("rev-author"), make_user("rev-reviewer")
+    project = make_project("Reviewed answers", admin=admin, members={author: Role.ANNOTATOR, reviewer: Role.ANNOTATOR},
+                           overlap=1, task_type="demonstration", review=True)
+    line = {"id": "q1", "messages": [{"role": "user", "content": "Say hello."}]}
+    prompts_import(project=project, fileobj=io.BytesIO(json.dumps(line).encode()), file_format="jsonl")
+    assignment = assignment_lease_next(project=project, annotator=author)
+    demonstration_submit(assignment_id=assignment.pk, annotator=author, text="*Hello* there.")
+
+    problems = watch(page)
+    login(page, live_server.url, "rev-reviewer", "rev-reviewer-pass-123")
+    page.goto(f"{live_server.url}/projects/{project.slug}/review/")
+    page.wait_for_selector("#item:not([hidden])")
+    assert "<em>Hello</em>" in page.inner_html("#demonstration") and "Say hello." in page.inner_text("#messages")
+    assert "rev-author" not in page.content()
+    page.keyboard.press("a")
+    page.wait_for_selector("#empty:not([hidden])")
+    stored = Demonstration.objects.get(project=project)
+    assert stored.review_status == "accepted" and stored.reviewer == reviewer
+    assert_clean(page, problems)

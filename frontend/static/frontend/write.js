@@ -40,6 +40,11 @@ function updateCount() {
 }
 
 function show(task) {
+  if (task.type !== "demonstration") {
+    // A head-to-head task of this project: ranked on the ranking page, not written.
+    window.location.assign(`${window.location.pathname}?view=rank`);
+    return;
+  }
   state.task = task;
   state.shownAt = performance.now();
   $("empty").hidden = true;
