@@ -188,3 +188,20 @@ def test_the_api_creates_a_demonstration_project_and_refuses_an_unknown_type():
     bad = client.post("/api/v1/projects", {"name": "W2", "task_type": "essay"}, format="json")
     assert bad.status_code == 400 and "task_type" in bad.json()["error"]["fields"]
     assert not Project.objects.filter(name="W2").exists()
+
+
+def test_agreement_the_dashboard_and_a_pairs_export_take_a_demonstration_project_in_their_stride(tmp_path, client):
+    from annotation.services.export import export_options_from_input, export_write
+
+    project, admin = demo_project(prompts=2, overlap=1)
+    ann = make_member(project, "ann")
+    task = next_task(ann.client(), project)
+    ann.client().post(f"/api/v1/assignments/{task['id']}/submit", {"text": "Done."}, format="json")
+    assert admin.client().get(f"/api/v1/projects/{project.pk}/agreement").status_code == 200
+    client.force_login(admin.user)
+    assert client.get(f"/projects/{project.slug}/dashboard/").status_code == 200
+    assert client.get(f"/projects/{project.slug}/rank/").status_code == 200
+    assert client.get(f"/projects/{project.slug}/rank/?view=rank").status_code == 200
+    assert client.get(f"/projects/{project.slug}/review/").status_code == 404  # not a reviewed project
+    manifest = export_write(project=project, out_dir=tmp_path / "pairs", options=export_options_from_input({"format": "pairs"}))
+    assert manifest["splits"]["train"]["rows"] + manifest["splits"]["test"]["rows"] == 0 and manifest["warnings"]
