@@ -205,3 +205,29 @@ def test_agreement_the_dashboard_and_a_pairs_export_take_a_demonstration_project
     assert client.get(f"/projects/{project.slug}/review/").status_code == 404  # not a reviewed project
     manifest = export_write(project=project, out_dir=tmp_path / "pairs", options=export_options_from_input({"format": "pairs"}))
     assert manifest["splits"]["train"]["rows"] + manifest["splits"]["test"]["rows"] == 0 and manifest["warnings"]
+
+
+@pytest.mark.needs_postgres
+@pytest.mark.needs_redis
+@pytest.mark.slow
+def test_a_generation_run_on_a_real_worker_gives_unopened_demonstration_tasks_their_draft(tiny_model_path, celery_worker):
+    from annotation.models import GenerationRun, RunStatus
+    from annotation.services.assignment import assignment_lease_next
+
+    project, _ = demo_project(prompts=3, with_draft=False, overlap=1)
+    assert not RankingTask.responses.through.objects.filter(rankingtask__project=project).exists()
+    early = make_member(project, "early")
+    opened = assignment_lease_next(project=project, annotator=early.user)  # shows the prompt alone: keeps it so
+
+    call_command("generate", project.slug, "--n", "1", "--max-new-tokens", "8", "--wait")
+
+    run = GenerationRun.objects.get(project=project)
+    assert run.status == RunStatus.SUCCEEDED, celery_worker.log()[-3000:]
+    assert RankingTask.objects.filter(project=project).count() == 3  # still one task per prompt
+    drafts = dict(RankingTask.responses.through.objects.filter(rankingtask__project=project)
+                  .values_list("rankingtask_id", "response__run_id"))
+    assert opened.task_id not in drafts and set(drafts.values()) == {run.pk} and len(drafts) == 2
+    late = make_member(project, "late")
+    task = next_task(late.client(), project)
+    generated = RankingTask.objects.get(assignments__id=task["id"]).responses.get()
+    assert task["draft"]["content"] == generated.text and task["type"] == "demonstration"
