@@ -231,3 +231,29 @@ def test_a_generation_run_on_a_real_worker_gives_unopened_demonstration_tasks_th
     task = next_task(late.client(), project)
     generated = RankingTask.objects.get(assignments__id=task["id"]).responses.get()
     assert task["draft"]["content"] == generated.text and task["type"] == "demonstration"
+
+
+def test_two_reviewers_are_shown_different_demonstrations_and_another_projects_is_404():
+    project, _ = demo_project(prompts=2, overlap=1, review=True)
+    author = make_member(project, "author")
+    client = author.client()
+    for _ in range(2):
+        task = next_task(client, project)
+        client.post(f"/api/v1/assignments/{task['id']}/submit", {"text": "Written."}, format="json")
+    first, second = make_member(project, "rev1"), make_member(project, "rev2")
+    shown_first = first.client().get(f"/api/v1/projects/{project.pk}/next-review").json()["id"]
+    shown_second = second.client().get(f"/api/v1/projects/{project.pk}/next-review").json()["id"]
+    assert shown_first != shown_second
+    # Asking again resumes one's own claim.
+    assert first.client().get(f"/api/v1/projects/{project.pk}/next-review").json()["id"] == shown_first
+
+    other = project_create(name="Other demos", task_type="demonstration", review=True)
+    outsider = make_member(other, "outsider")
+    assert outsider.client().get(f"/api/v1/projects/{project.pk}/next-review").status_code == 404
+    assert outsider.client().post(f"/api/v1/projects/{project.pk}/demonstrations/{shown_first}/review",
+                                  {"accepted": True}, format="json").status_code == 404
+    # Under one's own project, another project's demonstration is not found either.
+    answer = outsider.client().post(f"/api/v1/projects/{other.pk}/demonstrations/{shown_first}/review", {"accepted": True},
+                                    format="json")
+    assert answer.status_code == 404
+    assert set(Demonstration.objects.values_list("review_status", flat=True)) == {"pending"}
