@@ -414,6 +414,9 @@ def assignment_skip(*, assignment_id: int, annotator: AbstractBaseUser, reason: 
 def task_set_gold(*, task: RankingTask, gold_ranking: list[list[int]] | None) -> RankingTask:
     """Mark a task gold with its known ranking (tiers of the task's response ids), or unmark (None)."""
     task = RankingTask.objects.select_for_update().get(pk=task.pk)
+    if task.task_type == TaskType.DEMONSTRATION:
+        raise ApplicationError("A demonstration task is written, not ranked: it cannot be a gold task.",
+                               fields={"gold_ranking": ["not for a demonstration task"]})
     if gold_ranking is None:
         task.is_gold = False
         task.gold_ranking = None

@@ -85,7 +85,9 @@ class ProjectOptions:
             else f"must be lowercase letters, digits and hyphens, at most {MAX_SLUG_CHARS} characters",
             "responses_per_prompt": int_problem(self.responses_per_prompt, low=2, high=MAX_RESPONSES_PER_PROMPT),
             "overlap": int_problem(self.overlap, low=1, high=MAX_OVERLAP),
-            "gold_rate": "" if is_number(self.gold_rate) and 0 <= self.gold_rate < 1 else "must be a number with 0 <= gold_rate < 1",
+            "gold_rate": ("must be a number with 0 <= gold_rate < 1" if not (is_number(self.gold_rate) and 0 <= self.gold_rate < 1)
+                          else "must be 0 in a demonstration project (gold tasks have a known ranking)"
+                          if self.gold_rate and self.task_type == "demonstration" else ""),
             "lease_seconds": int_problem(self.lease_seconds, low=MIN_LEASE_SECONDS, high=MAX_LEASE_SECONDS),
             "allow_ties": "" if isinstance(self.allow_ties, bool) else "must be true or false",
             "task_type": "" if self.task_type in TASK_TYPES else f"must be one of {', '.join(TASK_TYPES)}",

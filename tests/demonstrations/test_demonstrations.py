@@ -257,3 +257,16 @@ def test_two_reviewers_are_shown_different_demonstrations_and_another_projects_i
                                     format="json")
     assert answer.status_code == 404
     assert set(Demonstration.objects.values_list("review_status", flat=True)) == {"pending"}
+
+
+def test_gold_is_refused_for_demonstrations():
+    from annotation.errors import ApplicationError
+
+    with pytest.raises(ApplicationError) as raised:
+        project_create(name="Gold demos", task_type="demonstration", gold_rate=0.1)
+    assert "gold_rate" in raised.value.fields
+    project, admin = demo_project(prompts=1)
+    task = RankingTask.objects.get(project=project)
+    answer = admin.client().post(f"/api/v1/tasks/{task.pk}/gold", {"gold_ranking": [[1]]}, format="json")
+    assert answer.status_code == 400 and "gold_ranking" in answer.json()["error"]["fields"]
+    assert not RankingTask.objects.get(pk=task.pk).is_gold
