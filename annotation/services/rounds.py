@@ -183,6 +183,7 @@ def rounds_of_project(*, project: Project, with_reward: bool = True) -> dict[str
         "project": project.slug,
         "reward_job": reward_job.pk if reward_job is not None else None,
         "rounds": rounds,
+        "evaluations": [evaluation_report(evaluation=e) for e in Evaluation.objects.filter(project=project).order_by("id")],
         "rule": "promoted: the head-to-head win rate's 95% Wilson interval (decisive votes) lies above 0.5",
     }
 

@@ -106,6 +106,7 @@ def test_the_lineage_of_two_rounds(tiny_model_path):
     expected = reward_scores(world["model"], world["tokenizer"], [[*m, {"role": "assistant", "content": t}] for t, m in rows])
     assert second["mean_reward"]["value"] == pytest.approx(sum(expected) / len(expected), abs=1e-5)
     assert second["mean_reward"]["n"] == 12 and second["mean_reward"]["reward_job"] == world["reward"].pk
+    assert [e["evaluation"] for e in result["evaluations"]] == [world["evaluation"].pk]
 
 
 def test_a_policy_is_not_promoted_when_its_interval_reaches_one_half(tiny_model_path, capsys):
@@ -144,6 +145,7 @@ def test_the_rounds_page_shows_the_chain_and_only_engineers_open_it(tiny_model_p
     html = page.content.decode()
     assert "base model <code>base-model</code>" in html and f"training job {world['dpo'].pk}</a> (round 1)" in html
     assert "6–0 (0 ties)" in html and "promoted</strong>" in html
+    assert 'data-testid="evaluations"' in html and "6/6 = 1.000" in html
     assert [item["key"] for item in page.context["project_nav"]][-1] == "rounds"
     client.force_login(annotator)
     assert client.get(url).status_code == 403
