@@ -14,9 +14,10 @@ came from.
   that job (normally the previous one).
 Per round: mean response length (characters, and tokens where recorded), the mean reward of its
 responses under the latest succeeded reward job (real forward passes of that model on up to
-REWARD_SAMPLE responses, cached), and the head-to-head result against the previous round: the
-latest evaluation pairing a run of the previous round with a run of this one. A policy is
-`promoted` only when its win rate's 95% interval lies above 0.5.
+REWARD_SAMPLE responses, stored in that job's report so that pages read it without loading a
+model), and the head-to-head result against the previous round: the latest evaluation pairing a
+run of the previous round with a run of this one. A policy is `promoted` only when its win
+rate's 95% interval lies above 0.5.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
+from django.db import transaction
 from django.db.models import Avg, Count
 from django.db.models.functions import Length
 
@@ -45,7 +46,7 @@ from annotation.services.evaluation import evaluation_report
 from training.evaluation import wilson_interval
 
 REWARD_SAMPLE = 64  # responses scored per round (the lowest ids: the same ones every time)
-REWARD_CACHE_SECONDS = 24 * 3600
+REWARD_REPORT_KEY = "rounds_mean_reward"  # in the reward job's report: sample key -> {value, n, reward_job}
 
 
 def _policy_key(run: GenerationRun, default_model: str) -> tuple[str, Any]:
@@ -60,8 +61,11 @@ def latest_reward_job(*, project: Project) -> TrainingJob | None:
             .order_by("-finished_at", "-id").first())
 
 
-def _mean_reward(*, job: TrainingJob, run_ids: list[int]) -> dict[str, Any] | None:
-    """Mean reward under `job`'s model of up to REWARD_SAMPLE of the runs' responses (cached per job and sample)."""
+def _mean_reward(*, job: TrainingJob, run_ids: list[int], cached_only: bool = False) -> dict[str, Any] | None:
+    """Mean reward under `job`'s model of up to REWARD_SAMPLE of the runs' responses (stored per job and sample).
+
+    cached_only: never load the model (a web page must not): the stored figure, or a note.
+    """
     from annotation.services.training import training_job_model_dir
 
     rows = list(Response.objects.filter(run_id__in=run_ids).order_by("id")
@@ -71,10 +75,13 @@ def _mean_reward(*, job: TrainingJob, run_ids: list[int]) -> dict[str, Any] | No
     model_dir = training_job_model_dir(job)
     if not (model_dir / "config.json").exists():
         return {"value": None, "n": 0, "reward_job": job.pk, "note": f"reward job {job.pk} has no saved model"}
-    key = f"rounds:reward:{job.pk}:{rows[0][0]}:{rows[-1][0]}:{len(rows)}"
-    cached = cache.get(key)
-    if cached is not None:
-        return cached
+    key = f"{rows[0][0]}-{rows[-1][0]}-{len(rows)}"
+    # Kept on the reward job itself (not a per-process cache), so the page shows what the command computed.
+    stored = (job.report or {}).get(REWARD_REPORT_KEY, {}).get(key)
+    if stored is not None:
+        return stored
+    if cached_only:
+        return {"value": None, "n": 0, "reward_job": job.pk, "note": "not computed yet: run `rounds SLUG` once"}
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from training.evaluation import reward_scores
@@ -84,7 +91,12 @@ def _mean_reward(*, job: TrainingJob, run_ids: list[int]) -> dict[str, Any] | No
     conversations = [[*messages, {"role": "assistant", "content": text}] for _, text, messages in rows]
     scores = reward_scores(model, tokenizer, conversations)
     result = {"value": sum(scores) / len(scores), "n": len(scores), "reward_job": job.pk}
-    cache.set(key, result, REWARD_CACHE_SECONDS)
+    with transaction.atomic():
+        locked = TrainingJob.objects.select_for_update().get(pk=job.pk)
+        report = dict(locked.report or {})
+        report[REWARD_REPORT_KEY] = {**report.get(REWARD_REPORT_KEY, {}), key: result}
+        TrainingJob.objects.filter(pk=job.pk).update(report=report)
+        job.report = report
     return result
 
 
@@ -113,8 +125,12 @@ def _head_to_head(*, previous_runs: list[int], runs: list[int]) -> dict[str, Any
     }
 
 
-def rounds_of_project(*, project: Project, with_reward: bool = True) -> dict[str, Any]:
-    """The project's rounds, oldest first, each with its lineage and figures (see the module docstring)."""
+def rounds_of_project(*, project: Project, with_reward: bool = True, reward_cached_only: bool = False) -> dict[str, Any]:
+    """The project's rounds, oldest first, each with its lineage and figures (see the module docstring).
+
+    with_reward: score responses with the latest reward job's model; reward_cached_only: only
+    figures already computed (for pages: loading a model is the command's job).
+    """
     # Only for runs that recorded no model name: never builds or loads a model.
     default_model = project.gen_model or settings.GENERATION_MODEL or "the default generation model"
     runs = list(GenerationRun.objects.filter(project=project).order_by("created_at", "id"))
@@ -165,7 +181,8 @@ def rounds_of_project(*, project: Project, with_reward: bool = True) -> dict[str
             "responses": lengths["n"],
             "mean_response_chars": lengths["chars"],
             "mean_response_tokens": lengths["tokens"],
-            "mean_reward": _mean_reward(job=reward_job, run_ids=run_ids) if reward_job is not None else None,
+            "mean_reward": _mean_reward(job=reward_job, run_ids=run_ids, cached_only=reward_cached_only)
+            if reward_job is not None else None,
             "_runs": run_ids,
         })
     for index, item in enumerate(rounds):

@@ -15,6 +15,7 @@ from frontend.views.pages import project_for_page, render_project_page
 @login_required
 def rounds_page(request: HttpRequest, slug: str) -> HttpResponse:
     project, role = project_for_page(request, slug, min_role=Role.ENGINEER)
-    result = rounds_of_project(project=project)
+    # The page never loads a reward model: it shows the mean rewards the `rounds` command computed (cached).
+    result = rounds_of_project(project=project, reward_cached_only=True)
     return render_project_page(request, "frontend/rounds/list.html", project=project, role=role, active="rounds",
                                context={"result": result, "rounds": result["rounds"]})

@@ -140,9 +140,13 @@ def test_the_rounds_page_shows_the_chain_and_only_engineers_open_it(tiny_model_p
     membership_add(project=world["project"], user=annotator, role=Role.ANNOTATOR)
     url = f"/projects/{world['project'].slug}/rounds/"
     client.force_login(engineer)
+    assert "not computed yet" in client.get(url).content.decode()  # the page never loads the reward model itself
+    rounds_of_project(project=world["project"])  # as the command does: computes and caches the mean rewards
     page = client.get(url)
     assert page.status_code == 200
     html = page.content.decode()
+    reward = rounds_of_project(project=world["project"], reward_cached_only=True)["rounds"][1]["mean_reward"]["value"]
+    assert reward is not None and f"{reward:.3f}" in html
     assert "base model <code>base-model</code>" in html and f"training job {world['dpo'].pk}</a> (round 1)" in html
     assert "6–0 (0 ties)" in html and "promoted</strong>" in html
     assert 'data-testid="evaluations"' in html and "6/6 = 1.000" in html
