@@ -17,6 +17,13 @@ class Role(models.TextChoices):
 ROLE_RANK = {Role.ANNOTATOR: 1, Role.ENGINEER: 2, Role.ADMIN: 3}
 
 
+class TaskType(models.TextChoices):
+    """What an annotator does with a task: rank its responses, or write the ideal response (SFT data)."""
+
+    RANKING = "ranking", "Ranking"
+    DEMONSTRATION = "demonstration", "Demonstration"
+
+
 class Project(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=80, unique=True)
@@ -26,6 +33,10 @@ class Project(models.Model):
     allow_ties = models.BooleanField(default=False)
     gold_rate = models.FloatField(default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(0.999)])
     lease_seconds = models.PositiveIntegerField(default=900, validators=[MinValueValidator(30)])
+    task_type = models.CharField(max_length=16, choices=TaskType.choices, default=TaskType.RANKING)
+    # Demonstration projects: another annotator accepts or rejects each one; only accepted ones export.
+    review = models.BooleanField(default=False)
+    max_demonstration_chars = models.PositiveIntegerField(default=20_000)
     # Default generation settings; GENERATION_MODEL applies when gen_model is blank.
     gen_model = models.CharField(max_length=500, blank=True, default="")
     gen_system_prompt = models.TextField(blank=True, default="")
@@ -182,6 +193,9 @@ class RankingTask(models.Model):
     agreement = models.FloatField(null=True, blank=True)
     # Left out of every export (curation: services/task_browse.py); the manifest counts them.
     excluded = models.BooleanField(default=False)
+    # A demonstration task's responses are at most one draft to edit; an evaluation's task pairs two runs.
+    task_type = models.CharField(max_length=16, choices=TaskType.choices, default=TaskType.RANKING)
+    evaluation = models.ForeignKey("Evaluation", null=True, blank=True, on_delete=models.CASCADE, related_name="tasks")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -263,6 +277,75 @@ class Ranking(models.Model):
 
     def __str__(self) -> str:
         return f"ranking {self.pk} of task {self.task_id}"
+
+
+class ReviewStatus(models.TextChoices):
+    NOT_REQUIRED = "not_required", "Not required"  # the project does not review: exported as written
+    PENDING = "pending", "Pending"
+    ACCEPTED = "accepted", "Accepted"
+    REJECTED = "rejected", "Rejected"
+
+
+class Demonstration(models.Model):
+    """The ideal response an annotator wrote (or edited from the task's draft) for a demonstration task."""
+
+    assignment = models.OneToOneField(Assignment, on_delete=models.CASCADE, related_name="demonstration")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="demonstrations")
+    task = models.ForeignKey(RankingTask, on_delete=models.CASCADE, related_name="demonstrations")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="demonstrations")
+    draft = models.ForeignKey(Response, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    text = models.TextField()
+    duration_ms = models.PositiveBigIntegerField(null=True, blank=True)
+    idempotency_key = models.CharField(max_length=200, blank=True, default="")
+    review_status = models.CharField(max_length=16, choices=ReviewStatus.choices, default=ReviewStatus.NOT_REQUIRED)
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    review_note = models.TextField(blank=True, default="")
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    # A reviewer's claim on a pending demonstration, so two reviewers are not shown the same one.
+    review_leased_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    review_lease_expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["project", "review_status"], name="demonstration_review_queue")]
+        constraints = [
+            # The author never reviews their own demonstration.
+            models.CheckConstraint(condition=~Q(reviewer=models.F("annotator")), name="demonstration_reviewer_not_author"),
+        ]
+
+    def __str__(self) -> str:
+        return f"demonstration {self.pk} of task {self.task_id}"
+
+
+class Evaluation(models.Model):
+    """Head to head: blinded pairwise tasks, one response of run A and one of run B per prompt."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="evaluations")
+    run_a = models.ForeignKey(GenerationRun, on_delete=models.CASCADE, related_name="+")
+    run_b = models.ForeignKey(GenerationRun, on_delete=models.CASCADE, related_name="+")
+    tasks_created = models.PositiveIntegerField(default=0)
+    prompts_skipped = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"evaluation {self.pk} (run {self.run_a_id} vs run {self.run_b_id})"
+
+
+class EvaluationItem(models.Model):
+    """Which of an evaluation task's two responses is run A's and which run B's (both may be one run's)."""
+
+    evaluation = models.ForeignKey(Evaluation, on_delete=models.CASCADE, related_name="items")
+    task = models.OneToOneField(RankingTask, on_delete=models.CASCADE, related_name="evaluation_item")
+    response_a = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="+")
+    response_b = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        ordering = ["id"]
 
 
 class JobStatus(models.TextChoices):

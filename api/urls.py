@@ -13,4 +13,5 @@ urlpatterns = [
     path("", include("api.views.training")),
     path("", include("api.views.webhooks")),
     path("", include("api.views.curation")),
+    path("", include("api.views.evaluation")),
 ]

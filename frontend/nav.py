@@ -6,6 +6,7 @@ admits (the view checks the same role through annotation.services.access).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.urls import reverse
@@ -18,15 +19,18 @@ class ProjectPage:
     url_name: str  # in the "frontend" namespace, taking the project's slug
     label: str
     min_role: str
+    applies: Callable[[Project], bool] | None = None  # None: every project has this page
 
 
 PROJECT_PAGES: list[ProjectPage] = [
     ProjectPage("rank", "Rank", Role.ANNOTATOR),
+    ProjectPage("review", "Review", Role.ANNOTATOR, applies=lambda project: project.review),
     ProjectPage("dashboard", "Dashboard", Role.ENGINEER),
     ProjectPage("generation-runs", "Generation runs", Role.ENGINEER),
     ProjectPage("tasks", "Tasks", Role.ENGINEER),
     ProjectPage("exports", "Exports", Role.ENGINEER),
     ProjectPage("training-jobs", "Training jobs", Role.ENGINEER),
+    ProjectPage("rounds", "Rounds", Role.ENGINEER),
 ]
 
 
@@ -37,5 +41,5 @@ def project_nav(*, project: Project, role: str | None, active: str) -> list[dict
         {"label": page.label, "url": reverse(f"frontend:{page.url_name}", args=[project.slug]), "active": page.url_name == active,
          "key": page.url_name}
         for page in PROJECT_PAGES
-        if rank >= ROLE_RANK[page.min_role]
+        if rank >= ROLE_RANK[page.min_role] and (page.applies is None or page.applies(project))
     ]

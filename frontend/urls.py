@@ -6,7 +6,7 @@ from django.urls import path
 from django.views.generic import RedirectView
 
 import api.routing  # noqa: F401  (registers the <id:...> converter: ids up to PostgreSQL's bigint)
-from frontend.views import dashboard, exports, generation, home, ranking, tasks, training
+from frontend.views import dashboard, exports, generation, home, ranking, rounds, tasks, training
 
 app_name = "frontend"
 
@@ -17,6 +17,7 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(template_name="frontend/login.html"), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("projects/<slug:slug>/rank/", ranking.rank_page, name="rank"),
+    path("projects/<slug:slug>/review/", ranking.review_page, name="review"),
     path("projects/<slug:slug>/dashboard/", dashboard.dashboard_page, name="dashboard"),
     path("projects/<slug:slug>/generation/", generation.runs_page, name="generation-runs"),
     path("projects/<slug:slug>/generation/<id:run_id>/", generation.run_page, name="generation-run"),
@@ -29,4 +30,5 @@ urlpatterns = [
     path("projects/<slug:slug>/exports/<id:export_id>/", exports.export_page, name="export"),
     path("projects/<slug:slug>/training/", training.training_jobs_page, name="training-jobs"),
     path("projects/<slug:slug>/training/<id:job_id>/", training.training_job_page, name="training-job"),
+    path("projects/<slug:slug>/rounds/", rounds.rounds_page, name="rounds"),
 ]

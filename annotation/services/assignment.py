@@ -45,7 +45,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from annotation.errors import ApplicationError, Conflict, NotFound
-from annotation.models import Assignment, AssignmentStatus, Project, RankingTask, ResponseFlag, WebhookEvent
+from annotation.models import Assignment, AssignmentStatus, Project, Prompt, RankingTask, ResponseFlag, TaskType, WebhookEvent
 from annotation.services.agreement_cache import agreement_schedule_refresh
 from annotation.services.consensus import tiers_problems
 from annotation.services.rendering import markdown_html_many
@@ -117,6 +117,12 @@ def held_allow_ties(assignment: Assignment) -> bool:
 def _held_lease_until(assignment: Assignment, now: datetime) -> datetime:
     seconds = getattr(assignment, "held_lease_seconds", None)
     return now + timedelta(seconds=assignment.project.lease_seconds if seconds is None else seconds)
+
+
+def held_task_type(assignment: Assignment) -> str:
+    """The assignment's task type (ranking or demonstration), read with it by assignment_get_for_annotator."""
+    value = getattr(assignment, "held_task_type", None)
+    return str(assignment.task.task_type if value is None else value)
 
 
 def _held_task_is_gold(assignment: Assignment) -> bool:
@@ -408,6 +414,9 @@ def assignment_skip(*, assignment_id: int, annotator: AbstractBaseUser, reason: 
 def task_set_gold(*, task: RankingTask, gold_ranking: list[list[int]] | None) -> RankingTask:
     """Mark a task gold with its known ranking (tiers of the task's response ids), or unmark (None)."""
     task = RankingTask.objects.select_for_update().get(pk=task.pk)
+    if task.task_type == TaskType.DEMONSTRATION:
+        raise ApplicationError("A demonstration task is written, not ranked: it cannot be a gold task.",
+                               fields={"gold_ranking": ["not for a demonstration task"]})
     if gold_ranking is None:
         task.is_gold = False
         task.gold_ranking = None
@@ -437,6 +446,11 @@ def assignment_payload(*, assignment: Assignment) -> dict[str, Any]:
 
     Never includes model names, generation settings, response ids or whether the task is gold.
     """
+    # A ranking project's tasks are all ranking tasks: no query to tell (its hot path stays as it was).
+    if assignment.project.task_type != TaskType.RANKING:
+        task_type = RankingTask.objects.filter(pk=assignment.task_id).values_list("task_type", flat=True).first()
+        if task_type == TaskType.DEMONSTRATION:
+            return _demonstration_payload(assignment=assignment)
     # One query: the responses with their prompt's messages (the same prompt on every row).
     rows = getattr(assignment, "_shown", None) or sql.shown(task_id=assignment.task_id)
     texts = {row[0]: row[1] for row in rows}
@@ -448,6 +462,7 @@ def assignment_payload(*, assignment: Assignment) -> dict[str, Any]:
         message["content_html"] = message_html
     return {
         "id": assignment.pk,
+        "type": TaskType.RANKING.value,
         "project": assignment.project_id,
         "messages": messages,
         "responses": [
@@ -460,6 +475,35 @@ def assignment_payload(*, assignment: Assignment) -> dict[str, Any]:
     }
 
 
+
+
+def _demonstration_payload(*, assignment: Assignment) -> dict[str, Any]:
+    """A demonstration task: the prompt, and the draft to edit when the prompt came with a response.
+
+    Blinded like a ranking task: the draft's text only, never its model or id.
+    """
+    rows = getattr(assignment, "_shown", None) or sql.shown(task_id=assignment.task_id)
+    if rows:
+        source = rows[0][2]
+    else:  # no draft: the prompt's messages alone
+        source = Prompt.objects.filter(tasks__id=assignment.task_id).values_list("messages", flat=True).first() or []
+    messages = [{"role": m.get("role", ""), "content": m.get("content", "")} for m in source]
+    draft_text = rows[0][1] if rows else None
+    html = markdown_html_many([m["content"] for m in messages] + ([draft_text] if draft_text is not None else []))
+    for message, message_html in zip(messages, html, strict=False):
+        message["content_html"] = message_html
+    return {
+        "id": assignment.pk,
+        "type": TaskType.DEMONSTRATION.value,
+        "project": assignment.project_id,
+        "messages": messages,
+        "responses": [],
+        "draft": None if draft_text is None else {"content": draft_text, "content_html": html[len(messages)]},
+        "max_chars": assignment.project.max_demonstration_chars,
+        "lease_expires_at": assignment.lease_expires_at,
+        "allow_ties": False,
+        "flags": [],
+    }
 
 
 def annotator_progress(*, project: Project, annotator: AbstractBaseUser, now: datetime | None = None) -> dict[str, int]:

@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from annotation.errors import ApplicationError
 from annotation.limits import JSONTooDeep, json_loads_bounded
-from annotation.models import Project, Prompt, Response
+from annotation.models import Project, Prompt, Response, TaskType
 from annotation.services.tasks import response_text_hash, tasks_create_for_prompts
 from annotation.sql import importing as sql
 from annotation.sql import postgres_statements
@@ -451,6 +451,10 @@ def _insert_all(
                 progress("import", position, size)
     if chunk:
         _insert_chunk(project=project, chunk=chunk, result=result, was_empty=was_empty)
+    if project.task_type == TaskType.DEMONSTRATION:
+        # Every prompt is a demonstration task, with or without a draft (idempotent: existing ones stay).
+        tasks = tasks_create_for_prompts(project=project, prompt_ids=Prompt.objects.filter(project=project).values_list("id", flat=True))
+        result.tasks_created += tasks.created
     if progress:
         progress("import", size, size)
     return result

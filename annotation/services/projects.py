@@ -27,7 +27,9 @@ MAX_RESPONSES_PER_PROMPT = 16
 MAX_OVERLAP = 100
 MIN_LEASE_SECONDS = 30
 MAX_LEASE_SECONDS = 7 * 24 * 3600
-_INTEGER_FIELDS = ("responses_per_prompt", "overlap", "lease_seconds", "gen_max_new_tokens", "gen_seed")
+MAX_DEMONSTRATION_CHARS = 200_000
+_INTEGER_FIELDS = ("responses_per_prompt", "overlap", "lease_seconds", "gen_max_new_tokens", "gen_seed", "max_demonstration_chars")
+TASK_TYPES = ("ranking", "demonstration")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,6 +50,9 @@ class ProjectOptions:
     allow_ties: bool = False
     gold_rate: float = 0.0
     lease_seconds: int = 900
+    task_type: str = "ranking"
+    review: bool = False
+    max_demonstration_chars: int = 20_000
     gen_model: str = ""
     gen_system_prompt: str = ""
     gen_temperature: float = 0.8
@@ -80,9 +85,15 @@ class ProjectOptions:
             else f"must be lowercase letters, digits and hyphens, at most {MAX_SLUG_CHARS} characters",
             "responses_per_prompt": int_problem(self.responses_per_prompt, low=2, high=MAX_RESPONSES_PER_PROMPT),
             "overlap": int_problem(self.overlap, low=1, high=MAX_OVERLAP),
-            "gold_rate": "" if is_number(self.gold_rate) and 0 <= self.gold_rate < 1 else "must be a number with 0 <= gold_rate < 1",
+            "gold_rate": ("must be a number with 0 <= gold_rate < 1" if not (is_number(self.gold_rate) and 0 <= self.gold_rate < 1)
+                          else "must be 0 in a demonstration project (gold tasks have a known ranking)"
+                          if self.gold_rate and self.task_type == "demonstration" else ""),
             "lease_seconds": int_problem(self.lease_seconds, low=MIN_LEASE_SECONDS, high=MAX_LEASE_SECONDS),
             "allow_ties": "" if isinstance(self.allow_ties, bool) else "must be true or false",
+            "task_type": "" if self.task_type in TASK_TYPES else f"must be one of {', '.join(TASK_TYPES)}",
+            "review": ("must be true or false" if not isinstance(self.review, bool)
+                       else "only demonstration projects are reviewed" if self.review and self.task_type != "demonstration" else ""),
+            "max_demonstration_chars": int_problem(self.max_demonstration_chars, low=1, high=MAX_DEMONSTRATION_CHARS),
             "instructions": string_problem(self.instructions),
             "gen_model": string_problem(self.gen_model, max_length=MAX_MODEL_CHARS),
             "gen_system_prompt": string_problem(self.gen_system_prompt),

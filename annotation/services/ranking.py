@@ -17,9 +17,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from annotation.errors import ApplicationError, Conflict
-from annotation.models import Assignment, AssignmentStatus, Ranking, ResponseFlag, WebhookEvent
+from annotation.models import Assignment, AssignmentStatus, Ranking, ResponseFlag, TaskType, WebhookEvent
 from annotation.services.agreement_cache import agreement_schedule_refresh
-from annotation.services.assignment import assignment_get_for_annotator, assignment_retake_slot, held_allow_ties
+from annotation.services.assignment import (
+    assignment_get_for_annotator,
+    assignment_retake_slot,
+    held_allow_ties,
+    held_task_type,
+)
 from annotation.services.consensus import tiers_problems
 from annotation.services.task_agreement import task_agreement_refresh
 from annotation.services.validation import is_int, is_number
@@ -131,6 +136,10 @@ def ranking_submit(
     # The row lock makes concurrent retries of one submission queue up here, so the second one
     # sees the first one's result.
     assignment = assignment_get_for_annotator(assignment_id=assignment_id, annotator=annotator, lock=True)
+    if held_task_type(assignment) == TaskType.DEMONSTRATION:
+        raise ApplicationError(
+            "This is a demonstration task: submit `text`, not `ranking`.", fields={"ranking": ["this task is written, not ranked"]}
+        )
     if assignment.status == AssignmentStatus.SUBMITTED:
         existing = Ranking.objects.get(assignment=assignment)
         if idempotency_key and existing.idempotency_key == idempotency_key:

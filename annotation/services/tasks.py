@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
-from annotation.models import GenerationRun, Project, Prompt, RankingTask, Response
+from annotation.models import GenerationRun, Project, Prompt, RankingTask, Response, TaskType
 
 CHUNK = 1000
 
@@ -48,8 +48,43 @@ def tasks_create_for_prompts(
     """
     result = TaskCreationResult()
     ids = sorted(set(prompt_ids))
+    create = _create_demonstration_chunk if project.task_type == TaskType.DEMONSTRATION else _create_chunk
     for start in range(0, len(ids), CHUNK):
-        result.add(_create_chunk(project=project, prompt_ids=ids[start : start + CHUNK], run=run))
+        result.add(create(project=project, prompt_ids=ids[start : start + CHUNK], run=run))
+    return result
+
+
+@transaction.atomic
+def _create_demonstration_chunk(*, project: Project, prompt_ids: list[int], run: GenerationRun | None) -> TaskCreationResult:
+    """One demonstration task per prompt, whatever run comes later: its draft is the first response
+    there is when the task is made (of `run`, or imported), or none (write from scratch); a task
+    without a draft that nobody has opened yet takes the first one a later run generates."""
+    result = TaskCreationResult()
+    list(Prompt.objects.select_for_update().filter(project=project, id__in=prompt_ids).order_by("id").values_list("id"))
+    has_task = set(
+        RankingTask.objects.filter(prompt_id__in=prompt_ids, task_type=TaskType.DEMONSTRATION).values_list("prompt_id", flat=True)
+    )
+    response_filter = {"run": run} if run is not None else {"run__isnull": True}
+    draft: dict[int, int] = {}
+    rows = Response.objects.filter(prompt_id__in=prompt_ids, **response_filter).order_by("prompt_id", "sample_index", "id")
+    for response_id, prompt_id in rows.values_list("id", "prompt_id"):
+        draft.setdefault(prompt_id, response_id)
+    todo = [prompt_id for prompt_id in prompt_ids if prompt_id not in has_task]
+    result.already_existed = len(prompt_ids) - len(todo)
+    # A task made at import without a draft takes the first generated one, while nobody has opened it
+    # (an assignment already shows the prompt alone: changing it under an annotator would mislead).
+    waiting = (RankingTask.objects.filter(prompt_id__in=[p for p in has_task if p in draft], task_type=TaskType.DEMONSTRATION,
+                                          responses__isnull=True, assignments__isnull=True)
+               .values_list("id", "prompt_id"))
+    through = RankingTask.responses.through
+    through.objects.bulk_create([through(rankingtask_id=task_id, response_id=draft[prompt_id]) for task_id, prompt_id in waiting])
+    created = RankingTask.objects.bulk_create(
+        [RankingTask(project=project, prompt_id=prompt_id, overlap=project.overlap, task_type=TaskType.DEMONSTRATION) for prompt_id in todo]
+    )
+    through.objects.bulk_create(
+        [through(rankingtask_id=task.id, response_id=draft[task.prompt_id]) for task in created if task.prompt_id in draft]
+    )
+    result.created = len(created)
     return result
 
 

@@ -162,7 +162,7 @@ def _holder_sql(lock: bool) -> str:
     a, p, t = Names(Assignment, "a"), Names(Project, "p"), Names(RankingTask, "t")
     return render(
         "SELECT {a.all}, {p.allow_ties} AS held_allow_ties, {p.lease_seconds} AS held_lease_seconds, "
-        "{t.is_gold} AS held_task_is_gold FROM {a} a JOIN {p} p ON {p.id} = {a.project} "
+        "{t.is_gold} AS held_task_is_gold, {t.task_type} AS held_task_type FROM {a} a JOIN {p} p ON {p.id} = {a.project} "
         "JOIN {t} t ON {t.id} = {a.task} WHERE {a.id} = %s AND {a.annotator} = %s{lock}",
         a=a, p=p, t=t, lock=Sql(" FOR UPDATE OF a" if lock else ""),
     )
@@ -170,7 +170,7 @@ def _holder_sql(lock: bool) -> str:
 
 def held(*, assignment_id: int, annotator_id: int, lock: bool) -> Assignment | None:
     """The annotator's assignment with the project and task fields the holder's operations need
-    (held_allow_ties, held_lease_seconds, held_task_is_gold); `lock`: FOR UPDATE of the assignment row
+    (held_allow_ties, held_lease_seconds, held_task_is_gold, held_task_type); `lock`: FOR UPDATE of the assignment row
     where the database has it."""
     found = models_from_sql(model=Assignment, sql=_holder_sql(lock and connection.features.has_select_for_update_of),
                             params=[assignment_id, annotator_id])

@@ -33,14 +33,22 @@ class NextTaskQuerySerializer(serializers.Serializer):
     after = IdField(required=False, help_text="Prefetch: the assignment after this one (the caller's other live lease, or a new one).")
 
 
+class DraftSerializer(serializers.Serializer):
+    content = serializers.CharField(allow_blank=True)
+    content_html = serializers.CharField(allow_blank=True)
+
+
 class NextTaskOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField(help_text="The assignment id.")
+    type = serializers.CharField(help_text="ranking: rank `responses`; demonstration: write the ideal response (from `draft` if any).")
     project = serializers.IntegerField()
     messages = MessageSerializer(many=True)
     responses = ShownResponseSerializer(many=True)
     lease_expires_at = serializers.DateTimeField()
     allow_ties = serializers.BooleanField()
     flags = serializers.ListField(child=serializers.CharField())
+    draft = DraftSerializer(required=False, allow_null=True, help_text="Demonstration tasks: the response to edit, or null.")
+    max_chars = serializers.IntegerField(required=False, help_text="Demonstration tasks: the longest text accepted.")
     progress = ProgressSerializer()
 
 
@@ -64,6 +72,51 @@ class SubmitInputSerializer(serializers.Serializer):
                                       help_text=f"At most {MAX_RATIONALE} characters.")
     duration_seconds = serializers.FloatField(required=False, allow_null=True,
                                               help_text=f"0 to {MAX_DURATION_SECONDS} seconds, or null (then: since the lease).")
+
+
+class DemonstrationSubmitInputSerializer(serializers.Serializer):
+    """A demonstration task's submission, JSON types only (the rules: demonstrations.demonstration_validate)."""
+
+    text = serializers.CharField(allow_blank=True, trim_whitespace=False, help_text="The ideal response (Markdown).")
+    duration_ms = serializers.IntegerField(required=False, allow_null=True, help_text="Time spent writing, in milliseconds.")
+
+
+class DemonstrationSubmitOutputSerializer(serializers.Serializer):
+    assignment = serializers.IntegerField()
+    demonstration_id = serializers.IntegerField()
+    status = serializers.CharField()
+    review_status = serializers.CharField()
+    submitted_at = serializers.DateTimeField()
+    late = serializers.BooleanField()
+    replayed = serializers.BooleanField()
+
+
+class PreviewInputSerializer(serializers.Serializer):
+    text = serializers.CharField(allow_blank=True, trim_whitespace=False)
+
+
+class PreviewOutputSerializer(serializers.Serializer):
+    html = serializers.CharField(help_text="The text's Markdown as sanitised HTML.")
+
+
+class ReviewNextOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="The demonstration id.")
+    project = serializers.IntegerField()
+    messages = MessageSerializer(many=True)
+    text = serializers.CharField()
+    text_html = serializers.CharField()
+    review_lease_expires_at = serializers.DateTimeField()
+
+
+class ReviewInputSerializer(serializers.Serializer):
+    accepted = serializers.BooleanField()
+    note = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
+
+
+class ReviewOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    review_status = serializers.CharField()
+    reviewed_at = serializers.DateTimeField()
 
 
 class SubmitOutputSerializer(serializers.Serializer):

@@ -12,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotation.errors import NotFound
+from annotation.errors import ApplicationError, NotFound
 from annotation.models import RankingTask, Role
 from annotation.services.access import project_get_for_user
 from annotation.services.assignment import (
@@ -24,14 +24,28 @@ from annotation.services.assignment import (
     assignment_skip,
     task_set_gold,
 )
+from annotation.services.demonstrations import (
+    demonstration_preview,
+    demonstration_review,
+    demonstration_review_next,
+    demonstration_review_payload,
+    demonstration_submit,
+)
 from annotation.services.ranking import ranking_submit
 from api.routing import api_path
 from api.serializers.tasks import (
     AssignmentStateOutputSerializer,
+    DemonstrationSubmitInputSerializer,
+    DemonstrationSubmitOutputSerializer,
     GoldInputSerializer,
     GoldOutputSerializer,
     NextTaskOutputSerializer,
     NextTaskQuerySerializer,
+    PreviewInputSerializer,
+    PreviewOutputSerializer,
+    ReviewInputSerializer,
+    ReviewNextOutputSerializer,
+    ReviewOutputSerializer,
     SkipInputSerializer,
     SubmitInputSerializer,
     SubmitOutputSerializer,
@@ -97,6 +111,14 @@ class SubmitApi(APIView):
         },
     )
     def post(self, request: Request, assignment_id: int) -> Response:
+        body = request.data if isinstance(request.data, dict) else {}
+        if "text" in body and "ranking" not in body:
+            return _submit_demonstration(request, assignment_id)
+        if "ranking" not in body and "text" not in body:
+            raise ApplicationError(
+                "Invalid submission: a ranking task takes `ranking`, a demonstration task `text`.",
+                fields={"ranking": ["required for a ranking task"], "text": ["required for a demonstration task"]},
+            )
         data = SubmitInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         result = ranking_submit(
@@ -114,6 +136,64 @@ class SubmitApi(APIView):
             "replayed": result.replayed,
         }
         return Response(_SUBMIT_OUTPUT.to_representation(body), status=status.HTTP_200_OK if result.replayed else status.HTTP_201_CREATED)
+
+
+def _submit_demonstration(request: Request, assignment_id: int) -> Response:
+    data = DemonstrationSubmitInputSerializer(data=request.data)
+    data.is_valid(raise_exception=True)
+    result = demonstration_submit(
+        assignment_id=assignment_id, annotator=request.user, idempotency_key=request.headers.get("Idempotency-Key", ""),
+        **data.validated_data,
+    )
+    demonstration = result.demonstration
+    body = {
+        "assignment": demonstration.assignment_id,
+        "demonstration_id": demonstration.pk,
+        "status": "submitted",
+        "review_status": demonstration.review_status,
+        "submitted_at": demonstration.created_at,
+        "late": result.late,
+        "replayed": result.replayed,
+    }
+    return Response(DemonstrationSubmitOutputSerializer(body).data,
+                    status=status.HTTP_200_OK if result.replayed else status.HTTP_201_CREATED)
+
+
+class PreviewApi(APIView):
+    @extend_schema(operation_id="markdown_preview", request=PreviewInputSerializer, responses=PreviewOutputSerializer,
+                   description="The Markdown preview of a demonstration being written (the server's one renderer, sanitised).")
+    def post(self, request: Request) -> Response:
+        data = PreviewInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        return Response({"html": demonstration_preview(text=data.validated_data["text"])})
+
+
+class ReviewNextApi(APIView):
+    @extend_schema(
+        operation_id="review_next",
+        responses={200: ReviewNextOutputSerializer, 204: OpenApiResponse(description="No demonstration is waiting for you."),
+                   409: OpenApiResponse(description="The project does not review demonstrations.")},
+        description="A pending demonstration of the project for the caller to accept or reject (never their own).",
+    )
+    def get(self, request: Request, project: str) -> Response:
+        row = project_get_for_user(user=request.user, project_ref=project)
+        demonstration = demonstration_review_next(project=row, reviewer=request.user)
+        if demonstration is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response(ReviewNextOutputSerializer(demonstration_review_payload(demonstration=demonstration)).data)
+
+
+class ReviewApi(APIView):
+    @extend_schema(operation_id="demonstration_review", request=ReviewInputSerializer,
+                   responses={200: ReviewOutputSerializer,
+                              409: OpenApiResponse(description="Already reviewed (another verdict), or review not asked for.")})
+    def post(self, request: Request, project: str, demonstration_id: int) -> Response:
+        row = project_get_for_user(user=request.user, project_ref=project)
+        data = ReviewInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        demonstration = demonstration_review(demonstration_id=demonstration_id, project=row, reviewer=request.user,
+                                             **data.validated_data)
+        return Response(ReviewOutputSerializer(demonstration).data)
 
 
 class SkipApi(APIView):
@@ -159,4 +239,8 @@ urlpatterns = [
     *api_path("assignments/<id:assignment_id>/skip/", SkipApi.as_view(), name="assignment-skip"),
     *api_path("assignments/<id:assignment_id>/heartbeat/", HeartbeatApi.as_view(), name="assignment-heartbeat"),
     *api_path("tasks/<id:task_id>/gold/", TaskGoldApi.as_view(), name="task-gold"),
+    *api_path("markdown-preview/", PreviewApi.as_view(), name="markdown-preview"),
+    *api_path("projects/<project:project>/next-review/", ReviewNextApi.as_view(), name="next-review"),
+    *api_path("projects/<project:project>/demonstrations/<id:demonstration_id>/review/", ReviewApi.as_view(),
+              name="demonstration-review"),
 ]

@@ -32,9 +32,9 @@ def big_project_fill(*, project_id: int, tasks: int, k: int = 3) -> None:
             "FROM {p} CROSS JOIN generate_series(0, %s) s WHERE {p.project} = %s", p=p, r=r), [k - 1, project_id]),
         (render(
             "INSERT INTO {t} ({t.project}, {t.prompt}, {t.overlap}, {t.is_gold}, {t.gold_ranking}, {t.priority}, {t.submitted_count}, "
-            "{t.active_count}, {t.is_complete}, {t.agreement}, {t.excluded}, {t.created_at}) "
+            "{t.active_count}, {t.is_complete}, {t.agreement}, {t.excluded}, {t.task_type}, {t.created_at}) "
             "SELECT %s, {p.id}, 3, {p.id} %% 50 = 0, NULL, ({p.id} %% 5) - 2, 1 + {p.id} %% 3, 0, {p.id} %% 3 = 2, "
-            "CASE WHEN {p.id} %% 10 = 0 THEN NULL ELSE (({p.id} * 7919) %% 1001) / 1000.0 END, false, {p.created_at} "
+            "CASE WHEN {p.id} %% 10 = 0 THEN NULL ELSE (({p.id} * 7919) %% 1001) / 1000.0 END, false, 'ranking', {p.created_at} "
             "FROM {p} WHERE {p.project} = %s", p=p, t=t), [project_id, project_id]),
         (render(
             "INSERT INTO {tr} ({tr.rankingtask}, {tr.response}) SELECT {ta.id}, {ra.id} FROM {ta} ta JOIN {ra} ra "

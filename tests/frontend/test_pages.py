@@ -68,7 +68,7 @@ def test_the_navigation_bar_offers_each_role_what_it_may_open(world, client):
     slug = world["project"].slug
     client.force_login(world["engineer"])
     nav = [item["key"] for item in client.get(f"/projects/{slug}/exports/").context["project_nav"]]
-    assert nav == ["rank", "dashboard", "generation-runs", "tasks", "exports", "training-jobs"]
+    assert nav == ["rank", "dashboard", "generation-runs", "tasks", "exports", "training-jobs", "rounds"]
     client.force_login(world["annotator"])
     assert [item["key"] for item in client.get(f"/projects/{slug}/rank/").context["project_nav"]] == ["rank"]
 

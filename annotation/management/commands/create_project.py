@@ -21,6 +21,11 @@ class Command(BaseCommand):
         parser.add_argument("--allow-ties", action="store_true", help="Let annotators put responses in the same tier.")
         parser.add_argument("--gold-rate", type=float, help="Share of gold tasks, 0 <= R < 1 (default 0).")
         parser.add_argument("--lease-seconds", type=int, help="How long an annotator holds a task (default 900).")
+        parser.add_argument("--task-type", choices=["ranking", "demonstration"],
+                            help="ranking (default): rank responses; demonstration: write the ideal response (SFT data).")
+        parser.add_argument("--review", action="store_true",
+                            help="Demonstration projects: another annotator accepts or rejects each demonstration.")
+        parser.add_argument("--max-demonstration-chars", type=int, help="Longest demonstration accepted (default 20000).")
         parser.add_argument("--instructions-file", type=Path, help="Markdown file shown to annotators.")
         parser.add_argument("--owner", help="Username made the project's admin.")
         parser.add_argument("--model", dest="gen_model", help="Default generation model (HF id or path).")
@@ -45,6 +50,9 @@ class Command(BaseCommand):
                 allow_ties=options["allow_ties"],
                 gold_rate=options["gold_rate"],
                 lease_seconds=options["lease_seconds"],
+                task_type=options["task_type"],
+                review=options["review"] or None,
+                max_demonstration_chars=options["max_demonstration_chars"],
                 gen_model=options["gen_model"],
                 gen_system_prompt=options["gen_system_prompt"],
             )

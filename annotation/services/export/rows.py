@@ -36,6 +36,7 @@ class ExportStats:
     pairs_contradicted_dropped: int = 0
     pairs_without_votes: int = 0
     tasks_tied_for_best: int = 0  # sft: the consensus puts several responses first, so there is no one best
+    demonstrations_not_accepted: int = 0  # sft of a reviewed demonstration project: pending or rejected ones
     rows: dict[str, int] = field(default_factory=lambda: {"train": 0, "test": 0})
     prompts: dict[str, int] = field(default_factory=lambda: {"train": 0, "test": 0})
 
@@ -82,7 +83,8 @@ def _int_list_json(text: str | None) -> str:
 PLAN_CACHE_SIZE = 200_000  # task shapes remembered; bounded, so memory stays flat
 STRING_CACHE_SIZE = 10_000  # encoded model names and finish reasons remembered (there are a few)
 EMPTY_STRING_JSON = '""'
-SFT_ORIGIN_BEST_OF_N = "best_of_n"  # sft rows from ranking tasks; demonstrations will say "demonstration"
+SFT_ORIGIN_BEST_OF_N = "best_of_n"  # sft rows from ranking tasks
+SFT_ORIGIN_DEMONSTRATION = "demonstration"  # sft rows written by annotators (sources.DemonstrationSource)
 
 
 class RowBuilder:
@@ -212,7 +214,7 @@ class RowBuilder:
             return []
         response_id = items[best[0]]
         row = (sft_messages(task.prompt, task.responses[response_id][0]), task.prompt_id, response_id, task.task_id,
-               SFT_ORIGIN_BEST_OF_N, votes, agreement)
+               SFT_ORIGIN_BEST_OF_N, votes, agreement, None)
         return [sft_line(row)] if self.jsonl else [row]
 
     def _response_objects(self, task: TaskData) -> list[dict[str, Any]]:
@@ -302,7 +304,7 @@ def sft_messages(prompt: list[dict[str, str]], text: str) -> list[dict[str, str]
 
 def sft_line(row: tuple) -> str:
     """The JSONL line of an sft row (a tuple in COLUMNS["sft"] order), whatever source made it."""
-    messages, prompt_id, response_id, task_id, origin, votes, agreement = row
+    messages, prompt_id, response_id, task_id, origin, votes, agreement, demonstration_id = row
     return LINES["sft"] % (messages_json(messages), prompt_id, "null" if response_id is None else response_id,
                            "null" if task_id is None else task_id, encode_str(origin), "null" if votes is None else votes,
-                           _float_json(agreement))
+                           _float_json(agreement), "null" if demonstration_id is None else demonstration_id)

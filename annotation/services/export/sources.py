@@ -4,20 +4,21 @@ A source yields batches of (prompt_id, rows) with rows in the format's COLUMNS o
 finished JSONL lines), and counts what it kept and dropped in ExportStats. export_write splits
 and writes whatever its sources give, so the writers never depend on where rows come from.
 
-Today every format reads the project's ranking tasks (RankingTaskSource). The sft format is
-built to take a second source: demonstrations written by annotators (a later task type) become
-another class with `total` and `batches` that makes rows with rows.sft_messages / rows.sft_line
-and origin "demonstration", listed in `sources_for`.
+Every format reads the project's ranking tasks (RankingTaskSource), except sft on a demonstration
+project, which reads the demonstrations annotators wrote (DemonstrationSource, origin
+"demonstration"): every one when the project does not review, only accepted ones when it does.
 """
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Protocol
 
-from annotation.models import Project
+from django.db.models import Q
+
+from annotation.models import Demonstration, Project, ReviewStatus, TaskType
 from annotation.services.export.options import ExportOptions
 from annotation.services.export.reader import in_background, task_data_iter, task_queryset
-from annotation.services.export.rows import ExportStats, RowBuilder
+from annotation.services.export.rows import SFT_ORIGIN_DEMONSTRATION, ExportStats, RowBuilder, sft_line, sft_messages
 from annotation.services.ranking_filter import RankingFilter
 
 Batch = list[tuple[int, list]]  # (prompt id, that unit's rows), one entry per unit of progress
@@ -54,6 +55,72 @@ class RankingTaskSource:
             yield [(task.prompt_id, builder.rows(task, stats)) for task in chunk]
 
 
+class DemonstrationSource:
+    """sft rows from a demonstration project's demonstrations: the prompt's messages, then the text as the assistant turn.
+
+    Only accepted ones when the project reviews (pending and rejected ones are counted, not
+    exported); the ranking filter applies to when and by whom they were written.
+    """
+
+    CHUNK = 1000
+
+    def __init__(self, *, project: Project, options: ExportOptions, ranking_filter: RankingFilter) -> None:
+        self.project, self.options, self.ranking_filter = project, options, ranking_filter
+
+    def _queryset(self):
+        rows = Demonstration.objects.filter(project=self.project)
+        flt = self.ranking_filter
+        if flt.since is not None:
+            rows = rows.filter(created_at__gte=flt.since)
+        if flt.until is not None:
+            rows = rows.filter(created_at__lt=flt.until)
+        if flt.annotator_ids is not None:
+            rows = rows.filter(annotator_id__in=flt.annotator_ids)
+        return rows
+
+    def total(self) -> int:
+        return self._queryset().count()
+
+    def policy(self) -> dict:
+        """What the manifest says of these rows."""
+        return {
+            "sources": [SFT_ORIGIN_DEMONSTRATION],
+            "demonstration": "each demonstration an annotator wrote as the assistant turn, one row each",
+            "review": "accepted ones only (pending and rejected counted in demonstrations_not_accepted)"
+            if self.project.review else "not reviewed: every demonstration",
+        }
+
+    def batches(self, stats: ExportStats) -> Iterator[Batch]:
+        wanted = ReviewStatus.ACCEPTED if self.project.review else ReviewStatus.NOT_REQUIRED
+        jsonl = self.options.file_format == "jsonl"
+        last = (0, 0)
+        while True:
+            # Keyset pages in (prompt, id) order: a prompt's demonstrations stay adjacent.
+            page = list(
+                self._queryset()
+                .filter(Q(task__prompt_id__gt=last[0]) | Q(task__prompt_id=last[0], id__gt=last[1]))
+                .order_by("task__prompt_id", "id")
+                .values_list("id", "task_id", "task__prompt_id", "task__prompt__messages", "text", "review_status")[: self.CHUNK]
+            )
+            if not page:
+                return
+            batch: Batch = []
+            for demo_id, task_id, prompt_id, messages, text, review_status in page:
+                stats.tasks_seen += 1
+                if review_status != wanted:
+                    stats.demonstrations_not_accepted += 1
+                    batch.append((prompt_id, []))
+                    continue
+                stats.tasks_kept += 1
+                prompt = [{"role": m.get("role", ""), "content": m.get("content", "")} for m in messages]
+                row = (sft_messages(prompt, text), prompt_id, None, task_id, SFT_ORIGIN_DEMONSTRATION, None, None, demo_id)
+                batch.append((prompt_id, [sft_line(row)] if jsonl else [row]))
+            last = (page[-1][2], page[-1][0])
+            yield batch
+
+
 def sources_for(*, project: Project, options: ExportOptions, ranking_filter: RankingFilter) -> list[RowSource]:
-    """The row sources of an export. (sft: a demonstration source joins the ranking tasks here.)"""
+    """The row sources of an export: a demonstration project's sft export reads its demonstrations."""
+    if options.format == "sft" and project.task_type == TaskType.DEMONSTRATION:
+        return [DemonstrationSource(project=project, options=options, ranking_filter=ranking_filter)]
     return [RankingTaskSource(project=project, options=options, ranking_filter=ranking_filter)]

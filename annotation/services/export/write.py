@@ -19,7 +19,7 @@ from annotation.models import Project
 from annotation.services.export.options import ExportOptions
 from annotation.services.export.reader import excluded_task_count
 from annotation.services.export.rows import ExportStats
-from annotation.services.export.sources import RowSource, sources_for
+from annotation.services.export.sources import DemonstrationSource, RowSource, sources_for
 from annotation.services.export.split import SPLIT_RULE, split_of
 from annotation.services.export.writers import COLUMNS, writer_for, writer_path
 from annotation.services.ranking_filter import ranking_filter_resolve
@@ -96,13 +96,14 @@ def export_write(
         "seed": options.seed,
         "test_fraction": options.test_fraction,
         "filters": options.filters(),
-        "policy": options.policy_description(),
+        "policy": sources[0].policy() if isinstance(sources[0], DemonstrationSource) else options.policy_description(),
         "columns": COLUMNS[options.format],
         "split": SPLIT_RULE,
         "splits": splits,
         "counts": stats.summary() | {"rows": dict(stats.rows)},
         "excluded_tasks": excluded_task_count(project, options),
-        "warnings": export_warnings(options=options, stats=stats),
+        "warnings": export_warnings(options=options, stats=stats,
+                                    demonstrations=isinstance(sources[0], DemonstrationSource)),
     }
     tmp = out / "manifest.json.partial"
     tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
@@ -142,11 +143,14 @@ def _write_rows(options: ExportOptions, sources: list[RowSource], writers: dict,
                 progress(done, max(total, done))
 
 
-def export_warnings(*, options: ExportOptions, stats: ExportStats) -> list[str]:
+def export_warnings(*, options: ExportOptions, stats: ExportStats, demonstrations: bool = False) -> list[str]:
     """What an export's reader must not miss: no rows at all, or no test rows although a test split was asked for."""
     rows = stats.rows["train"] + stats.rows["test"]
     if not rows:
-        if not stats.tasks_seen:
+        if demonstrations:
+            why = (f"none of its {stats.tasks_seen} demonstrations is accepted yet" if stats.tasks_seen
+                   else "the project has no demonstrations" + ("" if options.ranking_filter.is_empty else " that match the filters"))
+        elif not stats.tasks_seen:
             why = "the project has no ranking tasks" + (" that are not gold" if options.exclude_gold else "")
         elif stats.tasks_without_rankings == stats.tasks_seen:
             why = f"it has {stats.tasks_seen} tasks and none has a ranking" + (

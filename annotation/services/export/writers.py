@@ -172,7 +172,7 @@ FORMAT_COLUMNS: dict[str, list[tuple[str, str]]] = {
     "rankings": [("prompt", "messages"), ("responses", "responses"), ("annotations", "annotations"), ("consensus", "tiers"),
                  ("agreement", "float"), ("prompt_id", "int"), ("task_id", "int"), ("is_gold", "bool")],
     "sft": [("messages", "messages"), ("prompt_id", "int"), ("response_id", "int"), ("task_id", "int"), ("origin", "str"),
-            ("votes", "int"), ("agreement", "float")],
+            ("votes", "int"), ("agreement", "float"), ("demonstration_id", "int")],
 }
 COLUMNS = {name: [column for column, _ in columns] for name, columns in FORMAT_COLUMNS.items()}
 

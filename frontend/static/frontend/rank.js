@@ -82,6 +82,11 @@ function setTiers(tiers, message) {
 }
 
 function showTask(task) {
+  if (task.type === "demonstration") {
+    // Written, not ranked (a demonstration project's ?view=rank reached one): the writing page takes it.
+    window.location.assign(window.location.pathname);
+    return;
+  }
   state.task = task;
   state.tieMode = false;
   state.flagsOpen = null;
