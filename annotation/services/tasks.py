@@ -86,7 +86,8 @@ def _create_chunk(*, project: Project, prompt_ids: list[int], run: GenerationRun
         if len(distinct) < 2:
             result.without_task += 1
             continue
-        new_tasks.append(RankingTask(project=project, prompt_id=prompt_id, overlap=project.overlap))
+        new_tasks.append(RankingTask(project=project, prompt_id=prompt_id, overlap=project.overlap,
+                                     target_overlap=project.min_overlap))
         task_responses.append(distinct)
 
     created = RankingTask.objects.bulk_create(new_tasks)

@@ -19,6 +19,9 @@ BAD = [
     ({"gold_rate": 1.0}, ["--gold-rate", "1.0"]),
     ({"lease_seconds": 5}, ["--lease-seconds", "5"]),
     ({"slug": "Not A Slug"}, ["--slug", "Not A Slug"]),
+    ({"min_overlap": 4}, ["--min-overlap", "4"]),  # above the overlap (3)
+    ({"min_overlap": 0}, ["--min-overlap", "0"]),
+    ({"agreement_target": 1.5}, ["--agreement-target", "1.5"]),
 ]
 
 
