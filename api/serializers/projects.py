@@ -91,3 +91,20 @@ class MemberOutputSerializer(serializers.Serializer):
     username = serializers.CharField(source="user.username")
     role = serializers.CharField()
     created_at = serializers.DateTimeField()
+
+
+class PriorityInputSerializer(serializers.Serializer):
+    """JSON types only: the rules are annotation.services.priority.project_priority_set's."""
+
+    priority = serializers.CharField(help_text="fifo (priority, then oldest) or uncertainty (smallest reward margin first).")
+    priority_model = serializers.IntegerField(required=False, allow_null=True,
+                                              help_text="uncertainty: a succeeded reward training job of this project.")
+
+
+class PriorityOutputSerializer(serializers.Serializer):
+    priority = serializers.CharField()
+    priority_model = serializers.IntegerField(allow_null=True)
+    status = serializers.CharField(help_text="Scoring: '' (none), queued, running, succeeded, failed.")
+    done = serializers.IntegerField(help_text="Open tasks scored so far.")
+    total = serializers.IntegerField(help_text="Open tasks to score.")
+    error = serializers.CharField()
