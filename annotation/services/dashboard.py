@@ -131,4 +131,9 @@ def dashboard_overlap(*, project: Project) -> dict[str, Any]:
         "fixed": fixed,
         "saved": fixed - spent,
         "saved_percent": _percent(fixed - spent, fixed),
+        "priority": project.priority_mode,
+        "priority_model": project.priority_model_id,
+        "priority_status": project.priority_status,
+        "priority_done": project.priority_done,
+        "priority_total": project.priority_total,
     }

@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 from django.core.management import call_command
 from django.db.models import Count, Q
+from django.test import Client
 from django.utils import timezone
 
 from annotation.models import Assignment, AssignmentStatus, Project, Ranking, RankingTask
@@ -45,7 +46,7 @@ def _nothing_for(member, project) -> bool:
 
 @pytest.mark.django_db
 def test_a_crowd_that_agrees_completes_each_task_at_min_overlap():
-    project, _ = make_project(name="Agree", tasks=4, k=3, **ADAPTIVE)
+    project, admin = make_project(name="Agree", tasks=4, k=3, **ADAPTIVE)
     people = [make_member(project, f"agree{i}") for i in range(5)]
     for person in people[:2]:
         for _ in range(4):
@@ -56,6 +57,11 @@ def test_a_crowd_that_agrees_completes_each_task_at_min_overlap():
     saved = dashboard_overlap(project=project)
     assert (saved["spent"], saved["fixed"], saved["saved"]) == (8, 20, 12)
     assert saved["distribution"][2] == {"rankings": 2, "tasks": 4, "percent": 100}
+    page = Client()
+    page.force_login(admin.user)
+    html = page.get(f"/projects/{project.slug}/dashboard/").content.decode()
+    assert "Adaptive overlap saved <strong>12</strong> rankings" in html
+    assert "4 complete tasks took 8 rankings, where a fixed overlap of 5 takes 20" in html
 
 
 @pytest.mark.django_db
@@ -125,6 +131,16 @@ def test_create_project_takes_the_adaptive_options(capsys):
     call_command("create_project", "Adaptive cmd", "--overlap", "5", "--min-overlap", "2", "--agreement-target", "0.75")
     project = Project.objects.get(slug=capsys.readouterr().out.strip())
     assert (project.overlap, project.min_overlap, project.agreement_target, project.is_adaptive) == (5, 2, 0.75, True)
+    staff = make_member(None, "adaptive-staff")
+    staff.user.is_staff = True
+    staff.user.save()
+    body = {"name": "Adaptive api", "overlap": 4, "min_overlap": 2, "agreement_target": 0.9}
+    created = staff.client().post("/api/v1/projects/", body, format="json")
+    assert created.status_code == 201, created.content
+    assert {key: created.json()[key] for key in ("overlap", "min_overlap", "agreement_target")} == {
+        "overlap": 4, "min_overlap": 2, "agreement_target": 0.9}
+    fixed = staff.client().post("/api/v1/projects/", {"name": "Fixed api", "overlap": 4}, format="json").json()
+    assert fixed["min_overlap"] == 4, "the default: fixed overlap"
 
 
 def _open_for(person, project) -> bool:

@@ -9,6 +9,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from annotation.models import Assignment, JobStatus, Project, RankingTask, Response, TrainingJob
+from annotation.services.dashboard import dashboard_overlap
 from annotation.services.priority import smallest_adjacent_margin, uncertainty_priority
 from annotation.services.training import training_job_create, training_job_model_dir, training_job_run
 from tests.ranking_helpers import import_tasks, make_member, make_project
@@ -72,6 +73,8 @@ def test_tasks_the_reward_model_separates_least_are_served_first_and_rescored_wh
     expected = _margins(first, project)
     stored = dict(RankingTask.objects.filter(project=project).values_list("id", "priority_margin"))
     assert stored == pytest.approx(expected, abs=1e-4)
+    shown = dashboard_overlap(project=project)
+    assert (shown["priority"], shown["priority_model"], shown["priority_done"], shown["priority_total"]) == ("uncertainty", first.pk, 8, 8)
 
     # A task imported after the scoring is unscored: it keeps today's order, after the scored ones.
     import_tasks(project, 1, k=3, start=100)
