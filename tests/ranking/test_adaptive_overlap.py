@@ -205,3 +205,34 @@ def test_many_annotators_at_once_never_exceed_what_the_rule_allows_and_counters_
     assert not Assignment.objects.values("task", "annotator").annotate(n=Count("id")).filter(n__gt=1).exists()
     assert not Assignment.objects.filter(project=project, status=AssignmentStatus.LEASED).exists()
     assert 2 in sizes and len(sizes) > 1, f"the noisy crowd both agreed and escalated: {sizes}"
+
+
+def _rank_when_served(member, project, *, reverse: bool = False) -> None:
+    for _ in range(50):  # gold tasks are drawn at random (gold_rate): ask again when this draw missed
+        task = member.client().get(f"/api/v1/projects/{project.pk}/next-task")
+        if task.status_code == 200:
+            body = task.json()
+            member.client().post(f"/api/v1/assignments/{body['id']}/submit", {"ranking": _order(body, reverse)}, format="json")
+            return
+    raise AssertionError("never served")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("reverse_second", "complete", "target"), [(False, True, 2), (True, False, 3)], ids=["agree", "disagree"])
+def test_a_task_no_longer_gold_follows_the_adaptive_rule(reverse_second, complete, target):
+    from annotation.services.assignment import task_set_gold
+
+    project, _ = make_project(name=f"Gold {reverse_second}", tasks=1, k=3, gold_rate=0.999, **ADAPTIVE)
+    task = RankingTask.objects.get(project=project)
+    task_set_gold(task=task, gold_ranking=[[rid] for rid in task.responses.values_list("id", flat=True)])
+    _rank_when_served(make_member(project, f"g1{reverse_second}"), project)
+    _rank_when_served(make_member(project, f"g2{reverse_second}"), project, reverse=reverse_second)
+    task.refresh_from_db()
+    assert task.submitted_count == 2 and not task.is_complete, "gold tasks stay open"
+    task = task_set_gold(task=task, gold_ranking=None)
+    task.refresh_from_db()
+    assert (task.is_complete, task.target_overlap) == (complete, target)
+    if not complete:
+        _rank_when_served(make_member(project, f"g3{reverse_second}"), project)
+        task.refresh_from_db()
+        assert task.submitted_count == 3
