@@ -177,7 +177,7 @@ def main() -> None:
     for r in results:
         saved = 1 - r["rankings"] / base["rankings"]
         print(f"{r['rule']:<14}{r['rankings']:>9}{r['per_task']:>9.2f}{-saved:>+12.1%}"
-              f"{r['correct']:>12}/{r['pairs']:<5}{r['correct'] / r['pairs']:>5.3f}"
+              f"{r['correct']:>11}/{r['pairs']:<6}{r['correct'] / r['pairs']:>5.3f}"
               f"   [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}]{r['incomplete']:>6}{r['seconds']:>7.1f}")
 
 
