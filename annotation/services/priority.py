@@ -7,7 +7,8 @@ progress on the project (priority_status, priority_done / priority_total), and s
 a priority derived from it on each task; the claim already orders by priority (assignment.py).
 
 Unscored tasks keep priority 0 and so today's order among themselves, after the scored ones: a task
-keeps today's order until it is scored. Choosing another model (or uncertainty again) rescored every
+keeps today's order until it is scored. Tasks created later (an import, a generation run) are
+scored by a run of their own, enqueued by tasks_create_for_prompts. Choosing another model (or uncertainty again) rescored every
 open task; a run whose model is no longer the project's stops at its next batch. Back to "fifo"
 clears the scores.
 """
@@ -69,7 +70,8 @@ def project_priority_set(*, project: Project, priority: Any, priority_model: Any
     """
     if priority not in PRIORITY_MODES:
         raise ApplicationError(f"Unknown priority {priority!r}.", fields={"priority": [f"must be one of {', '.join(PRIORITY_MODES)}"]})
-    project = Project.objects.select_for_update().get(pk=project.pk)
+    # NO KEY UPDATE: it orders this with a scoring batch, without blocking the claims' inserts.
+    project = Project.objects.select_for_update(no_key=True).get(pk=project.pk)
     if priority == "fifo":
         if priority_model is not None:
             raise ApplicationError("A priority model is only for uncertainty priority.",
@@ -95,17 +97,42 @@ def project_priority_set(*, project: Project, priority: Any, priority_model: Any
     return project
 
 
-def _to_score(*, project_id: int):
-    return RankingTask.objects.filter(project_id=project_id, is_complete=False, is_gold=False)
+def _to_score(*, project_id: int, only_unscored: bool = False):
+    tasks = RankingTask.objects.filter(project_id=project_id, is_complete=False, is_gold=False)
+    return tasks.filter(priority_margin=None) if only_unscored else tasks
 
 
-def _still_current(project_id: int, job_id: int) -> bool:
-    return Project.objects.filter(pk=project_id, priority_mode="uncertainty", priority_model_id=job_id).exists()
+def priority_score_new_tasks(*, project_id: int) -> bool:
+    """After tasks were created (import, generation): in an uncertainty project, enqueue the scoring
+    of the unscored open tasks with the project's model (after the commit). True when enqueued."""
+    current = Project.objects.filter(pk=project_id, priority_mode="uncertainty").values_list("priority_model_id", flat=True).first()
+    if current is None:
+        return False
+    Project.objects.filter(pk=project_id, priority_model_id=current).update(
+        priority_status="queued", priority_done=0, priority_total=_to_score(project_id=project_id, only_unscored=True).count())
+
+    def refused(exc: DispatchError) -> None:
+        Project.objects.filter(pk=project_id, priority_model_id=current).update(priority_status="failed", priority_error=str(exc))
+
+    enqueue_after_commit(TaskName.PRIORITY_SCORE, kwargs={"project_id": project_id, "job_id": current, "only_unscored": True},
+                         on_error=refused)
+    return True
 
 
-def priority_scores_compute(*, project_id: int, job_id: int, batch: int = SCORE_BATCH,
+def _still_current(project_id: int, job_id: int, *, lock: bool = False) -> bool:
+    rows = Project.objects.filter(pk=project_id, priority_mode="uncertainty", priority_model_id=job_id)
+    # lock: the project row, as project_priority_set takes it, so a batch's writes and a change of
+    # model are ordered (a batch of the old model never lands after the new model was chosen).
+    # NO KEY UPDATE: claims and submissions, whose inserts take KEY SHARE on the project, go on.
+    if lock:
+        rows = rows.select_for_update(no_key=True)
+    return bool(list(rows.values_list("pk", flat=True)))
+
+
+def priority_scores_compute(*, project_id: int, job_id: int, only_unscored: bool = False, batch: int = SCORE_BATCH,
                             progress: Callable[[int, int], None] | None = None) -> int:
-    """Score the project's open tasks with reward job `job_id`'s model; returns the tasks scored.
+    """Score the project's open tasks (`only_unscored`: those without a score) with reward job
+    `job_id`'s model; returns the tasks scored.
 
     Stops (returning what it scored) when the project's priority model is no longer `job_id`.
     Any error marks the scoring failed with its message and is raised again.
@@ -114,13 +141,14 @@ def priority_scores_compute(*, project_id: int, job_id: int, batch: int = SCORE_
         return 0
     Project.objects.filter(pk=project_id, priority_model_id=job_id).update(priority_status="running")
     try:
-        return _score(project_id=project_id, job_id=job_id, batch=batch, progress=progress)
+        return _score(project_id=project_id, job_id=job_id, only_unscored=only_unscored, batch=batch, progress=progress)
     except Exception as exc:
         Project.objects.filter(pk=project_id, priority_model_id=job_id).update(priority_status="failed", priority_error=str(exc)[:2000])
         raise
 
 
-def _score(*, project_id: int, job_id: int, batch: int, progress: Callable[[int, int], None] | None) -> int:
+def _score(*, project_id: int, job_id: int, only_unscored: bool, batch: int,
+           progress: Callable[[int, int], None] | None) -> int:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from annotation.services.training import training_job_model_dir
@@ -133,7 +161,7 @@ def _score(*, project_id: int, job_id: int, batch: int, progress: Callable[[int,
         tokenizer.pad_token = tokenizer.eos_token
     model.config.pad_token_id = tokenizer.pad_token_id
 
-    task_ids = list(_to_score(project_id=project_id).order_by("id").values_list("id", flat=True))
+    task_ids = list(_to_score(project_id=project_id, only_unscored=only_unscored).order_by("id").values_list("id", flat=True))
     total, done = len(task_ids), 0
     Project.objects.filter(pk=project_id, priority_model_id=job_id).update(priority_total=total, priority_done=0)
     for start in range(0, total, batch):
@@ -150,9 +178,9 @@ def _score(*, project_id: int, job_id: int, batch: int, progress: Callable[[int,
         for (task_id, _), reward in zip(members, rewards, strict=True):
             by_task.setdefault(task_id, []).append(reward)
         with transaction.atomic():
-            if not _still_current(project_id, job_id):
+            if not _still_current(project_id, job_id, lock=True):
                 return done
-            for task_id, values in by_task.items():
+            for task_id, values in sorted(by_task.items()):  # task rows locked in id order, as everywhere
                 margin = smallest_adjacent_margin(values)
                 RankingTask.objects.filter(pk=task_id).update(priority_margin=margin, priority=uncertainty_priority(margin))
             done += len(ids)

@@ -50,6 +50,10 @@ def tasks_create_for_prompts(
     ids = sorted(set(prompt_ids))
     for start in range(0, len(ids), CHUNK):
         result.add(_create_chunk(project=project, prompt_ids=ids[start : start + CHUNK], run=run))
+    if result.created:
+        from annotation.services.priority import priority_score_new_tasks
+
+        priority_score_new_tasks(project_id=project.pk)  # uncertainty priority: score the new tasks
     return result
 
 

@@ -76,9 +76,17 @@ def test_tasks_the_reward_model_separates_least_are_served_first_and_rescored_wh
     shown = dashboard_overlap(project=project)
     assert (shown["priority"], shown["priority_model"], shown["priority_done"], shown["priority_total"]) == ("uncertainty", first.pk, 8, 8)
 
-    # A task imported after the scoring is unscored: it keeps today's order, after the scored ones.
+    # A task imported later is scored by a run of its own, with the same model.
     import_tasks(project, 1, k=3, start=100)
-    unscored = RankingTask.objects.filter(project=project, priority_margin=None).get()
+    late = RankingTask.objects.filter(project=project).order_by("-id").first()
+    deadline = time.monotonic() + 240
+    while RankingTask.objects.get(pk=late.pk).priority_margin is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    project = _wait_scored(project, first)
+    expected = _margins(first, project)
+    assert RankingTask.objects.get(pk=late.pk).priority_margin == pytest.approx(expected[late.pk], abs=1e-4)
+    assert (project.priority_done, project.priority_total) == (1, 1)
+
     person = make_member(project, "uncertain-ann")
     served = []
     for _ in range(9):
@@ -86,8 +94,7 @@ def test_tasks_the_reward_model_separates_least_are_served_first_and_rescored_wh
         served.append(Assignment.objects.get(pk=task["id"]).task_id)
         person.client().post(f"/api/v1/assignments/{task['id']}/submit", {"ranking": [[r["id"]] for r in task["responses"]]},
                              format="json")
-    assert served[:8] == sorted(expected, key=lambda t: (-uncertainty_priority(expected[t]), t))
-    assert served[8] == unscored.pk
+    assert served == sorted(expected, key=lambda t: (-uncertainty_priority(expected[t]), t))
 
     # A new priority model rescored the open tasks with its own margins.
     import_tasks(project, 4, k=3, start=200)
@@ -103,6 +110,23 @@ def test_tasks_the_reward_model_separates_least_are_served_first_and_rescored_wh
     assert admin.client().put(f"/api/v1/projects/{project.pk}/priority/", {"priority": "fifo"}, format="json").status_code == 200
     assert not RankingTask.objects.filter(project=project).exclude(priority_margin=None).exists()
     assert not RankingTask.objects.filter(project=project).exclude(priority=0).exists()
+
+
+@pytest.mark.django_db
+def test_scored_tasks_come_first_smallest_margin_first_and_unscored_ones_keep_todays_order():
+    project, _ = make_project(name="Mixed", tasks=6, k=3, overlap=1)
+    tasks = list(RankingTask.objects.filter(project=project).order_by("id"))
+    # What a scoring leaves half done: two tasks scored, four not yet.
+    for task, margin in ((tasks[4], 0.9), (tasks[2], 0.1)):
+        RankingTask.objects.filter(pk=task.pk).update(priority_margin=margin, priority=uncertainty_priority(margin))
+    person = make_member(project, "mixed-ann")
+    served = []
+    for _ in range(6):
+        got = person.client().get(f"/api/v1/projects/{project.pk}/next-task").json()
+        served.append(Assignment.objects.get(pk=got["id"]).task_id)
+        person.client().post(f"/api/v1/assignments/{got['id']}/submit", {"ranking": [[r["id"]] for r in got["responses"]]},
+                             format="json")
+    assert served == [tasks[2].pk, tasks[4].pk, tasks[0].pk, tasks[1].pk, tasks[3].pk, tasks[5].pk]
 
 
 @pytest.mark.django_db

@@ -54,8 +54,8 @@ def generate_batch(self, run_id: int, prompt_ids: list[int]) -> dict:
 
 
 @shared_task(name=TaskName.PRIORITY_SCORE, acks_late=True, reject_on_worker_lost=True)
-def priority_score(*, project_id: int, job_id: int) -> int:
+def priority_score(*, project_id: int, job_id: int, only_unscored: bool = False) -> int:
     """Score the project's open tasks with reward job `job_id` (uncertainty priority); returns how many."""
     from annotation.services.priority import priority_scores_compute
 
-    return priority_scores_compute(project_id=project_id, job_id=job_id)
+    return priority_scores_compute(project_id=project_id, job_id=job_id, only_unscored=only_unscored)
