@@ -155,5 +155,8 @@ def test_a_priority_model_that_is_not_a_succeeded_reward_job_of_the_project_is_r
     assert answer.status_code == 400 and "priority" in answer.json()["error"]["fields"]
     project.refresh_from_db()
     assert (project.priority_mode, project.priority_model_id, project.priority_status) == ("fifo", None, "")
+    assert admin.client().get(url).json() == {"priority": "fifo", "priority_model": None, "status": "", "done": 0, "total": 0,
+                                              "error": ""}
     annotator = make_member(project, "not-admin")
     assert annotator.client().put(url, {"priority": "fifo"}, format="json").status_code == 403
+    assert annotator.client().get(url).status_code == 403
