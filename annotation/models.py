@@ -30,6 +30,19 @@ class Project(models.Model):
     instructions = models.TextField(blank=True, default="", help_text="Markdown shown to annotators.")
     responses_per_prompt = models.PositiveIntegerField(default=4, validators=[MinValueValidator(2)])
     overlap = models.PositiveIntegerField(default=3, validators=[MinValueValidator(1)])
+    # Adaptive overlap (docs/ranking.md): a task completes after `min_overlap` rankings whose agreement
+    # reaches `agreement_target`, else one more annotator at a time up to `overlap`. NULL (or equal
+    # to overlap): fixed overlap.
+    min_overlap = models.PositiveIntegerField(null=True, blank=True, validators=[MinValueValidator(1)])
+    agreement_target = models.FloatField(default=0.8)
+    # Serving order: "fifo" (priority, then oldest) or "uncertainty" (the reward model's smallest
+    # margin first, scored by a Celery task into RankingTask.priority; annotation.services.priority).
+    priority_mode = models.CharField(max_length=16, default="fifo")
+    priority_model = models.ForeignKey("TrainingJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    priority_status = models.CharField(max_length=16, blank=True, default="")
+    priority_done = models.PositiveIntegerField(default=0)
+    priority_total = models.PositiveIntegerField(default=0)
+    priority_error = models.TextField(blank=True, default="")
     allow_ties = models.BooleanField(default=False)
     gold_rate = models.FloatField(default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(0.999)])
     lease_seconds = models.PositiveIntegerField(default=900, validators=[MinValueValidator(30)])
@@ -52,11 +65,25 @@ class Project(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(responses_per_prompt__gte=2), name="project_k_at_least_2"),
             models.CheckConstraint(condition=Q(overlap__gte=1), name="project_overlap_at_least_1"),
+            models.CheckConstraint(
+                condition=Q(min_overlap__isnull=True) | (Q(min_overlap__gte=1) & Q(min_overlap__lte=models.F("overlap"))),
+                name="project_min_overlap_range"),
+            models.CheckConstraint(condition=Q(agreement_target__gte=0) & Q(agreement_target__lte=1),
+                                   name="project_agreement_target_range"),
             models.CheckConstraint(condition=Q(gold_rate__gte=0) & Q(gold_rate__lt=1), name="project_gold_rate_range"),
         ]
 
     def __str__(self) -> str:
         return self.slug
+
+    @property
+    def first_overlap(self) -> int:
+        """The rankings a task gets before its agreement is judged: min_overlap, or the overlap when fixed."""
+        return self.overlap if self.min_overlap is None else self.min_overlap
+
+    @property
+    def is_adaptive(self) -> bool:
+        return self.first_overlap < self.overlap
 
 
 class Membership(models.Model):
@@ -180,7 +207,13 @@ class RankingTask(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="tasks")
     prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="tasks")
     responses = models.ManyToManyField(Response, related_name="tasks")
-    overlap = models.PositiveIntegerField(default=3)
+    overlap = models.PositiveIntegerField(default=3)  # the most rankings it may get (the project's N)
+    # The rankings it may get at this moment: starts at the project's min_overlap, raised by one by a
+    # submission that leaves its rankings below the agreement target, never above `overlap`.
+    # NULL means `overlap` (fixed overlap; rows written without it, such as bulk seeds).
+    target_overlap = models.PositiveIntegerField(null=True, blank=True)
+    # The reward model's smallest margin between adjacent responses (uncertainty priority); NULL: unscored.
+    priority_margin = models.FloatField(null=True, blank=True)
     is_gold = models.BooleanField(default=False)
     gold_ranking = models.JSONField(null=True, blank=True, help_text="Tiers of response ids, best first.")
     priority = models.IntegerField(default=0)

@@ -4,7 +4,9 @@ Rules (all of them live here):
 - An annotator with a live lease in the project gets it back (resume), whatever tab asks. The page
   may prefetch one more (`after=`): at most two live leases per annotator.
 - Otherwise they get the open task they were never assigned whose submitted plus live leases
-  (`active_count`) are below its overlap: highest priority first, then oldest.
+  (`active_count`) are below what it may get now (`target_overlap`: the overlap, or with adaptive
+  overlap from min_overlap up to the overlap, raised by the submission; annotation.services.ranking):
+  highest priority first, then oldest.
 - Gold tasks (a known ranking) are drawn with probability `project.gold_rate`; each annotator
   sees a gold task at most once, and gold tasks are not limited by the overlap (they measure every
   annotator). They never count towards "left in the project".
@@ -42,6 +44,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 from django.db.models import F
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from annotation.errors import ApplicationError, Conflict, NotFound
@@ -186,6 +189,10 @@ def assignments_expire_all(*, now: datetime | None = None, batch: int = 1000) ->
 
 # --- claiming ----------------------------------------------------------------------------------
 
+# The rankings a task may get at this moment: its target_overlap (adaptive overlap raises it one at a
+# time, from the project's min_overlap up to overlap), or the overlap where it has none.
+TASK_ALLOWED = Coalesce(F("target_overlap"), F("overlap"))
+
 Shown = sql.Shown
 
 
@@ -197,11 +204,11 @@ def _claim_generic(*, project: Project, annotator_id: int, gold: bool) -> int | 
         .order_by("-priority", "id")
     )
     if not gold:
-        candidates = candidates.filter(active_count__lt=F("overlap"))
+        candidates = candidates.filter(active_count__lt=TASK_ALLOWED)
     for task_id in candidates.values_list("id", flat=True)[:50]:
         guard = RankingTask.objects.filter(pk=task_id, is_complete=False)
         if not gold:
-            guard = guard.filter(active_count__lt=F("overlap"))
+            guard = guard.filter(active_count__lt=TASK_ALLOWED)
         if guard.update(active_count=F("active_count") + 1) == 1:
             return task_id
     return None
@@ -351,7 +358,7 @@ def assignment_retake_slot(*, assignment: Assignment, now: datetime) -> None:
     """
     guard = RankingTask.objects.filter(pk=assignment.task_id)
     if not _held_task_is_gold(assignment):
-        guard = guard.filter(active_count__lt=F("overlap"))
+        guard = guard.filter(active_count__lt=TASK_ALLOWED)
     if guard.update(active_count=F("active_count") + 1) != 1:
         raise Conflict(
             "Your lease on this task ran out and its place was given to another annotator; your answer was not stored.",
@@ -410,6 +417,18 @@ def assignment_skip(*, assignment_id: int, annotator: AbstractBaseUser, reason: 
 # --- gold tasks --------------------------------------------------------------------------------
 
 
+def unmarked_gold_complete(*, task: RankingTask, project: Project) -> bool:
+    """Whether a task no longer gold has the rankings it needs, by the adaptive rule (the fixed one
+    when min_overlap = overlap); if not, its target_overlap lets one more annotator in (set on `task`)."""
+    allowed = task.target_overlap if task.target_overlap is not None else task.overlap
+    agreed = task.agreement is not None and task.agreement >= project.agreement_target
+    if task.submitted_count >= task.overlap or (task.submitted_count >= allowed and agreed):
+        return True
+    if task.target_overlap is not None:
+        task.target_overlap = min(task.overlap, max(task.target_overlap, task.submitted_count + 1))
+    return False
+
+
 @transaction.atomic
 def task_set_gold(*, task: RankingTask, gold_ranking: list[list[int]] | None) -> RankingTask:
     """Mark a task gold with its known ranking (tiers of the task's response ids), or unmark (None)."""
@@ -420,8 +439,8 @@ def task_set_gold(*, task: RankingTask, gold_ranking: list[list[int]] | None) ->
     if gold_ranking is None:
         task.is_gold = False
         task.gold_ranking = None
-        task.is_complete = task.submitted_count >= task.overlap
-        task.save(update_fields=["is_gold", "gold_ranking", "is_complete"])
+        task.is_complete = unmarked_gold_complete(task=task, project=task.project)
+        task.save(update_fields=["is_gold", "gold_ranking", "is_complete", "target_overlap"])
         if task.is_complete:  # a former gold task that already has its rankings completes now
             webhook_events_emit(project_id=task.project_id, event=WebhookEvent.TASK_COMPLETED, object_id=task.pk)
         return task

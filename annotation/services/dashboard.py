@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Count, Q
+from django.db.models import Count, Q, Sum
 
 from annotation.models import ExportSnapshot, GenerationRun, Project, RankingTask, TrainingJob
 
@@ -52,3 +52,39 @@ def dashboard_progress(*, project: Project, runs: int = 10) -> dict[str, Any]:
     ]
     return {"tasks_total": total, "tasks": tasks, "generation": generation, "exports": exports, "training": training}
 
+
+
+def dashboard_overlap(*, project: Project) -> dict[str, Any]:
+    """Rankings per task (non-gold), and for adaptive overlap the rankings saved against a fixed overlap.
+
+    Saved counts complete tasks only: each would have cost `overlap` rankings at fixed overlap; the
+    rankings they actually got are spent. Open tasks are neither (they may still get up to `overlap`).
+    """
+    tasks = RankingTask.objects.filter(project=project, is_gold=False)
+    by_count = {row["submitted_count"]: row["n"] for row in tasks.values("submitted_count").annotate(n=Count("id"))}
+    total = sum(by_count.values())
+    top = max([project.overlap, *by_count]) if by_count else project.overlap
+    distribution = [
+        {"rankings": n, "tasks": by_count.get(n, 0), "percent": _percent(by_count.get(n, 0), total)} for n in range(0, top + 1)
+    ]
+    complete = tasks.filter(is_complete=True).aggregate(tasks=Count("id"), spent=Sum("submitted_count"))
+    complete_tasks, spent = complete["tasks"] or 0, complete["spent"] or 0
+    fixed = complete_tasks * project.overlap
+    return {
+        "adaptive": project.is_adaptive,
+        "min_overlap": project.first_overlap,
+        "overlap": project.overlap,
+        "agreement_target": project.agreement_target,
+        "tasks": total,
+        "distribution": distribution,
+        "complete_tasks": complete_tasks,
+        "spent": spent,
+        "fixed": fixed,
+        "saved": fixed - spent,
+        "saved_percent": _percent(fixed - spent, fixed),
+        "priority": project.priority_mode,
+        "priority_model": project.priority_model_id,
+        "priority_status": project.priority_status,
+        "priority_done": project.priority_done,
+        "priority_total": project.priority_total,
+    }

@@ -28,8 +28,10 @@ MAX_OVERLAP = 100
 MIN_LEASE_SECONDS = 30
 MAX_LEASE_SECONDS = 7 * 24 * 3600
 MAX_DEMONSTRATION_CHARS = 200_000
-_INTEGER_FIELDS = ("responses_per_prompt", "overlap", "lease_seconds", "gen_max_new_tokens", "gen_seed", "max_demonstration_chars")
+_INTEGER_FIELDS = ("responses_per_prompt", "overlap", "min_overlap", "lease_seconds", "gen_max_new_tokens", "gen_seed",
+                   "max_demonstration_chars")
 TASK_TYPES = ("ranking", "demonstration")
+DEFAULT_AGREEMENT_TARGET = 0.8
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,6 +49,8 @@ class ProjectOptions:
     instructions: str = ""
     responses_per_prompt: int = 4
     overlap: int = 3
+    min_overlap: int | None = None  # None: the overlap (fixed overlap, the behaviour before adaptive overlap)
+    agreement_target: float = DEFAULT_AGREEMENT_TARGET
     allow_ties: bool = False
     gold_rate: float = 0.0
     lease_seconds: int = 900
@@ -85,6 +89,10 @@ class ProjectOptions:
             else f"must be lowercase letters, digits and hyphens, at most {MAX_SLUG_CHARS} characters",
             "responses_per_prompt": int_problem(self.responses_per_prompt, low=2, high=MAX_RESPONSES_PER_PROMPT),
             "overlap": int_problem(self.overlap, low=1, high=MAX_OVERLAP),
+            "min_overlap": self._min_overlap_problem(),
+            "agreement_target": ""
+            if is_number(self.agreement_target) and 0 <= self.agreement_target <= 1
+            else "must be a number with 0 <= agreement_target <= 1",
             "gold_rate": ("must be a number with 0 <= gold_rate < 1" if not (is_number(self.gold_rate) and 0 <= self.gold_rate < 1)
                           else "must be 0 in a demonstration project (gold tasks have a known ranking)"
                           if self.gold_rate and self.task_type == "demonstration" else ""),
@@ -103,13 +111,22 @@ class ProjectOptions:
         found.update({f"gen_{key}": message for key, message in sampling.items()})
         return {key: [message] for key, message in found.items() if message}
 
+    def _min_overlap_problem(self) -> str:
+        if self.min_overlap is None:
+            return ""
+        if int_problem(self.overlap, low=1, high=MAX_OVERLAP):
+            return int_problem(self.min_overlap, low=1, high=MAX_OVERLAP)
+        if self.task_type == "demonstration" and self.min_overlap != self.overlap:
+            return "must equal overlap in a demonstration project (adaptive overlap compares rankings)"
+        return int_problem(self.min_overlap, low=1, high=self.overlap) and f"must be an integer from 1 to overlap ({self.overlap})"
+
     def model_fields(self) -> dict[str, Any]:
         """The Project fields these options set (all but name and slug, which project_create settles)."""
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("name", "slug")}
 
 
 # The project fields a caller may set, with their defaults (the model's).
-PROJECT_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(ProjectOptions) if f.name not in ("name", "slug")}
+PROJECT_DEFAULTS: dict[str, Any] = ProjectOptions(name="").model_fields()
 
 
 def _unique_slug(base: str) -> str:

@@ -189,6 +189,9 @@ def ranking_submit(
         Assignment.objects.filter(pk=assignment.pk).update(status=AssignmentStatus.SUBMITTED, finished_at=now)
         complete = sql.count_submission(task_id=assignment.task_id)
     task_agreement_refresh(task_id=assignment.task_id)
+    if getattr(assignment, "held_adaptive", False) and not complete:
+        # Adaptive overlap: the stored agreement decides between complete and one more annotator.
+        complete = sql.decide_adaptive(task_id=assignment.task_id, agreement_target=assignment.held_agreement_target)
     # task.completed: this submission's counter update (under the task row's lock, which orders
     # concurrent submissions) left the task complete. Sent once per webhook (docs/webhooks.md).
     if complete:

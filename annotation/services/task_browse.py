@@ -288,11 +288,17 @@ def priority_problem(value: Any) -> str:
 def _more_rankings(tasks: QuerySet) -> int:
     # One UPDATE: PostgreSQL re-reads a row a concurrent submission just changed before applying it,
     # so submitted_count and the overlap are the committed ones and is_complete follows the same
-    # rule as a submission (sql/ranking.py): complete once the overlap is reached, gold never.
+    # rule as a submission (sql/ranking.py): complete once the rankings it may get now are in
+    # (target_overlap under adaptive overlap, else overlap), gold never. SET reads the old row.
     return tasks.update(
         overlap=F("overlap") + 1,
-        is_complete=Case(When(is_gold=True, then=Value(False)), When(submitted_count__gte=F("overlap") + 1, then=Value(True)),
-                         default=Value(False)),
+        target_overlap=Case(When(target_overlap__isnull=True, then=Value(None)), default=F("target_overlap") + 1),
+        is_complete=Case(
+            When(is_gold=True, then=Value(False)),
+            When(target_overlap__isnull=False, submitted_count__gte=F("target_overlap") + 1, then=Value(True)),
+            When(target_overlap__isnull=True, submitted_count__gte=F("overlap") + 1, then=Value(True)),
+            default=Value(False),
+        ),
     )
 
 
@@ -300,7 +306,7 @@ def _more_rankings(tasks: QuerySet) -> int:
 def task_request_more_rankings(*, task: RankingTask) -> RankingTask:
     """Send a task back for one more ranking: its overlap rises by one, which reopens it."""
     _more_rankings(RankingTask.objects.filter(pk=task.pk))
-    task.refresh_from_db(fields=["overlap", "is_complete", "submitted_count", "active_count"])
+    task.refresh_from_db(fields=["overlap", "target_overlap", "is_complete", "submitted_count", "active_count"])
     return task
 
 

@@ -51,6 +51,10 @@ def tasks_create_for_prompts(
     create = _create_demonstration_chunk if project.task_type == TaskType.DEMONSTRATION else _create_chunk
     for start in range(0, len(ids), CHUNK):
         result.add(create(project=project, prompt_ids=ids[start : start + CHUNK], run=run))
+    if result.created:
+        from annotation.services.priority import priority_score_new_tasks
+
+        priority_score_new_tasks(project_id=project.pk)  # uncertainty priority: score the new tasks
     return result
 
 
@@ -121,7 +125,8 @@ def _create_chunk(*, project: Project, prompt_ids: list[int], run: GenerationRun
         if len(distinct) < 2:
             result.without_task += 1
             continue
-        new_tasks.append(RankingTask(project=project, prompt_id=prompt_id, overlap=project.overlap))
+        new_tasks.append(RankingTask(project=project, prompt_id=prompt_id, overlap=project.overlap,
+                                     target_overlap=project.min_overlap))
         task_responses.append(distinct)
 
     created = RankingTask.objects.bulk_create(new_tasks)

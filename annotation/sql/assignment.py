@@ -33,7 +33,8 @@ UPDATE {task} SET {task.active_count} = {task.active_count} + 1
 WHERE {task.id} = (
     SELECT {t.id} FROM {t} t
     WHERE {t.project} = %(project)s AND NOT {t.is_complete} AND {t.is_gold} = %(gold)s
-      AND ({t.is_gold} OR {t.active_count} < {t.overlap})
+      -- target_overlap: the rankings the task may get at this moment (adaptive overlap); NULL: overlap.
+      AND ({t.is_gold} OR {t.active_count} < coalesce({t.target_overlap}, {t.overlap}))
       AND NOT EXISTS (
           -- OFFSET 0 keeps this a per-row probe of the unique (task, annotator) index; flattened into
           -- an anti-join, the planner may instead scan all of a busy annotator's assignments.
@@ -162,6 +163,7 @@ def _holder_sql(lock: bool) -> str:
     a, p, t = Names(Assignment, "a"), Names(Project, "p"), Names(RankingTask, "t")
     return render(
         "SELECT {a.all}, {p.allow_ties} AS held_allow_ties, {p.lease_seconds} AS held_lease_seconds, "
+        "coalesce({p.min_overlap}, {p.overlap}) < {p.overlap} AS held_adaptive, {p.agreement_target} AS held_agreement_target, "
         "{t.is_gold} AS held_task_is_gold, {t.task_type} AS held_task_type FROM {a} a JOIN {p} p ON {p.id} = {a.project} "
         "JOIN {t} t ON {t.id} = {a.task} WHERE {a.id} = %s AND {a.annotator} = %s{lock}",
         a=a, p=p, t=t, lock=Sql(" FOR UPDATE OF a" if lock else ""),
@@ -170,7 +172,8 @@ def _holder_sql(lock: bool) -> str:
 
 def held(*, assignment_id: int, annotator_id: int, lock: bool) -> Assignment | None:
     """The annotator's assignment with the project and task fields the holder's operations need
-    (held_allow_ties, held_lease_seconds, held_task_is_gold, held_task_type); `lock`: FOR UPDATE of the assignment row
+    (held_allow_ties, held_lease_seconds, held_task_is_gold, held_task_type, held_adaptive, held_agreement_target);
+    `lock`: FOR UPDATE of the assignment row
     where the database has it."""
     found = models_from_sql(model=Assignment, sql=_holder_sql(lock and connection.features.has_select_for_update_of),
                             params=[assignment_id, annotator_id])

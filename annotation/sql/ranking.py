@@ -22,7 +22,8 @@ INSERT_COLUMNS = column_list(
     pk=False,
 )
 
-# The task's counters after one more submission: complete once the overlap is reached (gold tasks never are).
+# The task's counters after one more submission: complete once the overlap (the most it may get) is
+# reached (gold tasks never are). Adaptive overlap may complete it earlier: decide_adaptive.
 _COUNT = (
     "{task.submitted_count} = {task.submitted_count} + 1, "
     "{task.is_complete} = (NOT {task.is_gold} AND {task.submitted_count} + 1 >= {task.overlap})"
@@ -90,4 +91,35 @@ def count_submission(*, task_id: int) -> bool:
     """One more submission on the task (the portable twin's third statement); True when that left it complete."""
     with connection.cursor() as cursor:
         cursor.execute(_count_sql(), [task_id])
+        return bool(cursor.fetchone()[0])
+
+
+# Adaptive overlap, after the counters and the task's agreement were stored in this transaction (which
+# holds the task row's lock): with all the rankings it may get now (target_overlap, NULL: overlap),
+# the task completes if their agreement reaches the target, else it may get one more, up to overlap.
+# Both right-hand sides read the row as it was before this statement.
+_DECIDE = """
+UPDATE {task} SET
+    {task.is_complete} = {task.is_complete} OR (
+        NOT {task.is_gold} AND {task.submitted_count} >= coalesce({task.target_overlap}, {task.overlap})
+        AND coalesce({task.agreement} >= %s, false)),
+    {task.target_overlap} = CASE
+        WHEN NOT {task.is_gold} AND NOT {task.is_complete}
+             AND {task.submitted_count} >= coalesce({task.target_overlap}, {task.overlap})
+             AND {task.submitted_count} < {task.overlap} AND NOT coalesce({task.agreement} >= %s, false)
+        THEN {task.submitted_count} + 1 ELSE {task.target_overlap} END
+WHERE {task.id} = %s
+RETURNING {task.is_complete}
+"""
+
+
+@per_vendor
+def _decide_sql() -> str:
+    return render(_DECIDE, task=Names(RankingTask))
+
+
+def decide_adaptive(*, task_id: int, agreement_target: float) -> bool:
+    """Complete the task or open one more slot (adaptive overlap); True when it is complete."""
+    with connection.cursor() as cursor:
+        cursor.execute(_decide_sql(), [agreement_target, agreement_target, task_id])
         return bool(cursor.fetchone()[0])

@@ -15,7 +15,12 @@ class ProjectCreateInputSerializer(serializers.Serializer):
                                  help_text="Lowercase letters, digits and hyphens; default: derived from the name.")
     instructions = serializers.CharField(required=False, allow_blank=True, help_text="Markdown shown to annotators.")
     responses_per_prompt = serializers.IntegerField(required=False, help_text="K >= 2 responses ranked per prompt.")
-    overlap = serializers.IntegerField(required=False, help_text="Distinct annotators per task (>= 1).")
+    overlap = serializers.IntegerField(required=False, help_text="Distinct annotators per task (>= 1); with adaptive overlap, the most.")
+    min_overlap = serializers.IntegerField(
+        required=False, allow_null=True,
+        help_text="Adaptive overlap: rankings after which a task completes if they agree (1..overlap; default overlap: fixed).")
+    agreement_target = serializers.FloatField(
+        required=False, help_text="Adaptive overlap: the task agreement that completes a task at min_overlap (0..1).")
     allow_ties = serializers.BooleanField(required=False)
     gold_rate = serializers.FloatField(required=False, help_text="0 <= rate < 1.")
     lease_seconds = serializers.IntegerField(required=False)
@@ -48,6 +53,10 @@ class ProjectOutputSerializer(serializers.Serializer):
     instructions_html = serializers.SerializerMethodField()
     responses_per_prompt = serializers.IntegerField()
     overlap = serializers.IntegerField()
+    min_overlap = serializers.IntegerField(source="first_overlap", help_text="Equal to overlap: fixed overlap.")
+    agreement_target = serializers.FloatField()
+    priority_mode = serializers.CharField()
+    priority_model = serializers.IntegerField(source="priority_model_id", allow_null=True)
     allow_ties = serializers.BooleanField()
     gold_rate = serializers.FloatField()
     lease_seconds = serializers.IntegerField()
@@ -88,3 +97,20 @@ class MemberOutputSerializer(serializers.Serializer):
     username = serializers.CharField(source="user.username")
     role = serializers.CharField()
     created_at = serializers.DateTimeField()
+
+
+class PriorityInputSerializer(serializers.Serializer):
+    """JSON types only: the rules are annotation.services.priority.project_priority_set's."""
+
+    priority = serializers.CharField(help_text="fifo (priority, then oldest) or uncertainty (smallest reward margin first).")
+    priority_model = serializers.IntegerField(required=False, allow_null=True,
+                                              help_text="uncertainty: a succeeded reward training job of this project.")
+
+
+class PriorityOutputSerializer(serializers.Serializer):
+    priority = serializers.CharField()
+    priority_model = serializers.IntegerField(allow_null=True)
+    status = serializers.CharField(help_text="Scoring: '' (none), queued, running, succeeded, failed.")
+    done = serializers.IntegerField(help_text="Open tasks scored so far.")
+    total = serializers.IntegerField(help_text="Open tasks to score.")
+    error = serializers.CharField()

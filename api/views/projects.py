@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 from annotation.errors import ApplicationError, Forbidden
 from annotation.models import Role
 from annotation.services.access import project_and_role_get_for_user, project_get_for_user, projects_for_user
+from annotation.services.priority import project_priority_progress, project_priority_set
 from annotation.services.projects import (
     membership_add,
     membership_remove,
@@ -24,6 +25,8 @@ from api.serializers.projects import (
     MemberAddInputSerializer,
     MemberOutputSerializer,
     MemberUpdateInputSerializer,
+    PriorityInputSerializer,
+    PriorityOutputSerializer,
     ProjectCreateInputSerializer,
     ProjectOutputSerializer,
 )
@@ -108,9 +111,28 @@ class MemberDetailApi(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+class ProjectPriorityApi(APIView):
+    @extend_schema(operation_id="project_priority_retrieve", responses=PriorityOutputSerializer,
+                   description="Engineers and admins: the serving order and the progress of its scoring.")
+    def get(self, request: Request, project: str) -> Response:
+        row = project_get_for_user(user=request.user, project_ref=project, min_role=Role.ENGINEER)
+        return Response(PriorityOutputSerializer(project_priority_progress(project=row)).data)
+
+    @extend_schema(operation_id="project_priority_set", request=PriorityInputSerializer, responses=PriorityOutputSerializer,
+                   description="Admins only. uncertainty: serve first the tasks the reward model separates least "
+                               "(scored by a Celery task on the generation queue); fifo: today's order.")
+    def put(self, request: Request, project: str) -> Response:
+        row = project_get_for_user(user=request.user, project_ref=project, min_role=Role.ADMIN)
+        data = PriorityInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        row = project_priority_set(project=row, **data.validated_data)
+        return Response(PriorityOutputSerializer(project_priority_progress(project=row)).data)
+
+
 urlpatterns = [
     *api_path("projects/", ProjectListCreateApi.as_view(), name="projects"),
     *api_path("projects/<project:project>/", ProjectDetailApi.as_view(), name="project-detail"),
     *api_path("projects/<project:project>/members/", MemberListAddApi.as_view(), name="project-members"),
+    *api_path("projects/<project:project>/priority/", ProjectPriorityApi.as_view(), name="project-priority"),
     *api_path("projects/<project:project>/members/<id:user_id>/", MemberDetailApi.as_view(), name="project-member-detail"),
 ]

@@ -14,7 +14,7 @@ from django.http import HttpRequest, HttpResponse
 
 from annotation.models import Role
 from annotation.services.agreement_cache import agreement_report_get
-from annotation.services.dashboard import dashboard_progress
+from annotation.services.dashboard import dashboard_overlap, dashboard_progress
 from frontend.charts import bar_chart
 from frontend.views.pages import project_for_page, render_project_page
 
@@ -67,6 +67,7 @@ def dashboard_page(request: HttpRequest, slug: str) -> HttpResponse:
     annotators = sorted(report["annotators"], key=lambda a: (not a["flagged"], a["agreement"] if a["agreement"] is not None else 9))
     context = {
         "progress": dashboard_progress(project=project),
+        "overlap": dashboard_overlap(project=project),
         "report": report,
         "annotators": annotators,
         "flagged_count": sum(1 for a in annotators if a["flagged"]),

@@ -19,6 +19,9 @@ BAD = [
     ({"gold_rate": 1.0}, ["--gold-rate", "1.0"]),
     ({"lease_seconds": 5}, ["--lease-seconds", "5"]),
     ({"slug": "Not A Slug"}, ["--slug", "Not A Slug"]),
+    ({"min_overlap": 4}, ["--min-overlap", "4"]),  # above the overlap (3)
+    ({"min_overlap": 0}, ["--min-overlap", "0"]),
+    ({"agreement_target": 1.5}, ["--agreement-target", "1.5"]),
 ]
 
 
@@ -52,3 +55,15 @@ def test_the_defaults_are_the_models():
     assert field_defaults == PROJECT_DEFAULTS
     assert ProjectOptions.from_input(name="P", overlap=None, lease_seconds=600.0).model_fields() == {
         **PROJECT_DEFAULTS, "lease_seconds": 600}
+
+
+@pytest.mark.django_db
+def test_a_demonstration_project_refuses_adaptive_overlap():
+    from annotation.errors import ApplicationError
+    from annotation.services.projects import project_create
+    from tests.factories import make_user
+
+    owner = make_user("demo-owner-adaptive")
+    with pytest.raises(ApplicationError) as refused:
+        project_create(name="Written", created_by=owner, task_type="demonstration", overlap=3, min_overlap=2)
+    assert "min_overlap" in refused.value.fields

@@ -51,3 +51,11 @@ def generate_batch(self, run_id: int, prompt_ids: list[int]) -> dict:
         raise self.retry(countdown=_backoff(self.request.retries))
     logger.info("generation run %s: batch done (%s)", run_id, outcome.skipped or f"{outcome.written} responses written")
     return {"written": outcome.written, "skipped": outcome.skipped}
+
+
+@shared_task(name=TaskName.PRIORITY_SCORE, acks_late=True, reject_on_worker_lost=True)
+def priority_score(*, project_id: int, job_id: int, only_unscored: bool = False) -> int:
+    """Score the project's open tasks with reward job `job_id` (uncertainty priority); returns how many."""
+    from annotation.services.priority import priority_scores_compute
+
+    return priority_scores_compute(project_id=project_id, job_id=job_id, only_unscored=only_unscored)

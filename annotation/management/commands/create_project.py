@@ -18,6 +18,10 @@ class Command(BaseCommand):
         parser.add_argument("--slug", default="", help="URL name (default: derived from NAME).")
         parser.add_argument("--responses-per-prompt", type=int, help="K, responses ranked per prompt (>= 2; default 4).")
         parser.add_argument("--overlap", type=int, help="Distinct annotators per task (>= 1; default 3).")
+        parser.add_argument("--min-overlap", type=int,
+                            help="Adaptive overlap: rankings after which a task completes if they agree (1 <= M <= N; default N).")
+        parser.add_argument("--agreement-target", type=float,
+                            help="Adaptive overlap: the task agreement that completes a task at M rankings, 0..1 (default 0.8).")
         parser.add_argument("--allow-ties", action="store_true", help="Let annotators put responses in the same tier.")
         parser.add_argument("--gold-rate", type=float, help="Share of gold tasks, 0 <= R < 1 (default 0).")
         parser.add_argument("--lease-seconds", type=int, help="How long an annotator holds a task (default 900).")
@@ -47,6 +51,8 @@ class Command(BaseCommand):
                 instructions=instructions,
                 responses_per_prompt=options["responses_per_prompt"],
                 overlap=options["overlap"],
+                min_overlap=options["min_overlap"],
+                agreement_target=options["agreement_target"],
                 allow_ties=options["allow_ties"],
                 gold_rate=options["gold_rate"],
                 lease_seconds=options["lease_seconds"],
