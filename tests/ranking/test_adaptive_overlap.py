@@ -18,7 +18,7 @@ from annotation.services.agreement import task_agreement
 from annotation.services.assignment import assignments_expire
 from annotation.services.dashboard import dashboard_overlap
 from tests.ranking_helpers import make_member, make_project
-from tests.test_serving_concurrency import run_threads
+from tests.threads import run_threads
 
 pytestmark = [pytest.mark.needs_postgres]
 

@@ -10,32 +10,13 @@ import threading
 from collections import Counter
 
 import pytest
-from django.db import connection
 from django.db.models import Count, Q
 
 from annotation.models import Assignment, AssignmentStatus, Ranking, RankingTask
 from tests.factories import make_member, make_ranked_project
+from tests.threads import run_threads
 
 pytestmark = [pytest.mark.needs_postgres, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-
-def run_threads(target, args_list) -> None:
-    errors: list[BaseException] = []
-
-    def wrapped(*args):
-        try:
-            target(*args)
-        except BaseException as exc:  # reported below, so a thread's failure fails the test
-            errors.append(exc)
-        finally:
-            connection.close()  # each thread has its own connection; leave none open
-
-    threads = [threading.Thread(target=wrapped, args=args) for args in args_list]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=300)
-    assert not errors, errors[:3]
 
 
 def assert_invariants(project) -> None:

@@ -13,7 +13,7 @@ from annotation.services.dashboard import dashboard_overlap
 from annotation.services.priority import smallest_adjacent_margin, uncertainty_priority
 from annotation.services.training import training_job_create, training_job_model_dir, training_job_run
 from tests.ranking_helpers import import_tasks, make_member, make_project
-from tests.test_training_platform import FAST, make_export
+from tests.training.helpers import FAST, make_export
 
 pytestmark = [pytest.mark.needs_postgres]
 
