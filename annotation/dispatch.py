@@ -26,6 +26,7 @@ class TaskName(StrEnum):
     EXPIRE_LEASES = "workers.tasks.assignment.expire_leases"
     EXPORT_RUN = "workers.tasks.exports.export_snapshot_run_task"
     GENERATION_BATCH = "workers.tasks.generation.generate_batch"
+    JUDGE_BATCH = "workers.tasks.judge.judge_batch"
     TRAINING_RUN = "workers.tasks.training.training_job_run_task"
     WEBHOOK_DELIVER = "workers.tasks.webhooks.webhook_deliver"
     WEBHOOK_RESUME = "workers.tasks.webhooks.webhook_deliveries_resume"
