@@ -574,6 +574,11 @@ def _finish(run: JudgeRun) -> None:
         error = (f"{run.tasks_failed} of {run.tasks_total} tasks and {run.comparisons_failed} of {run.comparisons_total} "
                  f"comparisons failed; first error: {first}")
     if JudgeRun.objects.filter(pk=run.pk, status__in=ACTIVE).update(status=status, error=error, finished_at=timezone.now()):
+        from annotation.services.judge_routing import judge_routing_apply
+
+        routed = judge_routing_apply(run=run)
+        if routed:
+            JudgeRun.objects.filter(pk=run.pk).update(summary={**(run.summary or {}), "routed_tasks": routed})
         _emit_finished(run.project_id, run.pk, status)
 
 

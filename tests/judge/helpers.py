@@ -4,9 +4,9 @@ from __future__ import annotations
 from annotation.models import Project, Role
 from annotation.services.judge import constitution_create
 from tests.export_factories import make_project, make_task, make_user, rank
+from tests.judge.finetune import CONSTITUTION, MARKER
 
-MARKER = "zq"
-CONSTITUTION = "# Our principles\n\n- Prefer the response that is most helpful.\n- Prefer the response that is honest.\n"
+__all__ = ["CONSTITUTION", "MARKER", "crowd_rank", "judged_project"]
 
 
 def judged_project(slug: str, n_tasks: int, *, k: int = 3, constitution: bool = True) -> tuple[Project, list]:
