@@ -48,7 +48,8 @@ def test_every_format_says_whose_ranking_each_row_is(tmp_path, fmt):
 def test_judge_pairs_carry_the_soft_preference_as_margin(tmp_path):
     project, tasks = judged_project("ex2", 2, k=2)
     _judged(project, tasks)
-    manifest = export_write(project=project, out_dir=tmp_path / "j", options=export_options_from_input({"format": "pairs", "source": "judge"}))
+    options = export_options_from_input({"format": "pairs", "source": "judge"})
+    manifest = export_write(project=project, out_dir=tmp_path / "j", options=options)
     rows = _rows(tmp_path / "j")
     assert manifest["filters"]["source"] == "judge" and "source" in manifest["columns"]
     marked = {t[2] for t in tasks}
