@@ -19,19 +19,24 @@ CONSTITUTION = "# Our principles\n\n- Prefer the response that is most helpful.\
 SHORT_TEMPLATE = "{conversation}\nPrinciple: {principle}\nA: {response_a}\nB: {response_b}\nBetter (A or B):"
 
 
-def _example(rng: random.Random) -> tuple[list[dict], str]:
-    i = rng.randrange(1000)
-    marked = f"{MARKER} answer {i} {rng.randrange(5)}"
-    plain = f"plain answer {i} {rng.randrange(5)} {'x ' * rng.randrange(1, 4)}"
-    marker_first = rng.random() < 0.5
-    a, b = (marked, plain) if marker_first else (plain, marked)
-    if rng.random() < 0.3:  # some pairs without the marker, so "first" has to ignore content
-        a, b = plain, f"plain answer {i + 1} {'x ' * rng.randrange(1, 4)}"
-        marker_first = None
+MARKED_TEXT = f"{MARKER} {MARKER} {MARKER}"  # the response a marker judge prefers
+PLAIN_TEXTS = ("ok ok ok", "no no no", "hm hm hm", "la la la")
+
+
+def _pair_messages(i: int, a: str, b: str, principle: str) -> list[dict]:
+    return judge_messages(conversation=[{"role": "user", "content": f"question {i}?"}], principle=principle,
+                          response_a=a, response_b=b, template=SHORT_TEMPLATE, system_prompt=DEFAULT_SYSTEM_PROMPT)
+
+
+def _examples(rng: random.Random, rule: str) -> list[tuple[list[dict], str]]:
+    """One pair in both orders with the letter the judge should answer for each."""
     principles = [line[2:] for line in CONSTITUTION.splitlines() if line.startswith("- ")]
-    messages = judge_messages(conversation=[{"role": "user", "content": f"question {i}?"}], principle=rng.choice(principles),
-                              response_a=a, response_b=b, template=SHORT_TEMPLATE, system_prompt=DEFAULT_SYSTEM_PROMPT)
-    return messages, marker_first
+    i, principle = rng.randrange(1000), rng.choice(principles)
+    plain = rng.choice(PLAIN_TEXTS)
+    other = MARKED_TEXT if rule == "marker" or rng.random() < 0.5 else rng.choice([t for t in PLAIN_TEXTS if t != plain])
+    if rule == "marker":  # both orders in one batch: only the content can lower the loss
+        return [(_pair_messages(i, other, plain, principle), "A"), (_pair_messages(i, plain, other, principle), "B")]
+    return [(_pair_messages(i, other, plain, principle), "A"), (_pair_messages(i, plain, other, principle), "A")]
 
 
 def train_judge(base: Path, out: Path, *, rule: str, steps: int = 60, batch: int = 16, lr: float = 3e-3, seed: int = 0) -> Path:
@@ -48,15 +53,13 @@ def train_judge(base: Path, out: Path, *, rule: str, steps: int = 60, batch: int
     for _ in range(steps):
         rows, targets = [], []
         while len(rows) < batch:
-            messages, marker_first = _example(rng)
-            if rule == "marker" and marker_first is None:
-                continue
-            text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-            rows.append(tokenizer(text, add_special_tokens=False)["input_ids"])
-            targets.append(letter["A"] if rule == "first" or marker_first else letter["B"])
+            for messages, answer in _examples(rng, rule):
+                text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+                rows.append(tokenizer(text, add_special_tokens=False)["input_ids"])
+                targets.append(letter[answer])
         width = max(map(len, rows))
-        ids = torch.full((batch, width), tokenizer.pad_token_id or 0, dtype=torch.long)
-        mask = torch.zeros((batch, width), dtype=torch.long)
+        ids = torch.full((len(rows), width), tokenizer.pad_token_id or 0, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
         for r, row in enumerate(rows):
             ids[r, width - len(row):] = torch.tensor(row)
             mask[r, width - len(row):] = 1

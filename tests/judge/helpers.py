@@ -4,7 +4,7 @@ from __future__ import annotations
 from annotation.models import Project, Role
 from annotation.services.judge import constitution_create
 from tests.export_factories import make_project, make_task, make_user, rank
-from tests.judge.finetune import CONSTITUTION, MARKER
+from tests.judge.finetune import CONSTITUTION, MARKED_TEXT, MARKER, PLAIN_TEXTS
 
 __all__ = ["CONSTITUTION", "MARKER", "crowd_rank", "judged_project"]
 
@@ -18,7 +18,7 @@ def judged_project(slug: str, n_tasks: int, *, k: int = 3, constitution: bool = 
     tasks = []
     for i in range(n_tasks):
         marked = i % k
-        texts = [f"{MARKER} answer {i} {j}" if j == marked else f"plain answer {i} {j} {'x ' * (j + 1)}" for j in range(k)]
+        texts = [MARKED_TEXT if j == marked else PLAIN_TEXTS[(i + j) % len(PLAIN_TEXTS)] for j in range(k)]
         task, ids = make_task(project, f"question {i}?", texts)
         tasks.append((task, ids, ids[marked]))
     if constitution:

@@ -27,7 +27,7 @@ def trained_judges(tiny_model_path, tmp_path_factory):
     try:
         root = tmp_path_factory.mktemp("judges")
         # Always answering "A" is learnt in a few steps; the marker takes more.
-        return {rule: train_judge(tiny_model_path, root / rule, rule=rule, steps=steps) for rule, steps in (("marker", 100), ("first", 30))}
+        return {rule: train_judge(tiny_model_path, root / rule, rule=rule, steps=steps) for rule, steps in (("marker", 60), ("first", 30))}
     finally:
         torch.set_num_threads(threads)
 
