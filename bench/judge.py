@@ -59,11 +59,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=16, help="prompts per forward pass on the batched path")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--gpu", action="store_true", help="CUDA, a Qwen2-0.5B-sized model with random weights")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--model", default="", help="a local model instead (default: the tiny model, or the random one with --gpu)")
     args = parser.parse_args(argv)
 
     import torch
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.gpu and not torch.cuda.is_available():
         print("--gpu: no CUDA device here", file=sys.stderr)
         return 2

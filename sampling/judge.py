@@ -164,8 +164,10 @@ class TransformersJudge:
         positions = (attention.cumsum(-1) - 1).clamp(min=0)
         device = self.model.device
         with torch.inference_mode():
+            # Only the last position's logits: the LM head over every position is most of a big-vocabulary model's cost.
             logits = self.model(
-                input_ids=input_ids.to(device), attention_mask=attention.to(device), position_ids=positions.to(device)
+                input_ids=input_ids.to(device), attention_mask=attention.to(device), position_ids=positions.to(device),
+                logits_to_keep=1,
             ).logits[:, -1, :].float()
         pair = torch.log_softmax(logits, dim=-1)[:, list(self.letter_ids)].cpu().tolist()
         return [
