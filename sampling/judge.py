@@ -145,9 +145,22 @@ class TransformersJudge:
             encoded.append((query, ids[-room:] if truncated else ids, truncated))
         # Similar lengths together: less padding per forward pass.
         encoded.sort(key=lambda item: -len(item[1]))
+        from .transformers_backend import _free_cuda, _is_cuda_oom
+
         answers: list[LetterAnswer] = []
-        for start in range(0, len(encoded), self.batch_size):
-            answers.extend(self._forward(encoded[start : start + self.batch_size]))
+        start, size = 0, self.batch_size
+        while start < len(encoded):
+            chunk = encoded[start : start + size]
+            try:
+                answers.extend(self._forward(chunk))
+            except Exception as exc:
+                if not _is_cuda_oom(exc) or size == 1:
+                    raise
+                _free_cuda()
+                size = max(1, size // 2)  # as generation does: halve the batch and try again
+                logger.warning("CUDA out of memory: retrying with %d judge prompts per forward pass", size)
+                continue
+            start += len(chunk)
         return answers
 
     def _forward(self, chunk: list[tuple[JudgeQuery, list[int], bool]]) -> list[LetterAnswer]:
