@@ -57,6 +57,11 @@ class Project(models.Model):
     gen_top_p = models.FloatField(default=0.95)
     gen_max_new_tokens = models.PositiveIntegerField(default=256)
     gen_seed = models.IntegerField(default=0)
+    # AI feedback (docs/judge.md): the judge prompt's override (blank: the documented default) and routing.
+    judge_prompt_template = models.TextField(blank=True, default="")
+    judge_routing = models.CharField(max_length=16, default="off")  # off | uncertain
+    judge_confidence = models.FloatField(default=0.8)
+    judge_audit_rate = models.FloatField(default=0.1)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -470,6 +475,117 @@ class AgreementReport(models.Model):
     stale = models.BooleanField(default=True)
     # Debounce guard: set when a refresh task is enqueued, cleared when it starts (conditional update).
     refresh_queued_at = models.DateTimeField(null=True, blank=True)
+
+
+class Constitution(models.Model):
+    """A project's written principles, versioned: a new version never changes labels made under an older one."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="constitutions")
+    version = models.PositiveIntegerField()
+    text = models.TextField(help_text="Markdown; each top-level list item is one principle.")
+    principles = models.JSONField(default=list)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["project", "-version"]
+        constraints = [models.UniqueConstraint(fields=["project", "version"], name="constitution_unique_version")]
+
+    def __str__(self) -> str:
+        return f"constitution v{self.version} of {self.project_id}"
+
+
+class JudgeRun(models.Model):
+    """A model ranking a project's tasks under one constitution version (AI feedback)."""
+
+    class Backend(models.TextChoices):
+        TRANSFORMERS = "transformers", "transformers"
+        OPENAI = "openai", "OpenAI-compatible HTTP"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="judge_runs")
+    constitution = models.ForeignKey(Constitution, on_delete=models.PROTECT, related_name="judge_runs")
+    backend = models.CharField(max_length=16, choices=Backend.choices)
+    model_name = models.CharField(max_length=500)
+    model_revision = models.CharField(max_length=200, blank=True, default="")
+    pairs = models.CharField(max_length=16, default="all")  # all | adjacent
+    task_limit = models.PositiveIntegerField(null=True, blank=True)
+    seed = models.IntegerField(default=0)
+    batch_size = models.PositiveIntegerField(default=8, help_text="Tasks per Celery task.")
+    system_prompt = models.TextField(help_text="The judge's system message as used.")
+    prompt_template = models.TextField(help_text="The judge prompt template as used.")
+    params = models.JSONField(default=dict, blank=True, help_text="openai: base_url, api_key_env.")
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    tasks_total = models.PositiveIntegerField(default=0)
+    tasks_done = models.PositiveIntegerField(default=0)
+    tasks_failed = models.PositiveIntegerField(default=0)
+    comparisons_total = models.PositiveIntegerField(default=0)
+    comparisons_done = models.PositiveIntegerField(default=0)
+    comparisons_failed = models.PositiveIntegerField(default=0)
+    batches_total = models.PositiveIntegerField(default=0)
+    batches_done = models.PositiveIntegerField(default=0)
+    judge_seconds = models.FloatField(default=0.0)
+    error = models.TextField(blank=True, default="")
+    summary = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"judge run {self.pk} ({self.backend}, {self.status})"
+
+
+class JudgeComparison(models.Model):
+    """One pair of a task's responses judged under one principle, asked in both orders.
+
+    response_a is the pair's lower id. p_first: P(response_a preferred) when shown first (as "A");
+    p_second: P(response_a preferred) when shown second (as "B"); prob_a their mean.
+    """
+
+    run = models.ForeignKey(JudgeRun, on_delete=models.CASCADE, related_name="comparisons")
+    task = models.ForeignKey(RankingTask, on_delete=models.CASCADE, related_name="judge_comparisons")
+    response_a = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="+")
+    response_b = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="+")
+    principle = models.TextField()
+    principle_index = models.PositiveIntegerField(default=0)
+    p_first = models.FloatField(null=True, blank=True)
+    p_second = models.FloatField(null=True, blank=True)
+    prob_a = models.FloatField(null=True, blank=True)
+    orders_agree = models.BooleanField(null=True, blank=True)
+    hard_label = models.BooleanField(default=False, help_text="The server gave a letter but no probabilities.")
+    failed = models.BooleanField(default=False)
+    failed_text = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "task", "response_a", "response_b"], name="judge_comparison_once"),
+        ]
+
+
+class JudgeRanking(models.Model):
+    """The judge's ranking of a task (source "judge"): kept apart from Ranking, so it never counts
+    toward the human overlap, never appears among the annotators and is never shown to them."""
+
+    SOURCE = "judge"
+
+    run = models.ForeignKey(JudgeRun, on_delete=models.CASCADE, related_name="rankings")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="judge_rankings")
+    task = models.ForeignKey(RankingTask, on_delete=models.CASCADE, related_name="judge_rankings")
+    tiers = models.JSONField(help_text="Tiers of response ids, best first; a tie where the judge is not confident.")
+    strengths = models.JSONField(default=dict, help_text="Response id -> Bradley-Terry log-strength.")
+    confident = models.BooleanField(
+        default=False, help_text="Every adjacent pair decided with p >= the project's judge_confidence, both orders agreeing."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "task"], name="judge_ranking_once")]
+        indexes = [models.Index(fields=["project", "task"], name="judge_ranking_project_task")]
 
 
 class WebhookEvent(models.TextChoices):

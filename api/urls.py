@@ -7,6 +7,7 @@ urlpatterns = [
     path("", include("api.views.projects")),
     path("", include("api.views.prompts")),
     path("", include("api.views.generation")),
+    path("", include("api.views.judge")),
     path("", include("api.views.tasks")),
     path("", include("api.views.agreement")),
     path("", include("api.views.exports")),

@@ -691,5 +691,8 @@ def project_agreement_compute(
     report["annotators"] = sorted(by_id.values(), key=lambda r: r["username"])
     report["project"] = project.slug
     report["filters"] = filters.as_json()
+    from annotation.services.judge_agreement import judge_agreement_compute
+
+    report["judge"] = judge_agreement_compute(project=project, filters=filters)
     report["computed_at"] = timezone.now().isoformat()
     return report

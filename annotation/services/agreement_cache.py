@@ -121,8 +121,12 @@ def agreement_report_get(*, project: Project) -> dict[str, Any]:
     elif stale:
         agreement_schedule_refresh(project_id=project.pk)
     assert report is not None  # the project exists: the caller fetched it
+    from annotation.services.judge_agreement import judge_agreement_compute
+
     return {
         **report.result,
+        # Fresh each time: a finished judge run changes it without a new human ranking.
+        "judge": judge_agreement_compute(project=project),
         "cache": {
             "source": source,
             "stale": bool(stale),

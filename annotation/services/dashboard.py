@@ -5,7 +5,7 @@ from typing import Any
 
 from django.db.models import Count, Q, Sum
 
-from annotation.models import ExportSnapshot, GenerationRun, Project, RankingTask, TrainingJob
+from annotation.models import ExportSnapshot, GenerationRun, JudgeRun, Project, RankingTask, TrainingJob
 
 
 def _percent(done: int, total: int) -> int:
@@ -50,7 +50,16 @@ def dashboard_progress(*, project: Project, runs: int = 10) -> dict[str, Any]:
         }
         for j in TrainingJob.objects.filter(project=project).order_by("-id")[:runs]
     ]
-    return {"tasks_total": total, "tasks": tasks, "generation": generation, "exports": exports, "training": training}
+    judge = [
+        {
+            "id": r.pk, "label": f"Judge run {r.pk} · {r.backend} · {r.model_name}", "status": r.status,
+            "percent": _percent(r.tasks_done + r.tasks_failed, r.tasks_total),
+            "detail": f"{r.tasks_done} of {r.tasks_total} tasks · {r.comparisons_done} of {r.comparisons_total} comparisons"
+            + (f" · {r.comparisons_failed} failed" if r.comparisons_failed else ""),
+        }
+        for r in JudgeRun.objects.filter(project=project).order_by("-id")[:runs]
+    ]
+    return {"tasks_total": total, "tasks": tasks, "generation": generation, "exports": exports, "training": training, "judge": judge}
 
 
 

@@ -32,6 +32,7 @@ _INTEGER_FIELDS = ("responses_per_prompt", "overlap", "min_overlap", "lease_seco
                    "max_demonstration_chars")
 TASK_TYPES = ("ranking", "demonstration")
 DEFAULT_AGREEMENT_TARGET = 0.8
+JUDGE_ROUTING = ("off", "uncertain")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,6 +64,11 @@ class ProjectOptions:
     gen_top_p: float = 0.95
     gen_max_new_tokens: int = 256
     gen_seed: int = 0
+    # AI feedback (docs/judge.md): routing serves people the tasks the judge is unsure of, plus an audit sample.
+    judge_prompt_template: str = ""
+    judge_routing: str = "off"
+    judge_confidence: float = 0.8
+    judge_audit_rate: float = 0.1
 
     @classmethod
     def from_input(cls, *, name: Any, slug: Any = "", **settings: Any) -> ProjectOptions:
@@ -105,7 +111,17 @@ class ProjectOptions:
             "instructions": string_problem(self.instructions),
             "gen_model": string_problem(self.gen_model, max_length=MAX_MODEL_CHARS),
             "gen_system_prompt": string_problem(self.gen_system_prompt),
+            "judge_prompt_template": string_problem(self.judge_prompt_template),
+            "judge_routing": "" if self.judge_routing in JUDGE_ROUTING else f"must be one of {', '.join(JUDGE_ROUTING)}",
+            "judge_confidence": "" if is_number(self.judge_confidence) and 0.5 <= self.judge_confidence <= 1
+            else "must be a number with 0.5 <= judge_confidence <= 1",
+            "judge_audit_rate": "" if is_number(self.judge_audit_rate) and 0 <= self.judge_audit_rate <= 1
+            else "must be a number with 0 <= judge_audit_rate <= 1",
         }
+        if not found["judge_prompt_template"] and self.judge_prompt_template:
+            from sampling.judge import template_problem
+
+            found["judge_prompt_template"] = template_problem(self.judge_prompt_template)
         sampling = sampling_problems(temperature=self.gen_temperature, top_p=self.gen_top_p,
                                      max_new_tokens=self.gen_max_new_tokens, seed=self.gen_seed)
         found.update({f"gen_{key}": message for key, message in sampling.items()})

@@ -86,4 +86,6 @@ class AgreementReportSerializer(serializers.Serializer):
     fast_rule = serializers.CharField(required=False)
     flag_median = serializers.FloatField(allow_null=True)
     flag_threshold = serializers.FloatField(allow_null=True)
+    judge = serializers.JSONField(allow_null=True, required=False,
+                                  help_text="The latest judge run against people (docs/judge.md); null without one.")
     cache = AgreementCacheSerializer(required=False)

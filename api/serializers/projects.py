@@ -33,9 +33,15 @@ class ProjectCreateInputSerializer(serializers.Serializer):
     gen_top_p = serializers.FloatField(required=False)
     gen_max_new_tokens = serializers.IntegerField(required=False)
     gen_seed = serializers.IntegerField(required=False)
+    judge_prompt_template = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False,
+                                                  help_text="The judge prompt (docs/judge.md); blank: the default.")
+    judge_routing = serializers.CharField(required=False, help_text="off | uncertain: people get uncertain tasks + an audit.")
+    judge_confidence = serializers.FloatField(required=False, help_text="0.5..1: confidence a judge ranking needs.")
+    judge_audit_rate = serializers.FloatField(required=False, help_text="0..1: share of confident tasks still served to people.")
 
 
-GENERATION_FIELDS = ("gen_model", "gen_system_prompt", "gen_temperature", "gen_top_p", "gen_max_new_tokens", "gen_seed")
+GENERATION_FIELDS = ("gen_model", "gen_system_prompt", "gen_temperature", "gen_top_p", "gen_max_new_tokens", "gen_seed",
+                     "judge_prompt_template", "judge_routing", "judge_confidence", "judge_audit_rate")
 ENGINEERS_ONLY = "Engineers and admins only: absent for annotators, who rank blind."
 
 
@@ -69,6 +75,10 @@ class ProjectOutputSerializer(serializers.Serializer):
     gen_top_p = serializers.FloatField(required=False, help_text=ENGINEERS_ONLY)
     gen_max_new_tokens = serializers.IntegerField(required=False, help_text=ENGINEERS_ONLY)
     gen_seed = serializers.IntegerField(required=False, help_text=ENGINEERS_ONLY)
+    judge_prompt_template = serializers.CharField(required=False, help_text=ENGINEERS_ONLY)
+    judge_routing = serializers.CharField(required=False, help_text=ENGINEERS_ONLY)
+    judge_confidence = serializers.FloatField(required=False, help_text=ENGINEERS_ONLY)
+    judge_audit_rate = serializers.FloatField(required=False, help_text=ENGINEERS_ONLY)
     created_at = serializers.DateTimeField()
 
     def get_instructions_html(self, project) -> str:

@@ -49,11 +49,13 @@ def test_each_task_gives_its_consensus_best_response_as_the_assistant_turn(ranke
         "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is 2+2?"},
                      {"role": "assistant", "content": "4"}],
         "prompt_id": t1.prompt_id, "response_id": ids["a"], "task_id": t1.id, "origin": "best_of_n", "votes": 3,
-        "agreement": pytest.approx(5 / 9, abs=1e-6), "demonstration_id": None,
+        "agreement": pytest.approx(5 / 9, abs=1e-6), "demonstration_id": None, "source": "human",
     }
     assert rows[t3.id]["response_id"] == ids["f"] and rows[t3.id]["votes"] == 1 and rows[t3.id]["agreement"] is None
     assert rows[t4.id]["messages"][-1] == {"role": "assistant", "content": "A rude joke."}
-    assert manifest["columns"] == ["messages", "prompt_id", "response_id", "task_id", "origin", "votes", "agreement", "demonstration_id"]
+    assert manifest["columns"] == [
+        "messages", "prompt_id", "response_id", "task_id", "origin", "votes", "agreement", "demonstration_id", "source"
+    ]
     assert manifest["counts"]["tasks_tied_for_best"] == 1 and manifest["counts"]["tasks_without_rankings"] == 1
     assert manifest["policy"]["ties_for_best"] == "dropped (counted in tasks_tied_for_best)"
     assert manifest["splits"]["train"]["rows"] == 3 and manifest["warnings"] == []

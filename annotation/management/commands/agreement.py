@@ -81,7 +81,34 @@ class Command(BaseCommand):
         lines.append(f"  Rule: {r['flag_rule']}.")
         if r.get("fast_rule"):
             lines.append(f"  Too fast: {r['fast_rule']}.")
+        judge = r.get("judge")
+        if judge:
+            lines += self.render_judge(judge)
         cache = r.get("cache")
         if cache:
             lines.append(f"  Computed at {cache['computed_at']} ({'stale, refresh scheduled' if cache['stale'] else 'up to date'}).")
         return "\n".join(lines) + "\n"
+
+    def render_judge(self, j: dict[str, Any]) -> list[str]:
+        def share(s: dict[str, Any]) -> str:
+            ci = s["ci95"]
+            return f"{_fmt(s['value'])} ({s['count']}/{s['n']}" + (f", 95% CI [{_fmt(ci[0])}, {_fmt(ci[1])}])" if ci else ")")
+
+        run = j["run"]
+        lines = [
+            "",
+            f"  Judge run {run['id']} ({run['backend']} {run['model_name']}, constitution v{run['constitution_version']}, "
+            f"{run['status']}): {j['comparisons']} comparisons ({j['comparisons_failed']} failed), "
+            f"{j['compared_with_people']} with a human label",
+            f"    judge-human agreement: {share(j['judge_human_agreement'])}; with ties {share(j['judge_human_agreement_with_ties'])}",
+            f"    human-human agreement: {share(j['human_human_agreement'])}; with ties {share(j['human_human_agreement_with_ties'])}",
+            f"    swap consistency: {share(j['swap_consistency'])}; first-position rate: {share(j['first_position_rate'])}",
+            f"    longer response wins: judge {share(j['length_preference']['judge'])}, people {share(j['length_preference']['people'])}",
+        ]
+        for p in j["per_principle"]:
+            lines.append(f"    principle {p['principle'][:60]!r}: {share(p['judge_human_agreement'])}")
+        routing = j["routing"]
+        if routing["mode"] != "off":
+            lines.append(f"    routing: {routing['confident_tasks']} confident tasks, {routing['audited_tasks']} audited, "
+                         f"{routing['human_rankings_saved']} human rankings saved; audit agreement {share(routing['audit_agreement'])}")
+        return lines

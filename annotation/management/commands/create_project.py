@@ -34,6 +34,9 @@ class Command(BaseCommand):
         parser.add_argument("--owner", help="Username made the project's admin.")
         parser.add_argument("--model", dest="gen_model", help="Default generation model (HF id or path).")
         parser.add_argument("--system-prompt", dest="gen_system_prompt", help="Default system prompt for generation.")
+        parser.add_argument("--judge-routing", help="off (default) | uncertain: people rank the uncertain tasks plus an audit sample.")
+        parser.add_argument("--judge-confidence", type=float, help="Confidence a judge ranking needs to skip people (0.5..1; default 0.8).")
+        parser.add_argument("--judge-audit-rate", type=float, help="Share of confident tasks still served to people (0..1; default 0.1).")
 
     def handle(self, *args, **options) -> None:
         instructions = None
@@ -61,6 +64,9 @@ class Command(BaseCommand):
                 max_demonstration_chars=options["max_demonstration_chars"],
                 gen_model=options["gen_model"],
                 gen_system_prompt=options["gen_system_prompt"],
+                judge_routing=options["judge_routing"],
+                judge_confidence=options["judge_confidence"],
+                judge_audit_rate=options["judge_audit_rate"],
             )
         except ApplicationError as exc:
             raise command_error(exc) from exc

@@ -21,6 +21,7 @@ from annotation.services.ranking_filter import RankingFilter, RankingFilterSeria
 FORMATS = ("pairs", "unpaired", "rankings", "sft")
 FILE_FORMATS = ("jsonl", "parquet")
 POLICIES = ("all", "best_vs_rest", "adjacent")
+SOURCES = ("human", "judge", "all")
 
 
 @dataclass
@@ -59,6 +60,7 @@ class ExportOptions:
     until: dt.datetime | None = None
     desirable_tiers: int = 1
     undesirable_tiers: int = 1
+    source: str = "human"
 
     @property
     def ranking_filter(self) -> RankingFilter:
@@ -71,6 +73,7 @@ class ExportOptions:
             "min_votes": self.min_votes,
             "exclude_flagged": self.exclude_flagged,
             "exclude_gold": self.exclude_gold,
+            "source": self.source,
             **self.ranking_filter.as_json(),
         }
 
@@ -128,6 +131,9 @@ class ExportOptionsSerializer(StrictSerializer, RankingFilterSerializer):
                               help_text="unpaired: top consensus tiers labelled true.")
     undesirable_tiers = Integer(min_value=1, required=False, default=1,
                                 help_text="unpaired: bottom consensus tiers labelled false.")
+    source = Choice(SOURCES, required=False, default="human",
+                    help_text="Whose rankings: people's (human), the latest judge run's (judge; pairs carry its "
+                              "soft preference as margin), or both (all). Every row says which in `source`.")
 
 
 _OPTION_NAMES = {f.name for f in fields(ExportOptions)}

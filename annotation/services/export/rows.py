@@ -85,6 +85,8 @@ STRING_CACHE_SIZE = 10_000  # encoded model names and finish reasons remembered 
 EMPTY_STRING_JSON = '""'
 SFT_ORIGIN_BEST_OF_N = "best_of_n"  # sft rows from ranking tasks
 SFT_ORIGIN_DEMONSTRATION = "demonstration"  # sft rows written by annotators (sources.DemonstrationSource)
+SOURCE_HUMAN, SOURCE_JUDGE = "human", "judge"  # the `source` column of every format
+HUMAN_JSON = '"human"'
 
 
 class RowBuilder:
@@ -186,9 +188,9 @@ class RowBuilder:
         if self.jsonl:
             line = LINES["pairs"]
             agreement_json = _float_json(agreement)
-            return [line % (prompt, messages[b], messages[w], margin, prompt_id, items[b], items[w], cv, rv, agreement_json)
+            return [line % (prompt, messages[b], messages[w], margin, prompt_id, items[b], items[w], cv, rv, agreement_json, HUMAN_JSON)
                     for b, w, cv, rv, margin in plan.pairs]
-        return [(prompt, messages[b], messages[w], margin, prompt_id, items[b], items[w], cv, rv, agreement)
+        return [(prompt, messages[b], messages[w], margin, prompt_id, items[b], items[w], cv, rv, agreement, SOURCE_HUMAN)
                 for b, w, cv, rv, margin in plan.pairs]
 
     def _unpaired_rows(self, task: TaskData, plan: Plan, items: list[int], messages: list, prompt: Any) -> list:
@@ -201,9 +203,9 @@ class RowBuilder:
         labelled += [(i, False) for tier in consensus[len(consensus) - bottom :] for i in tier]
         if self.jsonl:
             line = LINES["unpaired"]
-            return [line % (prompt, messages[i], "true" if label else "false", task.prompt_id, items[i], task.task_id)
+            return [line % (prompt, messages[i], "true" if label else "false", task.prompt_id, items[i], task.task_id, HUMAN_JSON)
                     for i, label in labelled]
-        return [(prompt, messages[i], label, task.prompt_id, items[i], task.task_id) for i, label in labelled]
+        return [(prompt, messages[i], label, task.prompt_id, items[i], task.task_id, SOURCE_HUMAN) for i, label in labelled]
 
     def _sft_rows(self, task: TaskData, plan: Plan, items: list[int], votes: int, agreement: float | None,
                   stats: ExportStats) -> list:
@@ -214,7 +216,7 @@ class RowBuilder:
             return []
         response_id = items[best[0]]
         row = (sft_messages(task.prompt, task.responses[response_id][0]), task.prompt_id, response_id, task.task_id,
-               SFT_ORIGIN_BEST_OF_N, votes, agreement, None)
+               SFT_ORIGIN_BEST_OF_N, votes, agreement, None, SOURCE_HUMAN)
         return [sft_line(row)] if self.jsonl else [row]
 
     def _response_objects(self, task: TaskData) -> list[dict[str, Any]]:
@@ -247,7 +249,7 @@ class RowBuilder:
                 }
             )
         return (task.prompt, self._response_objects(task), annotations, consensus, agreement, task.prompt_id, task.task_id,
-                task.is_gold)
+                task.is_gold, SOURCE_HUMAN)
 
     def _ranking_line(self, task: TaskData, normalised_tiers: list | None, consensus: list[list[int]],
                       agreement: float | None) -> str:
@@ -293,7 +295,7 @@ class RowBuilder:
             )
         return LINES["rankings"] % (
             messages_json(task.prompt), "[" + ",".join(responses) + "]", "[" + ",".join(annotations) + "]", _tiers_json(consensus),
-            _float_json(agreement), task.prompt_id, task.task_id, "true" if task.is_gold else "false",
+            _float_json(agreement), task.prompt_id, task.task_id, "true" if task.is_gold else "false", HUMAN_JSON,
         )
 
 
@@ -304,7 +306,7 @@ def sft_messages(prompt: list[dict[str, str]], text: str) -> list[dict[str, str]
 
 def sft_line(row: tuple) -> str:
     """The JSONL line of an sft row (a tuple in COLUMNS["sft"] order), whatever source made it."""
-    messages, prompt_id, response_id, task_id, origin, votes, agreement, demonstration_id = row
+    messages, prompt_id, response_id, task_id, origin, votes, agreement, demonstration_id, source = row
     return LINES["sft"] % (messages_json(messages), prompt_id, "null" if response_id is None else response_id,
                            "null" if task_id is None else task_id, encode_str(origin), "null" if votes is None else votes,
-                           _float_json(agreement), "null" if demonstration_id is None else demonstration_id)
+                           _float_json(agreement), "null" if demonstration_id is None else demonstration_id, encode_str(source))

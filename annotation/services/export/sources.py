@@ -18,7 +18,7 @@ from django.db.models import Q
 from annotation.models import Demonstration, Project, ReviewStatus, TaskType
 from annotation.services.export.options import ExportOptions
 from annotation.services.export.reader import in_background, task_data_iter, task_queryset
-from annotation.services.export.rows import SFT_ORIGIN_DEMONSTRATION, ExportStats, RowBuilder, sft_line, sft_messages
+from annotation.services.export.rows import SFT_ORIGIN_DEMONSTRATION, SOURCE_HUMAN, ExportStats, RowBuilder, sft_line, sft_messages
 from annotation.services.ranking_filter import RankingFilter
 
 Batch = list[tuple[int, list]]  # (prompt id, that unit's rows), one entry per unit of progress
@@ -113,14 +113,61 @@ class DemonstrationSource:
                     continue
                 stats.tasks_kept += 1
                 prompt = [{"role": m.get("role", ""), "content": m.get("content", "")} for m in messages]
-                row = (sft_messages(prompt, text), prompt_id, None, task_id, SFT_ORIGIN_DEMONSTRATION, None, None, demo_id)
+                row = (sft_messages(prompt, text), prompt_id, None, task_id, SFT_ORIGIN_DEMONSTRATION, None, None, demo_id, SOURCE_HUMAN)
                 batch.append((prompt_id, [sft_line(row)] if jsonl else [row]))
             last = (page[-1][2], page[-1][0])
             yield batch
 
 
+class JudgeRankingSource:
+    """Rows from the judge's rankings (source "judge"): each task's ranking by the latest judge run that ranked it.
+
+    pairs: one row per comparison whose two orders agreed, chosen the response the judge preferred,
+    `margin` its soft preference (the probability, averaged over both orders, that chosen is
+    better), votes and agreement null. unpaired, rankings, sft: from the judge ranking's tiers as
+    the human rows use the consensus (the rankings row's one annotation is "judge"). The
+    min_votes / min_agreement / annotator filters are about people and leave judge rows alone.
+    """
+
+    CHUNK = 500
+
+    def __init__(self, *, project: Project, options: ExportOptions) -> None:
+        self.project, self.options = project, options
+
+    def _latest(self):
+        from annotation.models import JudgeRanking
+
+        rankings = JudgeRanking.objects.filter(project=self.project)
+        if self.options.exclude_gold:
+            rankings = rankings.filter(task__is_gold=False)
+        # The latest run's ranking of each task (PostgreSQL DISTINCT ON would do it in SQL; this stays portable).
+        latest: dict[int, tuple] = {}
+        for row in rankings.order_by("task__prompt_id", "task_id", "-run_id").values_list(
+                "task_id", "run_id", "tiers", "task__prompt_id", "task__is_gold", "created_at"):
+            latest.setdefault(row[0], row)
+        return list(latest.values())
+
+    def total(self) -> int:
+        return len(self._latest())
+
+    def batches(self, stats: ExportStats) -> Iterator[Batch]:
+        from annotation.services.export.judge_rows import judge_rows_chunk
+
+        rows = self._latest()
+        for start in range(0, len(rows), self.CHUNK):
+            chunk = rows[start : start + self.CHUNK]
+            stats.tasks_seen += len(chunk)
+            yield judge_rows_chunk(chunk, self.options, stats)
+
+
 def sources_for(*, project: Project, options: ExportOptions, ranking_filter: RankingFilter) -> list[RowSource]:
-    """The row sources of an export: a demonstration project's sft export reads its demonstrations."""
+    """The row sources of an export: a demonstration project's sft export reads its demonstrations;
+    otherwise people's rankings, the judge's, or both (options.source)."""
     if options.format == "sft" and project.task_type == TaskType.DEMONSTRATION:
         return [DemonstrationSource(project=project, options=options, ranking_filter=ranking_filter)]
-    return [RankingTaskSource(project=project, options=options, ranking_filter=ranking_filter)]
+    sources: list[RowSource] = []
+    if options.source in ("human", "all"):
+        sources.append(RankingTaskSource(project=project, options=options, ranking_filter=ranking_filter))
+    if options.source in ("judge", "all"):
+        sources.append(JudgeRankingSource(project=project, options=options))
+    return sources

@@ -174,6 +174,9 @@ FORMAT_COLUMNS: dict[str, list[tuple[str, str]]] = {
     "sft": [("messages", "messages"), ("prompt_id", "int"), ("response_id", "int"), ("task_id", "int"), ("origin", "str"),
             ("votes", "int"), ("agreement", "float"), ("demonstration_id", "int")],
 }
+# Every format ends with who ranked: "human" (annotators' rankings) or "judge" (a judge run's, docs/judge.md).
+for _columns in FORMAT_COLUMNS.values():
+    _columns.append(("source", "str"))
 COLUMNS = {name: [column for column, _ in columns] for name, columns in FORMAT_COLUMNS.items()}
 
 

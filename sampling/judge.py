@@ -1,0 +1,275 @@
+"""Judge backends: a model says which of two responses better follows one principle (AI feedback).
+
+No Django here: annotation.services.judge decides what to ask, calls a backend, and writes the
+answers idempotently. Each query is one judge prompt (chat messages) and comes back as the
+probability that the model answers "A" rather than "B":
+
+- transformers: one batched forward pass over left-padded prompts, reading the next-token
+  probabilities of the tokens "A" and "B" (normalised over the two);
+- openai: chat completions with `logprobs: true, top_logprobs: 5, max_tokens: 1`, reading the
+  tokens "A" and "B" among the top log-probabilities. A server that returns no log-probabilities:
+  the answer letter is a hard label (1 or 0). Neither letter: the query failed, with the text.
+
+The judge prompt (docs/judge.md) is a system message, then one user message from a template
+with the placeholders {conversation}, {principle}, {response_a} and {response_b}; a project can
+override the template (`Project.judge_prompt_template`).
+
+Example:
+    >>> judge = TransformersJudge(model="/path/to/model")
+    >>> q = JudgeQuery(key=1, messages=judge_messages(conversation=[{"role": "user", "content": "Hi"}],
+    ...                principle="Be kind.", response_a="Hello!", response_b="Go away."))
+    >>> judge.judge([q])[0].p_a
+    0.73
+"""
+from __future__ import annotations
+
+import logging
+import math
+import string
+from collections.abc import Hashable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from .base import ModelLoadError
+
+logger = logging.getLogger(__name__)
+
+LETTERS = ("A", "B")
+PLACEHOLDERS = frozenset({"conversation", "principle", "response_a", "response_b"})
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are a careful, impartial judge of an AI assistant's responses. You compare two responses "
+    "to the same conversation under one principle and answer with a single letter."
+)
+DEFAULT_TEMPLATE = """Conversation:
+{conversation}
+
+Principle: {principle}
+
+Response A:
+{response_a}
+
+Response B:
+{response_b}
+
+Which response better follows the principle? Answer with one letter, A or B."""
+
+
+def template_problem(template: str) -> str:
+    """What is wrong with a judge prompt template ("" when usable): it must name every placeholder, and only those."""
+    try:
+        names = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+    except ValueError as exc:
+        return f"is not a valid template ({exc}); write literal braces as {{{{ and }}}}"
+    unknown = names - PLACEHOLDERS
+    if unknown:
+        allowed = ", ".join("{" + n + "}" for n in sorted(PLACEHOLDERS))
+        return f"unknown placeholder(s) {', '.join('{' + n + '}' for n in sorted(unknown))}; allowed: {allowed}"
+    missing = PLACEHOLDERS - names
+    if missing:
+        return f"must contain {', '.join('{' + n + '}' for n in sorted(missing))}"
+    return ""
+
+
+def render_conversation(messages: list[dict[str, Any]]) -> str:
+    """The conversation quoted as 'Role: content' lines (system messages included)."""
+    return "\n".join(f"{str(m.get('role', 'user')).capitalize()}: {m.get('content', '')}" for m in messages if isinstance(m, dict))
+
+
+def judge_messages(*, conversation: list[dict[str, Any]], principle: str, response_a: str, response_b: str,
+                   template: str = "", system_prompt: str = "") -> list[dict[str, str]]:
+    """The judge prompt for one order of one pair: the system message, then the filled template."""
+    body = (template or DEFAULT_TEMPLATE).format(
+        conversation=render_conversation(conversation), principle=principle, response_a=response_a, response_b=response_b
+    )
+    return [{"role": "system", "content": system_prompt or DEFAULT_SYSTEM_PROMPT}, {"role": "user", "content": body}]
+
+
+@dataclass(frozen=True)
+class JudgeQuery:
+    key: Hashable  # the caller's name for this query, given back on its answer
+    messages: list[dict[str, str]]
+
+
+@dataclass
+class LetterAnswer:
+    """The judge's answer to one query: p_a = P("A") / (P("A") + P("B")), or why there is none.
+
+    `transient` failures (rate limits, 5xx, an unreachable server) are worth retrying later;
+    other failures are final (`text` keeps what the model said instead of a letter).
+    """
+
+    key: Hashable
+    p_a: float | None = None
+    hard: bool = False  # a letter without probabilities
+    text: str = ""
+    error: str = ""
+    transient: bool = False
+    truncated: bool = False
+
+    @property
+    def failed(self) -> bool:
+        return self.p_a is None
+
+
+def _two_way(logit_a: float, logit_b: float) -> float:
+    """softmax over the two letters' log-probabilities (or logits), numerically safe."""
+    top = max(logit_a, logit_b)
+    ea, eb = math.exp(logit_a - top), math.exp(logit_b - top)
+    return ea / (ea + eb)
+
+
+class TransformersJudge:
+    """Next-token probabilities of "A" and "B" from a causal LM, `batch_size` prompts per forward pass."""
+
+    name = "transformers"
+
+    def __init__(self, *, model: str, revision: str = "", batch_size: int = 16) -> None:
+        from .transformers_backend import load_model
+
+        self.model_id = model
+        self.model, self.tokenizer = load_model(model, revision)
+        self.batch_size = max(1, batch_size)
+        self.letter_ids = letter_token_ids(self.tokenizer)
+
+    def judge(self, queries: list[JudgeQuery]) -> list[LetterAnswer]:
+        from .transformers_backend import _render, context_length
+
+        room = context_length(self.model, self.tokenizer)
+        encoded = []
+        for query in queries:
+            ids = _render(self.tokenizer, query.messages)
+            truncated = len(ids) > room
+            # Keep the end: the question and the letter cue come last in the template.
+            encoded.append((query, ids[-room:] if truncated else ids, truncated))
+        # Similar lengths together: less padding per forward pass.
+        encoded.sort(key=lambda item: -len(item[1]))
+        from .transformers_backend import _free_cuda, _is_cuda_oom
+
+        answers: list[LetterAnswer] = []
+        start, size = 0, self.batch_size
+        while start < len(encoded):
+            chunk = encoded[start : start + size]
+            try:
+                answers.extend(self._forward(chunk))
+            except Exception as exc:
+                if not _is_cuda_oom(exc) or size == 1:
+                    raise
+                _free_cuda()
+                size = max(1, size // 2)  # as generation does: halve the batch and try again
+                logger.warning("CUDA out of memory: retrying with %d judge prompts per forward pass", size)
+                continue
+            start += len(chunk)
+        return answers
+
+    def _forward(self, chunk: list[tuple[JudgeQuery, list[int], bool]]) -> list[LetterAnswer]:
+        import torch
+
+        pad = self.tokenizer.pad_token_id
+        width = max(len(ids) for _, ids, _ in chunk)
+        input_ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+        attention = torch.zeros((len(chunk), width), dtype=torch.long)
+        for row, (_, ids, _) in enumerate(chunk):
+            input_ids[row, width - len(ids):] = torch.tensor(ids, dtype=torch.long)
+            attention[row, width - len(ids):] = 1
+        # Positions counted from each row's first real token, so a padded row reads as it would alone.
+        positions = (attention.cumsum(-1) - 1).clamp(min=0)
+        device = self.model.device
+        with torch.inference_mode():
+            # Only the last position's logits: the LM head over every position is most of a big-vocabulary model's cost.
+            logits = self.model(
+                input_ids=input_ids.to(device), attention_mask=attention.to(device), position_ids=positions.to(device),
+                logits_to_keep=1,
+            ).logits[:, -1, :].float()
+        pair = torch.log_softmax(logits, dim=-1)[:, list(self.letter_ids)].cpu().tolist()
+        return [
+            LetterAnswer(key=query.key, p_a=_two_way(la, lb), truncated=truncated)
+            for (query, _, truncated), (la, lb) in zip(chunk, pair, strict=True)
+        ]
+
+
+def letter_token_ids(tokenizer: Any) -> tuple[int, int]:
+    """The token ids of "A" and "B"; ModelLoadError when either is not a single token."""
+    ids = []
+    for letter in LETTERS:
+        encoded = tokenizer.encode(letter, add_special_tokens=False)
+        if len(encoded) != 1:
+            raise ModelLoadError(f"the model's tokenizer has no single token for '{letter}' (it gives {encoded})")
+        ids.append(encoded[0])
+    return ids[0], ids[1]
+
+
+class OpenAIJudge:
+    """Chat completions with one token and its top log-probabilities, `concurrency` requests at a time."""
+
+    name = "openai"
+
+    def __init__(self, *, model: str, base_url: str, api_key: str = "", concurrency: int = 8, timeout: float = 120.0,
+                 max_retries: int = 5, backoff: float = 0.5) -> None:
+        from .openai_backend import OpenAIBackend
+
+        # The generation backend's client: its retries, backoff scaling and error wording.
+        self._http = OpenAIBackend(model=model, base_url=base_url, api_key=api_key, concurrency=concurrency,
+                                   timeout=timeout, max_retries=max_retries, backoff=backoff)
+        self.model = model
+
+    def judge(self, queries: list[JudgeQuery]) -> list[LetterAnswer]:
+        with self._http._client() as client, ThreadPoolExecutor(max_workers=self._http.concurrency) as pool:
+            return list(pool.map(lambda q: self._one(client, q), queries))
+
+    def _one(self, client: Any, query: JudgeQuery) -> LetterAnswer:
+        import openai
+
+        extra_headers = None if self._http.api_key else {"Authorization": openai.Omit()}
+        try:
+            completion = client.chat.completions.create(
+                model=self.model, messages=query.messages, max_tokens=1, logprobs=True, top_logprobs=5,
+                temperature=0, extra_headers=extra_headers,
+            )
+        except openai.OpenAIError as exc:
+            error, transient = self._http._failure(exc)
+            return LetterAnswer(key=query.key, error=error, transient=transient)
+        return answer_from_choice(query.key, (completion.choices or [None])[0])
+
+
+def _letter(text: str) -> str:
+    stripped = (text or "").strip().strip("\"'*().:").upper()
+    return stripped if stripped in LETTERS else ""
+
+
+def answer_from_choice(key: Hashable, choice: Any) -> LetterAnswer:
+    """Read one chat completion choice: top log-probabilities of "A"/"B", else the letter, else failed."""
+    if choice is None:
+        return LetterAnswer(key=key, error="the server answered without choices", text="")
+    message = getattr(choice, "message", None)
+    text = str(getattr(message, "content", "") or "")
+    found: dict[str, float] = {}
+    try:
+        first = choice.logprobs.content[0]
+        candidates = list(first.top_logprobs or []) or [first]
+        for entry in candidates:
+            letter, logprob = _letter(str(entry.token)), float(entry.logprob)
+            if letter and letter not in found and math.isfinite(logprob):
+                found[letter] = logprob
+    except (AttributeError, IndexError, TypeError, ValueError, KeyError):
+        found = {}  # no or malformed log-probabilities: fall back to the letter itself
+    if found:
+        # A letter missing from the top 5 has a negligible probability next to one present.
+        la, lb = found.get("A", -math.inf), found.get("B", -math.inf)
+        p_a = 1.0 if lb == -math.inf else 0.0 if la == -math.inf else _two_way(la, lb)
+        return LetterAnswer(key=key, p_a=p_a, text=text)
+    letter = _letter(text)
+    if letter:
+        return LetterAnswer(key=key, p_a=1.0 if letter == "A" else 0.0, hard=True, text=text)
+    return LetterAnswer(key=key, error=f"the judge answered neither A nor B: {text[:200]!r}", text=text[:1000])
+
+
+def get_judge(*, backend: str, model: str, revision: str = "", batch_size: int = 16,
+              openai: dict[str, Any] | None = None) -> TransformersJudge | OpenAIJudge:
+    """The judge backend for a run's settings (transformers models load once per process)."""
+    if backend == "transformers":
+        return TransformersJudge(model=model, revision=revision, batch_size=batch_size)
+    if backend == "openai":
+        return OpenAIJudge(model=model, **(openai or {}))
+    raise ModelLoadError(f"unknown judge backend '{backend}' (expected transformers or openai)")
