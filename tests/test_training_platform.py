@@ -103,7 +103,7 @@ def test_job_page_shows_status_progress_curves_and_artifacts(world, client: Clie
     html = page.content.decode()
     assert 'data-status="succeeded"' in html and "12 / 12 steps" in html
     assert html.count("<polyline") == 3  # train loss, test loss, test accuracy
-    assert "Pairwise accuracy" in html and "longer response wins" in html
+    assert "held-out pairwise accuracy" in html and "longer wins" in html
     assert "model/model.safetensors" in html
     assert not re.search(r'(src|href)="(https?:)?//', html)  # nothing from another host (no CDN) and "<script" not in html
     listing = client.get(f"/projects/{world['project'].slug}/training/")

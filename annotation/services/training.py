@@ -506,6 +506,49 @@ def training_job_curves(*, job: TrainingJob) -> dict[str, list[tuple[int, float]
     return series
 
 
+def training_job_report_lines(*, job: TrainingJob) -> list[str]:
+    """The held-out figures of a finished job, one sentence each, every proportion with its count and interval
+    (the `train` command prints them, the job page shows them)."""
+    from training.evaluation import format_proportion
+
+    report = job.report or {}
+    test = report.get("test") or {}
+    lines: list[str] = []
+    samples = (report.get("train") or {}).get("samples_per_second")
+    if samples is not None:
+        lines.append(f"{samples:.2f} samples/s")
+    for warning in report.get("warnings") or []:
+        lines.append(f"WARNING: {warning}")
+    if not test:
+        return lines
+    if job.kind == TrainingJob.Kind.REWARD:
+        lines.append(f"held-out pairwise accuracy {format_proportion(test['accuracy'])}, ties {test.get('ties', 0)}; "
+                     f"'longer wins' baseline {format_proportion(test['baseline_longer_wins'])}")
+    elif job.kind == TrainingJob.Kind.DPO and "after" in test and "wins" in (test.get("before") or {}):
+        before, after = test["before"], test["after"]
+        lines.append(f"held-out implicit reward accuracy {format_proportion(after['accuracy'])}, ties {after['ties']} "
+                     f"(before training: {before['wins']} wins, {before['ties']} ties of {before['n']})")
+        if "win_rate_vs_base" in test:
+            win = test["win_rate_vs_base"]
+            lines.append(f"win rate vs base {format_proportion(win['win_rate'])}, ties {win.get('ties', 0)}, on "
+                         f"{win['prompts']} held-out prompts")
+    elif job.kind == TrainingJob.Kind.SFT:
+        lines.append(f"held-out loss {test['before']['loss']:.4f} -> {test['after']['loss']:.4f}, perplexity "
+                     f"{test['before']['perplexity']:.2f} -> {test['after']['perplexity']:.2f} "
+                     f"({test['after']['tokens']} tokens of {test['examples']} examples)")
+    elif job.kind == TrainingJob.Kind.KTO:
+        lines.append(f"held-out label accuracy {format_proportion(test['label_accuracy'])}, ties {test['after']['ties']} "
+                     f"(before training: {test['before']['ties']} ties)")
+    elif job.kind == TrainingJob.Kind.ORPO:
+        lines.append(f"held-out preference accuracy {format_proportion(test['preference_accuracy'])} "
+                     f"(before training: {format_proportion(test['before']['accuracy'])})")
+    elif job.kind in RL_KINDS:
+        lines.append(f"held-out mean reward {test['mean_reward_before']:.4f} -> {test['mean_reward_after']:.4f} on "
+                     f"{test['prompts']} prompts, KL to reference {test['kl_to_reference_after']:.4f}; after beats "
+                     f"before on {format_proportion(test['win_rate_after_vs_before'])}, ties {test['ties']}")
+    return lines
+
+
 # The loop: round two samples from round one's policy
 
 

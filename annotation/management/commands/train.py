@@ -11,7 +11,6 @@ says so after a few seconds. Bad options exit 2 naming the problem.
 """
 from __future__ import annotations
 
-import json
 import sys
 import time
 from typing import Any
@@ -30,11 +29,11 @@ from annotation.services.training import (
     RL_KINDS,
     training_export_now,
     training_job_create,
+    training_job_report_lines,
     training_job_run,
     training_kind_help,
 )
 from config.celery import app
-from training.evaluation import format_proportion
 from workers.queues import Queue
 
 NO_WORKER_AFTER_SECONDS = 5.0
@@ -165,38 +164,6 @@ def _job(project: Project, job_id: int | None, field: str) -> TrainingJob | None
 
 
 def _summary(job: TrainingJob) -> str:
-    report = job.report
-    test = report.get("test") or {}
-    lines = [f"Training job {job.pk} {job.status}: {job.steps_done} steps, model in {report.get('model_dir')}"]
-    samples = (report.get("train") or {}).get("samples_per_second")
-    if samples is not None:
-        lines.append(f"  {samples:.2f} samples/s")
-    for warning in report.get("warnings") or []:
-        lines.append(f"  WARNING: {warning}")
-    if job.kind == "reward" and test:
-        lines.append(f"  held-out pairwise accuracy {format_proportion(test['accuracy'])}, ties {test['ties']}; "
-                     f"'longer wins' baseline {format_proportion(test['baseline_longer_wins'])}")
-    elif job.kind == "dpo" and test:
-        before, after = test["before"], test["after"]
-        lines.append(f"  held-out implicit reward accuracy {format_proportion(after['accuracy'])}, ties {after['ties']} "
-                     f"(before training: {before['wins']} wins, {before['ties']} ties of {before['n']})")
-        if "win_rate_vs_base" in test:
-            win = test["win_rate_vs_base"]
-            lines.append(f"  win rate vs base {format_proportion(win['win_rate'])}, ties {win['ties']}")
-    elif job.kind == "sft" and test:
-        lines.append(f"  held-out loss {test['before']['loss']:.4f} -> {test['after']['loss']:.4f}, perplexity "
-                     f"{test['before']['perplexity']:.2f} -> {test['after']['perplexity']:.2f} "
-                     f"({test['after']['tokens']} tokens of {test['examples']} examples)")
-    elif job.kind == "kto" and test:
-        lines.append(f"  held-out label accuracy {format_proportion(test['label_accuracy'])}, ties {test['after']['ties']} "
-                     f"(before: {test['before']['ties']} ties)")
-    elif job.kind == "orpo" and test:
-        lines.append(f"  held-out preference accuracy {format_proportion(test['preference_accuracy'])} "
-                     f"(before: {format_proportion(test['before']['accuracy'])})")
-    elif job.kind in RL_KINDS and test:
-        lines.append(f"  held-out mean reward {test['mean_reward_before']:.4f} -> {test['mean_reward_after']:.4f} on "
-                     f"{test['prompts']} prompts, KL to reference {test['kl_to_reference_after']:.4f}; after beats "
-                     f"before on {format_proportion(test['win_rate_after_vs_before'])}, ties {test['ties']}")
-    if not test:
-        lines.append("  no held-out evaluation: " + json.dumps(report.get("warnings") or "no test split"))
+    lines = [f"Training job {job.pk} {job.status}: {job.steps_done} steps, model in {job.report.get('model_dir')}"]
+    lines += [f"  {line}" for line in training_job_report_lines(job=job)]
     return "\n".join(lines) + "\n"
