@@ -45,6 +45,6 @@ def test_train_on_a_fresh_demo_says_to_rank_first_then_trains_once_ranked(tiny_m
         assert job.status == JobStatus.SUCCEEDED, job.error
         assert job.export is not None and job.export.format == "pairs"
         assert job.export.manifest["splits"]["train"]["rows"] > 0
-        assert "training pairs (export" in out.getvalue() and "succeeded" in out.getvalue()
+        assert "training pairs and" in out.getvalue() and "succeeded" in out.getvalue()
     # One export for each train call; the first one, before any ranking, had nothing to train on.
     assert ExportSnapshot.objects.filter(project=project).count() == 3

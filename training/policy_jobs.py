@@ -212,10 +212,8 @@ def run_orpo(config: ORPOJobConfig, *, callbacks: Sequence[Any] = ()) -> dict[st
     _quiet_bars_when_embedded(callbacks)
     data, base_model, precision = _prepare(config, "orpo")
     out = Path(config.output_dir)
-    common = _common_args(config, has_test=data.test is not None, precision=precision)
-    common.pop("activation_checkpointing", None)
-    args = ORPOConfig(**common, beta=config.beta, max_completion_length=config.max_length // 2,
-                      gradient_checkpointing=config.gradient_checkpointing)
+    args = ORPOConfig(**_common_args(config, has_test=data.test is not None, precision=precision), beta=config.beta,
+                      max_completion_length=config.max_length // 2)
     tokenizer = _load(lambda: AutoTokenizer.from_pretrained(base_model), base_model)
     model = _load(lambda: AutoModelForCausalLM.from_pretrained(base_model, dtype=_model_dtype(config, precision)), base_model)
     metrics = _metrics_callback(out, callbacks)

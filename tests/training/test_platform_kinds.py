@@ -93,7 +93,7 @@ def test_an_export_with_an_empty_test_split_is_refused_unless_allowed(world):
     assert answer.status_code == 400 and "test split is empty" in answer.json()["error"]["fields"]["export"][0]
     assert not TrainingJob.objects.exists()
     err = StringIO()
-    call_command("train", project.slug, "--kind", "reward", "--export", str(empty.pk), "--allow-no-test",
+    call_command("train", project.slug, "--kind", "reward", "--export", str(empty.pk), "--allow-no-test", "--max-steps", "1",
                  stdout=StringIO(), stderr=err)
     assert "WARNING" in err.getvalue() and TrainingJob.objects.count() == 1
     add_prompts(project, numbered_prompts(4))
