@@ -2,23 +2,37 @@
 against a reward job, policies as the next job's base and the next round's generation model, bad input."""
 from __future__ import annotations
 
+import json
 import threading
 import time
 from io import StringIO
+from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from annotation.models import GenerationRun, JobStatus, TrainingJob
+from annotation.models import ExportSnapshot, GenerationRun, JobStatus, TrainingJob
 from annotation.services.training import training_job_create, training_job_run
 from tests.factories import api_client, make_project, make_user
 from tests.generation_helpers import add_prompts, numbered_prompts
-from tests.test_training_platform import make_export
+from training.synthetic import synthetic_export
 
 pytestmark = [pytest.mark.django_db]
 
 FAST = {"max_steps": 3, "learning_rate": 3e-3, "eval_steps": 0, "per_device_batch_size": 8}
+
+
+def make_export(project, *, train_prompts: int = 24, test_prompts: int = 8) -> ExportSnapshot:
+    """A succeeded snapshot row whose directory holds a synthetic `pairs` export."""
+    snapshot = ExportSnapshot.objects.create(project=project, format="pairs", status=JobStatus.SUCCEEDED)
+    directory = Path(settings.MEDIA_ROOT) / "exports" / str(snapshot.pk)
+    synthetic_export(directory, train_prompts=train_prompts, test_prompts=test_prompts)
+    snapshot.directory = str(directory.relative_to(settings.MEDIA_ROOT))
+    snapshot.manifest = json.loads((directory / "manifest.json").read_text())
+    snapshot.save(update_fields=["directory", "manifest"])
+    return snapshot
 
 
 @pytest.fixture
@@ -146,8 +160,6 @@ def test_rloo_on_the_project_prompts_then_its_policy_generates_and_is_the_next_b
 
 @pytest.mark.needs_redis
 def test_train_wait_says_when_no_worker_consumes_the_training_queue(transactional_db, tiny_model_path):
-    from django.conf import settings
-
     from config.celery import app
 
     if not settings.REDIS_AVAILABLE:
