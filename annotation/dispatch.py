@@ -98,3 +98,20 @@ def enqueue_many_after_commit(task_name: str, *, args_list: Sequence[Sequence[An
                 on_error(exc)
 
     transaction.on_commit(send)
+
+
+def queue_has_consumer(queue: str, *, timeout: float = 2.0) -> bool | None:
+    """Whether any live worker consumes `queue` (a broadcast ping of the workers' queues).
+
+    None when it cannot be told (eager mode, or the broker does not answer). A waiting command uses it to
+    say that nobody will run its job, instead of waiting silently for ever.
+    """
+    from config.celery import app
+
+    if app.conf.task_always_eager:
+        return None
+    try:
+        replies = app.control.inspect(timeout=timeout).active_queues() or {}
+    except Exception:  # noqa: BLE001 - broker errors come in many types; unknown is the honest answer
+        return None
+    return any(q.get("name") == queue for queues in replies.values() for q in (queues or []))

@@ -423,10 +423,17 @@ class ExportSnapshot(models.Model):
 
 class TrainingJob(models.Model):
     class Kind(models.TextChoices):
+        SFT = "sft", "SFT"
         REWARD = "reward", "Reward model"
         DPO = "dpo", "DPO"
+        KTO = "kto", "KTO"
+        ORPO = "orpo", "ORPO"
+        RLOO = "rloo", "RLOO (RL step)"
+        GRPO = "grpo", "GRPO (RL step)"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="training_jobs")
+    # rloo / grpo: the succeeded reward job of the project whose model is the reward.
+    reward_job = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="policy_jobs")
     export = models.ForeignKey(ExportSnapshot, null=True, blank=True, on_delete=models.SET_NULL, related_name="training_jobs")
     data_path = models.CharField(max_length=1000, blank=True, default="")
     kind = models.CharField(max_length=16, choices=Kind.choices)

@@ -1,11 +1,14 @@
-"""GPU benchmark: reward-model and DPO training on a random-weight model of a real ~0.5B architecture.
+"""GPU benchmark: sft, reward-model, DPO and RLOO training on a random-weight model of a real ~0.5B architecture.
 
 Qwen2-0.5B's shape (24 layers, hidden 896, 14 heads / 2 KV heads, vocab 151,936; ~494M parameters)
 with random weights and the project's tiny tokenizer (no download), trained through the same
-training.jobs code as the platform, on a synthetic export of `--pairs` pairs of ~`--words` words.
+training.jobs code as the platform, on a synthetic export of `--pairs` pairs of ~`--words` words
+(sft trains on each pair's prompt + chosen response; rloo samples `--rl-new-tokens` tokens, 4 per prompt,
+against the reward job's model when it ran, else a fresh reward head on the base model).
 Prints samples/s and peak GPU memory for each job, and the exact command that reproduced them.
 
     python bench/training_gpu.py --steps 200 --batch-size 8 --max-length 512
+    python bench/training_gpu.py --jobs sft,dpo,rloo --steps 20
     python bench/training_gpu.py --tiny --steps 5   # CPU smoke test of the code path (figures meaningless)
 
 Runs only where CUDA exists unless --tiny is given.
@@ -59,26 +62,45 @@ def long_export(directory: Path, *, pairs: int, words: int) -> Path:
             extra = " ".join(rng.choice(FILLER) for _ in range(words))
             row[side][0]["content"] += " " + extra
     cut = int(len(rows) * 0.9) // 2 * 2  # whole prompts on each side
+    write_export(directory / "sft", train=[_sft_row(r) for r in rows[:cut]], test=[_sft_row(r) for r in rows[cut:]],
+                 export_format="sft")
     return write_export(directory, train=rows[:cut], test=rows[cut:])
+
+
+def _sft_row(row: dict) -> dict:
+    return {"messages": row["prompt"] + row["chosen"], "prompt_id": row["prompt_id"]}
 
 
 def run(kind: str, export: Path, model_dir: Path, out: Path, args) -> dict:
     import torch
 
-    from training.config import DPOJobConfig, RewardJobConfig
-    from training.jobs import run_dpo, run_reward
+    from training.config import DPOJobConfig, RewardJobConfig, RLJobConfig, SFTJobConfig
+    from training.jobs import run_job
 
     common = dict(data=str(export), output_dir=str(out), base_model=str(model_dir), max_steps=args.steps,
                   per_device_batch_size=args.batch_size, max_length=args.max_length, learning_rate=1e-5,
                   logging_steps=max(1, args.steps // 10), eval_steps=0, gradient_checkpointing=args.gradient_checkpointing)
+    if kind == "sft":
+        config = SFTJobConfig(**{**common, "data": str(export / "sft")})
+    elif kind == "reward":
+        config = RewardJobConfig(**common)
+    elif kind == "dpo":
+        config = DPOJobConfig(**common)
+    elif kind == "rloo":
+        reward = out.parent / "reward" / "model"
+        config = RLJobConfig(**{**common, "per_device_batch_size": max(4, args.batch_size // 4 * 4)},
+                             reward_model=str(reward if (reward / "config.json").exists() else model_dir),
+                             num_generations=4, max_new_tokens=args.rl_new_tokens, eval_prompts=args.rl_eval_prompts)
+    else:
+        raise SystemExit(f"unknown job {kind!r}: choose from sft, reward, dpo, rloo")
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     started = time.monotonic()
-    report = run_reward(RewardJobConfig(**common)) if kind == "reward" else run_dpo(DPOJobConfig(**common))
+    report = run_job(kind, config)
     wall = time.monotonic() - started
     train = report["train"]
     return {
-        "job": kind, "steps": train["steps"], "batch_size": args.batch_size, "max_length": args.max_length,
+        "job": kind, "steps": train["steps"], "batch_size": config.per_device_batch_size, "max_length": args.max_length,
         "train_samples_per_second": train["samples_per_second"],
         "train_runtime_s": train["runtime_s"], "wall_s_including_load_and_eval": round(wall, 1),
         "peak_gpu_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if torch.cuda.is_available() else None,
@@ -94,7 +116,9 @@ def main() -> int:
     parser.add_argument("--pairs", type=int, default=4000)
     parser.add_argument("--words", type=int, default=150, help="filler words appended to each response")
     parser.add_argument("--gradient-checkpointing", action="store_true")
-    parser.add_argument("--jobs", default="reward,dpo")
+    parser.add_argument("--jobs", default="sft,reward,dpo,rloo", help="comma-separated: sft, reward, dpo, rloo")
+    parser.add_argument("--rl-new-tokens", type=int, default=64, help="rloo: tokens sampled per completion")
+    parser.add_argument("--rl-eval-prompts", type=int, default=16, help="rloo: held-out prompts scored before/after")
     parser.add_argument("--tiny", action="store_true", help="a tiny model on CPU: checks the code path only")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()

@@ -72,6 +72,11 @@ class RewardJobConfig(JobConfig):
     center_rewards_coefficient: float = field(
         default=0.0, metadata={"help": "Push mean reward towards zero (0 disables; 0.01 as in Eisenstein et al.)."}
     )
+    use_margin: bool = field(
+        default=True,
+        metadata={"help": "Train with the export's `margin` column (vote share of chosen): TRL's loss becomes "
+                          "-log sigmoid(r_chosen - r_rejected - margin). false: plain Bradley-Terry loss."},
+    )
 
 
 @dataclass
@@ -98,6 +103,63 @@ class DPOJobConfig(JobConfig):
         return [name.strip() for name in self.loss_type.split(",") if name.strip()]
 
 
+@dataclass
+class SFTJobConfig(JobConfig):
+    """Supervised fine-tuning (TRL SFTTrainer) on an export of format `sft` (`{"messages": [...]}` rows).
+
+    Each row is split into the prompt (all messages but the last) and the completion (the last, assistant,
+    message); the loss is on the completion only. Held-out loss and perplexity are reported before and after.
+
+    Example:
+        python -m training sft --data exports/13 --output_dir runs/sft --max_steps 200
+    """
+
+
+@dataclass
+class KTOJobConfig(JobConfig):
+    """A policy trained with KTO (TRL KTOTrainer) on an export of format `unpaired` (prompt, completion, label).
+
+    Example:
+        python -m training kto --data exports/14 --output_dir runs/kto --beta 0.1
+    """
+
+    beta: float = field(default=0.1, metadata={"help": "Deviation from the reference model."})
+    desirable_weight: float = field(default=1.0, metadata={"help": "Weight of desirable (label true) examples."})
+    undesirable_weight: float = field(default=1.0, metadata={"help": "Weight of undesirable (label false) examples."})
+
+
+@dataclass
+class ORPOJobConfig(JobConfig):
+    """A policy trained with ORPO (trl.experimental.orpo.ORPOTrainer; no reference model) on `pairs`.
+
+    Example:
+        python -m training orpo --data exports/12 --output_dir runs/orpo --beta 0.1
+    """
+
+    beta: float = field(default=0.1, metadata={"help": "Weight of the odds-ratio term (lambda in the ORPO paper)."})
+
+
+@dataclass
+class RLJobConfig(JobConfig):
+    """The RL step of RLHF: optimise a policy against a reward model on prompts (TRL RLOOTrainer / GRPOTrainer).
+
+    `data` is any export directory; its prompts are used (format `prompts`, `pairs`, `unpaired`, or `sft`,
+    whose last message is dropped). Held-out prompts' samples are scored before and after training.
+
+    Example:
+        python -m training rloo --data exports/12 --output_dir runs/rloo --reward_model runs/rm/model
+    """
+
+    reward_model: str = field(default="", metadata={"help": "Reward model directory (a reward job's model/): required."})
+    num_generations: int = field(default=4, metadata={"help": "Samples per prompt (the group RLOO/GRPO compares)."})
+    max_new_tokens: int = field(default=32, metadata={"help": "Tokens sampled per completion (training and evaluation)."})
+    temperature: float = field(default=1.0, metadata={"help": "Sampling temperature while training."})
+    beta: float = field(
+        default=0.05, metadata={"help": "KL coefficient to the reference (initial) policy; > 0 also records the KL."}
+    )
+    eval_prompts: int = field(default=64, metadata={"help": "Held-out prompts sampled for the before/after reward."})
+
+
 def config_errors(config: JobConfig) -> dict[str, str]:
     """Field -> problem, for options that would fail deep inside TRL with a less readable message."""
     errors: dict[str, str] = {}
@@ -115,6 +177,40 @@ def config_errors(config: JobConfig) -> dict[str, str]:
         unknown = [name for name in config.loss_types() if name not in DPO_LOSS_TYPES]
         if unknown or not config.loss_types():
             errors["loss_type"] = f"unknown {unknown or 'empty'}; choose from {', '.join(DPO_LOSS_TYPES)}"
-        if config.beta <= 0:
-            errors["beta"] = "must be > 0"
+    if isinstance(config, DPOJobConfig | KTOJobConfig | ORPOJobConfig) and config.beta <= 0:
+        errors["beta"] = "must be > 0"
+    if isinstance(config, RLJobConfig):
+        if config.num_generations < 2:
+            errors["num_generations"] = "must be >= 2 (RLOO and GRPO compare samples of one prompt)"
+        if config.max_new_tokens < 1:
+            errors["max_new_tokens"] = "must be >= 1"
+        if config.temperature <= 0:
+            errors["temperature"] = "must be > 0"
+        if config.beta < 0:
+            errors["beta"] = "must be >= 0"
+        if config.eval_prompts < 1:
+            errors["eval_prompts"] = "must be >= 1"
     return errors
+
+
+# kind -> its config; the one list of kinds (the platform, the command line and the API read it).
+JOB_CONFIGS: dict[str, type[JobConfig]] = {
+    "sft": SFTJobConfig, "reward": RewardJobConfig, "dpo": DPOJobConfig, "kto": KTOJobConfig,
+    "orpo": ORPOJobConfig, "rloo": RLJobConfig, "grpo": RLJobConfig,
+}
+KINDS = tuple(JOB_CONFIGS)
+RL_KINDS = ("rloo", "grpo")
+# Export formats each kind trains on.
+KIND_FORMATS: dict[str, tuple[str, ...]] = {
+    "sft": ("sft",), "reward": ("pairs",), "dpo": ("pairs",), "kto": ("unpaired",), "orpo": ("pairs",),
+    "rloo": ("prompts", "pairs", "unpaired", "sft"), "grpo": ("prompts", "pairs", "unpaired", "sft"),
+}
+KIND_HELP = {
+    "sft": "supervised fine-tuning on an sft export (held-out loss and perplexity before/after)",
+    "reward": "reward model (Bradley-Terry) on pairs (held-out pairwise accuracy)",
+    "dpo": "DPO on pairs (loss_type=sigmoid|ipo|hinge|...; held-out implicit-reward accuracy)",
+    "kto": "KTO on an unpaired export (prompt, completion, label)",
+    "orpo": "ORPO on pairs (no reference model)",
+    "rloo": "RL step: RLOO against a reward model on the project's prompts (mean reward before/after, KL)",
+    "grpo": "RL step: GRPO against a reward model on the project's prompts (mean reward before/after, KL)",
+}

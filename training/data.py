@@ -12,6 +12,13 @@ from pathlib import Path
 from typing import Any
 
 PAIR_COLUMNS = ("prompt", "chosen", "rejected")
+# Columns each export format must carry, and those of them that are chat messages.
+FORMAT_COLUMNS: dict[str, tuple[str, ...]] = {
+    "pairs": PAIR_COLUMNS, "unpaired": ("prompt", "completion", "label"), "sft": ("messages",), "prompts": ("prompt",),
+}
+MESSAGE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "pairs": PAIR_COLUMNS, "unpaired": ("prompt", "completion"), "sft": ("messages",), "prompts": ("prompt",),
+}
 
 
 class ExportDataError(ValueError):
@@ -34,7 +41,9 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_manifest(directory: str | Path) -> dict[str, Any]:
+def read_manifest(directory: str | Path, *, formats: tuple[str, ...] = ("pairs",), kind: str = "reward and DPO"
+                  ) -> dict[str, Any]:
+    """The checked manifest of an export directory whose format is one of `formats` (ExportDataError if not)."""
     root = Path(directory)
     if not root.is_dir():
         raise ExportDataError(f"{root}: not a directory (expected an export directory with manifest.json)")
@@ -49,9 +58,10 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
         raise ExportDataError(f"{path}: expected a JSON object")
     if manifest.get("schema_version") != 1:
         raise ExportDataError(f"{path}: schema_version {manifest.get('schema_version')!r} is not supported (expected 1)")
-    if manifest.get("format") != "pairs":
+    if manifest.get("format") not in formats:
         raise ExportDataError(
-            f"{path}: format {manifest.get('format')!r}; reward and DPO training need an export of format 'pairs'"
+            f"{path}: format {manifest.get('format')!r}; {kind} training needs an export of format "
+            + " or ".join(repr(f) for f in formats)
         )
     if manifest.get("file_format") not in ("jsonl", "parquet"):
         raise ExportDataError(f"{path}: file_format {manifest.get('file_format')!r} is not jsonl or parquet")
@@ -61,7 +71,8 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
     return manifest
 
 
-def _load_split(root: Path, name: str, entry: dict[str, Any], file_format: str, cache_dir: str | None):
+def _load_split(root: Path, name: str, entry: dict[str, Any], file_format: str, cache_dir: str | None,
+                export_format: str = "pairs"):
     from datasets import load_dataset
 
     file_name = entry.get("file") if isinstance(entry, dict) else None
@@ -80,35 +91,55 @@ def _load_split(root: Path, name: str, entry: dict[str, Any], file_format: str, 
         dataset = load_dataset(builder, data_files={name: str(path)}, split=name, cache_dir=cache_dir)
     except Exception as exc:  # datasets raises many types for unreadable files; name the file.
         raise ExportDataError(f"{path}: cannot be read as {file_format}: {exc}") from exc
-    missing = [column for column in PAIR_COLUMNS if column not in dataset.column_names]
+    missing = [column for column in FORMAT_COLUMNS[export_format] if column not in dataset.column_names]
     if missing:
         raise ExportDataError(f"{path}: missing column(s) {', '.join(missing)}")
     if "rows" in entry and entry["rows"] != len(dataset):
         raise ExportDataError(f"{path}: {len(dataset)} rows, manifest.json says {entry['rows']}")
     for index, row in enumerate(dataset.select(range(min(len(dataset), 50)))):
-        for column in PAIR_COLUMNS:
+        for column in MESSAGE_COLUMNS[export_format]:
             value = row[column]
             if not isinstance(value, list) or not all(isinstance(m, dict) and "role" in m and "content" in m for m in value):
                 raise ExportDataError(f"{path}: row {index + 1}: {column!r} must be a list of {{role, content}} messages")
     return dataset
 
 
-def load_export(directory: str | Path, *, cache_dir: str | None = None) -> ExportData:
+def load_export(directory: str | Path, *, cache_dir: str | None = None, formats: tuple[str, ...] = ("pairs",),
+                kind: str = "reward and DPO") -> ExportData:
     """The manifest and the train/test splits of an export directory, as `datasets.Dataset`s."""
     root = Path(directory)
-    manifest = read_manifest(root)
+    manifest = read_manifest(root, formats=formats, kind=kind)
     splits = manifest["splits"]
-    train = _load_split(root, "train", splits["train"], manifest["file_format"], cache_dir)
+    export_format = manifest["format"]
+    train = _load_split(root, "train", splits["train"], manifest["file_format"], cache_dir, export_format)
     if train is None or len(train) == 0:
         raise ExportDataError(f"{root}: the train split is empty; nothing to train on")
     test = None
     if "test" in splits:
-        test = _load_split(root, "test", splits["test"], manifest["file_format"], cache_dir)
+        test = _load_split(root, "test", splits["test"], manifest["file_format"], cache_dir, export_format)
     return ExportData(manifest=manifest, train=train, test=test)
 
 
+def test_rows(manifest: dict[str, Any]) -> int:
+    """Rows in the manifest's test split (0 when it has none)."""
+    return int(((manifest.get("splits") or {}).get("test") or {}).get("rows") or 0)
+
+
+def unique_prompts(dataset, export_format: str) -> list[list[dict[str, str]]]:
+    """Each prompt of a split once, in order: `prompt`, or an sft row's messages without the last one."""
+    seen: set[str] = set()
+    prompts = []
+    for row in dataset if dataset is not None else []:
+        prompt = row["messages"][:-1] if export_format == "sft" else row["prompt"]
+        key = json.dumps(prompt, sort_keys=True)
+        if prompt and key not in seen:
+            seen.add(key)
+            prompts.append(prompt)
+    return prompts
+
+
 def write_export(directory: str | Path, *, train: list[dict], test: list[dict], project: str = "synthetic",
-                 seed: int = 0, file_format: str = "jsonl") -> Path:
+                 seed: int = 0, file_format: str = "jsonl", export_format: str = "pairs") -> Path:
     """Write rows in the export layout (used by tests and benchmarks to make synthetic exports)."""
     from datetime import UTC, datetime
 
@@ -127,7 +158,7 @@ def write_export(directory: str | Path, *, train: list[dict], test: list[dict], 
         split_entries[name] = {"file": path.name, "rows": len(rows), "sha256": file_sha256(path), "bytes": path.stat().st_size}
     total = len(train) + len(test)
     manifest = {
-        "schema_version": 1, "format": "pairs", "file_format": file_format, "project": project,
+        "schema_version": 1, "format": export_format, "file_format": file_format, "project": project,
         "created_at": datetime.now(UTC).isoformat(), "created_by": "synthetic", "seed": seed,
         "test_fraction": round(len(test) / total, 4) if total else 0.0, "filters": {}, "policy": {},
         "splits": split_entries,

@@ -1,5 +1,7 @@
-"""Held-out evaluation: reward-model pairwise accuracy with a Wilson interval beside the
-'longer response wins' baseline, and the win rate of a policy against its base judged by a reward model.
+"""Held-out evaluation, from per-example outcomes: reward-model pairwise accuracy beside the 'longer
+response wins' baseline, DPO implicit-reward accuracy, completion loss, and the win rate of a policy
+against its base judged by a reward model. Every proportion is a whole count over a whole count with
+its Wilson interval; ties are counted apart.
 """
 from __future__ import annotations
 
@@ -10,8 +12,10 @@ from typing import Any
 Messages = list[dict[str, str]]
 
 
-def wilson_interval(successes: float, n: int, *, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval for a proportion (95% for z=1.96); (0, 1) when n is 0."""
+def wilson_interval(successes: int, n: int, *, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval for a proportion of whole counts (95% for z=1.96); (0, 1) when n is 0."""
+    if isinstance(successes, bool) or not isinstance(successes, int):
+        raise TypeError(f"successes must be a whole count, got {successes!r}")
     if n <= 0:
         return 0.0, 1.0
     p = successes / n
@@ -21,9 +25,29 @@ def wilson_interval(successes: float, n: int, *, z: float = 1.96) -> tuple[float
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def proportion(successes: float, n: int) -> dict[str, Any]:
+def proportion(successes: int, n: int) -> dict[str, Any]:
+    """`successes` of `n` (whole counts) with the 95% Wilson interval; value None when n is 0."""
     low, high = wilson_interval(successes, n)
-    return {"value": successes / n if n else None, "ci95": [low, high], "n": n}
+    return {"value": successes / n if n else None, "ci95": [low, high], "successes": successes, "n": n}
+
+
+def pairwise_outcomes(first: Sequence[float], second: Sequence[float]) -> dict[str, Any]:
+    """Per-example outcomes of `first` against `second`: wins, ties and losses counted apart.
+
+    `accuracy` is wins / n (a tie is not a win), with its Wilson interval; `decisive` is wins / (wins +
+    losses), the same with ties left out. Both are whole counts over whole counts, never a mean of batch means.
+    """
+    wins = ties = losses = 0
+    for a, b in zip(first, second, strict=True):
+        if a > b:
+            wins += 1
+        elif a == b:
+            ties += 1
+        else:
+            losses += 1
+    n = wins + ties + losses
+    return {"n": n, "wins": wins, "ties": ties, "losses": losses,
+            "accuracy": proportion(wins, n), "decisive": proportion(wins, wins + losses)}
 
 
 def _text(messages: Messages) -> str:
@@ -31,12 +55,9 @@ def _text(messages: Messages) -> str:
 
 
 def longer_wins_accuracy(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """The baseline: predict that the longer response (in characters) was preferred; ties count half."""
-    score = 0.0
-    for row in rows:
-        chosen, rejected = len(_text(row["chosen"])), len(_text(row["rejected"]))
-        score += 1.0 if chosen > rejected else 0.5 if chosen == rejected else 0.0
-    return proportion(score, len(rows))
+    """The baseline: predict that the longer response (in characters) was preferred; equal lengths are ties."""
+    outcomes = pairwise_outcomes([len(_text(row["chosen"])) for row in rows], [len(_text(row["rejected"])) for row in rows])
+    return {**outcomes["accuracy"], "ties": outcomes["ties"]}
 
 
 def reward_scores(model, tokenizer, conversations: Sequence[Messages], *, batch_size: int = 16,
@@ -64,18 +85,104 @@ def reward_scores(model, tokenizer, conversations: Sequence[Messages], *, batch_
     return scores
 
 
-def reward_model_evaluation(model, tokenizer, rows: Sequence[dict[str, Any]], *, max_length: int = 512) -> dict[str, Any]:
-    """Pairwise accuracy (chosen scored above rejected) on held-out rows, with its 95% Wilson interval."""
-    chosen = reward_scores(model, tokenizer, [row["prompt"] + row["chosen"] for row in rows], max_length=max_length)
-    rejected = reward_scores(model, tokenizer, [row["prompt"] + row["rejected"] for row in rows], max_length=max_length)
-    correct = sum(1.0 if c > r else 0.5 if c == r else 0.0 for c, r in zip(chosen, rejected, strict=True))
+def reward_model_evaluation(model, tokenizer, rows: Sequence[dict[str, Any]], *, max_length: int = 512,
+                            batch_size: int = 16) -> dict[str, Any]:
+    """Pairwise accuracy on held-out rows from per-pair outcomes: chosen above rejected counts, ties apart."""
+    chosen = reward_scores(model, tokenizer, [row["prompt"] + row["chosen"] for row in rows], max_length=max_length,
+                           batch_size=batch_size)
+    rejected = reward_scores(model, tokenizer, [row["prompt"] + row["rejected"] for row in rows], max_length=max_length,
+                             batch_size=batch_size)
+    outcomes = pairwise_outcomes(chosen, rejected)
     margins = [c - r for c, r in zip(chosen, rejected, strict=True)]
     return {
         "pairs": len(rows),
-        "accuracy": proportion(correct, len(rows)),
+        "accuracy": outcomes["accuracy"],
+        "wins": outcomes["wins"], "ties": outcomes["ties"], "losses": outcomes["losses"],
         "mean_margin": sum(margins) / len(margins) if margins else None,
         "baseline_longer_wins": longer_wins_accuracy(rows),
     }
+
+
+def _completion_tokens(tokenizer, prompt: Messages, completion: Messages, max_length: int) -> tuple[list[int], int]:
+    """Token ids of prompt plus completion (chat template) and where the completion starts."""
+    prompt_text = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+    full_text = tokenizer.apply_chat_template(list(prompt) + list(completion), tokenize=False)
+    prompt_ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
+    full_ids = tokenizer(full_text, add_special_tokens=False)["input_ids"]
+    start = len(prompt_ids) if full_ids[:len(prompt_ids)] == prompt_ids else len(prompt_ids) - 1
+    if len(full_ids) > max_length:  # keep the completion: cut the prompt from the left
+        cut = len(full_ids) - max_length
+        full_ids, start = full_ids[cut:], max(1, start - cut)
+    return full_ids, max(1, start)
+
+
+def completion_logps(model, tokenizer, prompts: Sequence[Messages], completions: Sequence[Messages], *,
+                     max_length: int = 512, batch_size: int = 8) -> list[tuple[float, int]]:
+    """(sum of log-probabilities, token count) of each completion given its prompt, one per example."""
+    import torch
+
+    device = next(model.parameters()).device
+    model.eval()
+    encoded = [_completion_tokens(tokenizer, p, c, max_length) for p, c in zip(prompts, completions, strict=True)]
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    results: list[tuple[float, int]] = []
+    with torch.no_grad():
+        for begin in range(0, len(encoded), batch_size):
+            chunk = encoded[begin:begin + batch_size]
+            width = max(len(ids) for ids, _ in chunk)
+            input_ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+            attention = torch.zeros((len(chunk), width), dtype=torch.long)
+            mask = torch.zeros((len(chunk), width), dtype=torch.bool)
+            for row, (ids, start) in enumerate(chunk):  # right padding: positions are those of the unpadded text
+                input_ids[row, :len(ids)] = torch.tensor(ids)
+                attention[row, :len(ids)] = 1
+                mask[row, start:len(ids)] = True
+            logits = model(input_ids=input_ids.to(device), attention_mask=attention.to(device)).logits.float()
+            logps = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, input_ids[:, 1:].to(device).unsqueeze(-1)).squeeze(-1)
+            target = mask[:, 1:].to(device)
+            sums = (logps * target).sum(-1).cpu().tolist()
+            counts = target.sum(-1).cpu().tolist()
+            results.extend((float(s), int(c)) for s, c in zip(sums, counts, strict=True))
+    return results
+
+
+def dpo_implicit_reward_evaluation(policy, reference, tokenizer, rows: Sequence[dict[str, Any]], *, beta: float,
+                                   max_length: int = 512, batch_size: int = 8) -> dict[str, Any]:
+    """DPO's implicit reward beta * (log pi - log pi_ref) of chosen and rejected, per held-out pair.
+
+    Accuracy counts the pairs whose chosen reward is higher; ties (exactly equal, as before any training,
+    when the policy is the reference) are counted apart, so "before" reads 0 wins, n ties.
+    """
+    prompts = [row["prompt"] for row in rows]
+
+    def rewards(side: str) -> list[float]:
+        completions = [row[side] for row in rows]
+        pol = completion_logps(policy, tokenizer, prompts, completions, max_length=max_length, batch_size=batch_size)
+        ref = completion_logps(reference, tokenizer, prompts, completions, max_length=max_length, batch_size=batch_size)
+        return [beta * (p - r) for (p, _), (r, _) in zip(pol, ref, strict=True)]
+
+    chosen, rejected = rewards("chosen"), rewards("rejected")
+    outcomes = pairwise_outcomes(chosen, rejected)
+    return {**outcomes, "pairs": len(rows),
+            "mean_reward_chosen": sum(chosen) / len(chosen) if chosen else None,
+            "mean_reward_rejected": sum(rejected) / len(rejected) if rejected else None,
+            "mean_margin": sum(c - r for c, r in zip(chosen, rejected, strict=True)) / len(chosen) if chosen else None}
+
+
+def completion_loss(model, tokenizer, rows: Sequence[dict[str, Any]], *, max_length: int = 512,
+                    batch_size: int = 8) -> dict[str, Any]:
+    """Token-weighted held-out loss (mean negative log-likelihood per completion token) and its perplexity.
+
+    Rows are prompt-completion ({"prompt": messages, "completion": messages}). Summed over all tokens and
+    divided by the token count, so it does not depend on how the examples fall into batches.
+    """
+    results = completion_logps(model, tokenizer, [r["prompt"] for r in rows], [r["completion"] for r in rows],
+                               max_length=max_length, batch_size=batch_size)
+    tokens = sum(count for _, count in results)
+    nll = -sum(total for total, _ in results)
+    loss = nll / tokens if tokens else None
+    return {"examples": len(rows), "tokens": tokens, "loss": loss,
+            "perplexity": math.exp(loss) if loss is not None and loss < 700 else None}
 
 
 def sample_responses(model, tokenizer, prompts: Sequence[Messages], *, max_new_tokens: int, seed: int,
@@ -115,12 +222,23 @@ def policy_win_rate(*, policy, base, tokenizer, judge, judge_tokenizer, prompts:
 
     policy_scores = reward_scores(judge, judge_tokenizer, conversations(policy_texts))
     base_scores = reward_scores(judge, judge_tokenizer, conversations(base_texts))
-    wins = sum(1.0 if p > b else 0.5 if p == b else 0.0 for p, b in zip(policy_scores, base_scores, strict=True))
+    outcomes = pairwise_outcomes(policy_scores, base_scores)
     return {
         "prompts": len(prompts),
-        "win_rate": proportion(wins, len(prompts)),
+        # wins / prompts with its Wilson interval; ties (equal judge scores) counted apart, not as half
+        "win_rate": outcomes["accuracy"],
+        "wins": outcomes["wins"], "ties": outcomes["ties"], "losses": outcomes["losses"],
+        "win_rate_without_ties": outcomes["decisive"],
         "mean_judge_reward_policy": sum(policy_scores) / len(policy_scores) if policy_scores else None,
         "mean_judge_reward_base": sum(base_scores) / len(base_scores) if base_scores else None,
         "examples": [{"prompt": _text(p), "policy": a, "base": b}
                      for p, a, b in list(zip(prompts, policy_texts, base_texts, strict=True))[:3]],
     }
+
+
+def format_proportion(p: dict[str, Any] | None) -> str:
+    """'0.333 (3/9, 95% CI 0.121-0.646)': a figure always shown with its count and interval."""
+    if not p or p.get("value") is None:
+        return "n/a (no examples)"
+    low, high = p["ci95"]
+    return f"{p['value']:.3f} ({p['successes']}/{p['n']}, 95% CI {low:.3f}-{high:.3f})"

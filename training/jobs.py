@@ -1,4 +1,6 @@
-"""The two jobs: a reward model (TRL RewardTrainer) and a DPO policy (TRL DPOTrainer), on an export directory.
+"""The jobs, one TRL trainer each, on an export directory: sft (SFTTrainer), reward (RewardTrainer), dpo and its
+loss types (DPOTrainer), kto (KTOTrainer), orpo (trl.experimental ORPOTrainer), and the RL step, rloo / grpo
+(RLOOTrainer / GRPOTrainer against a reward model, on the export's prompts).
 
 Each writes output_dir/metrics.jsonl while training, output_dir/report.json at the end and the model
 with `save_pretrained` into output_dir/model (LoRA: adapters in output_dir/adapter, merged weights in model/).
@@ -14,13 +16,21 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from training.config import DPOJobConfig, JobConfig, RewardJobConfig, config_errors
+from training.config import (
+    JOB_CONFIGS,
+    KIND_FORMATS,
+    DPOJobConfig,
+    JobConfig,
+    RewardJobConfig,
+    config_errors,
+)
 from training.data import PAIR_COLUMNS, ExportDataError, load_export
 
 
@@ -115,19 +125,29 @@ def _peft_config(config: JobConfig, task_type: str):
     )
 
 
-def _prepare(config: JobConfig) -> tuple[Any, str, str]:
+NO_TEST_WARNING = "the export has no test rows: nothing is held out, so this job reports no held-out evaluation"
+
+
+def _prepare(config: JobConfig, kind: str = "reward") -> tuple[Any, str, str]:
     errors = config_errors(config)
     if errors:
         raise JobError("; ".join(f"{name}: {problem}" for name, problem in errors.items()))
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    data = load_export(config.data, cache_dir=str(out / ".datasets-cache"))
+    data = load_export(config.data, cache_dir=str(out / ".datasets-cache"), formats=KIND_FORMATS[kind], kind=kind)
+    if data.test is None or len(data.test) == 0:
+        data.test = None
+        # Loud on purpose: a job without held-out data cannot show it learnt anything.
+        print(f"WARNING: {config.data}: {NO_TEST_WARNING}", file=sys.stderr)
     base_model = resolve_base_model(config.base_model)
     return data, base_model, resolve_precision(config.precision)
 
 
-def _pairs_only(dataset):
-    return dataset.select_columns(list(PAIR_COLUMNS)) if dataset is not None else None
+def _pairs_only(dataset, *, margin: bool = False):
+    if dataset is None:
+        return None
+    columns = list(PAIR_COLUMNS) + (["margin"] if margin and "margin" in dataset.column_names else [])
+    return dataset.select_columns(columns)
 
 
 def _load(loader: Callable[[], Any], base_model: str):
@@ -191,6 +211,7 @@ def _report_head(kind: str, config: JobConfig, data, base_model: str, precision:
             "train_rows": len(data.train), "test_rows": len(data.test) if data.test is not None else 0,
         },
         "versions": {"trl": trl.__version__, "transformers": transformers.__version__, "torch": torch.__version__},
+        "warnings": [NO_TEST_WARNING] if data.test is None else [],
     }
 
 
@@ -203,7 +224,7 @@ def run_reward(config: RewardJobConfig, *, callbacks: Sequence[Any] = ()) -> dic
     from training.evaluation import reward_model_evaluation
 
     _quiet_bars_when_embedded(callbacks)
-    data, base_model, precision = _prepare(config)
+    data, base_model, precision = _prepare(config, "reward")
     out = Path(config.output_dir)
     args = RewardConfig(
         **_common_args(config, has_test=data.test is not None, precision=precision),
@@ -213,7 +234,8 @@ def run_reward(config: RewardJobConfig, *, callbacks: Sequence[Any] = ()) -> dic
     tokenizer = _load(lambda: AutoTokenizer.from_pretrained(base_model), base_model)
     metrics = _metrics_callback(out, callbacks)
     trainer = _load(lambda: RewardTrainer(
-        model=base_model, args=args, train_dataset=_pairs_only(data.train), eval_dataset=_pairs_only(data.test),
+        model=base_model, args=args, train_dataset=_pairs_only(data.train, margin=config.use_margin),
+        eval_dataset=_pairs_only(data.test, margin=config.use_margin),
         processing_class=tokenizer, peft_config=_peft_config(config, "SEQ_CLS"),
         callbacks=[metrics, *[c for c in callbacks if not isinstance(c, MetricsCallback)]],
     ), base_model)
@@ -221,12 +243,15 @@ def run_reward(config: RewardJobConfig, *, callbacks: Sequence[Any] = ()) -> dic
     started = time.monotonic()
     result = trainer.train()
     report = _report_head("reward", config, data, base_model, precision, args)
+    report["margin"] = ("the export's margin column (loss -log sigmoid(r_c - r_r - margin))"
+                        if config.use_margin and "margin" in data.train.column_names else "none (plain Bradley-Terry)")
     report["train"] = _train_summary(trainer, result, started)
     model_dir = _save_model(trainer, out)
     if trainer.accelerator.is_main_process:
         if data.test is not None:
             model = trainer.accelerator.unwrap_model(trainer.model)
-            report["test"] = reward_model_evaluation(model, tokenizer, list(data.test), max_length=config.max_length)
+            report["test"] = reward_model_evaluation(model, tokenizer, list(data.test), max_length=config.max_length,
+                                                     batch_size=config.per_device_batch_size)
             metrics.write({"step": trainer.state.global_step, "split": "test", "epoch": float(trainer.state.epoch or 0),
                            "time": datetime.now(UTC).isoformat(),
                            "values": {"final_accuracy": report["test"]["accuracy"]["value"],
@@ -271,7 +296,7 @@ def run_dpo(config: DPOJobConfig, *, callbacks: Sequence[Any] = ()) -> dict[str,
     from training.callbacks import MetricsCallback
 
     _quiet_bars_when_embedded(callbacks)
-    data, base_model, precision = _prepare(config)
+    data, base_model, precision = _prepare(config, "dpo")
     if config.judge_reward_model and not (Path(config.judge_reward_model) / "config.json").exists():
         raise JobError(f"judge_reward_model {config.judge_reward_model!r}: no saved model there")
     out = Path(config.output_dir)
@@ -290,25 +315,34 @@ def run_dpo(config: DPOJobConfig, *, callbacks: Sequence[Any] = ()) -> dict[str,
     ), base_model)
     _quiet_when_embedded(trainer, callbacks)
     report = _report_head("dpo", config, data, base_model, precision, args)
-    before = trainer.evaluate() if data.test is not None else {}
+    test_rows = list(data.test) if data.test is not None else []
+    reference = _reference_model(base_model, trainer) if test_rows else None
+    before, before_exact = {}, None
+    if test_rows:
+        before = trainer.evaluate()
+        before_exact = _dpo_exact(trainer, reference, tokenizer, test_rows, config)
     started = time.monotonic()
     result = trainer.train()
     report["train"] = _train_summary(trainer, result, started)
-    after = trainer.evaluate() if data.test is not None else {}
+    after = trainer.evaluate() if test_rows else {}
     model_dir = _save_model(trainer, out)
     if trainer.accelerator.is_main_process:
-        if data.test is not None:
-            keys = ("rewards/accuracies", "rewards/margins", "rewards/chosen", "rewards/rejected", "loss")
-            n = len(data.test)
-            from training.evaluation import proportion
-
-            accuracy = after.get("eval_rewards/accuracies")
+        if test_rows:
+            after_exact = _dpo_exact(trainer, reference, tokenizer, test_rows, config)
+            keys = ("rewards/margins", "rewards/chosen", "rewards/rejected", "loss")
             report["test"] = {
-                "pairs": n,
-                "implicit_reward_accuracy": proportion(accuracy * n, n) if accuracy is not None else None,
-                "before": {k: before.get(f"eval_{k}") for k in keys},
-                "after": {k: after.get(f"eval_{k}") for k in keys},
+                "pairs": len(test_rows),
+                # per-pair outcomes of beta * (log pi - log pi_ref), chosen vs rejected; ties apart
+                "implicit_reward_accuracy": after_exact["accuracy"],
+                "before": before_exact, "after": after_exact,
+                # TRL's own eval metrics (means of batch means), kept for the curves, not for accuracy
+                "trl_before": {k: before.get(f"eval_{k}") for k in keys},
+                "trl_after": {k: after.get(f"eval_{k}") for k in keys},
             }
+            metrics.write({"step": trainer.state.global_step, "split": "test", "epoch": float(trainer.state.epoch or 0),
+                           "time": datetime.now(UTC).isoformat(),
+                           "values": {"final_accuracy": after_exact["accuracy"]["value"],
+                                      "final_ties": after_exact["ties"]}})
             if config.judge_reward_model:
                 report["test"]["win_rate_vs_base"] = _win_rate(config, data, trainer, tokenizer, base_model,
                                                                AutoModelForCausalLM, AutoModelForSequenceClassification)
@@ -320,6 +354,24 @@ def run_dpo(config: DPOJobConfig, *, callbacks: Sequence[Any] = ()) -> dict[str,
         _write_report(out, report)
     trainer.accelerator.wait_for_everyone()
     return report
+
+
+def _reference_model(base_model: str, trainer):
+    """The frozen starting policy, loaded afresh (float32) for the per-example evaluations."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(base_model, dtype=torch.float32).to(trainer.accelerator.device)
+    model.eval()
+    return model
+
+
+def _dpo_exact(trainer, reference, tokenizer, rows, config: DPOJobConfig) -> dict[str, Any]:
+    from training.evaluation import dpo_implicit_reward_evaluation
+
+    policy = trainer.accelerator.unwrap_model(trainer.model)
+    return dpo_implicit_reward_evaluation(policy, reference, tokenizer, rows, beta=config.beta,
+                                          max_length=config.max_length, batch_size=config.per_device_batch_size)
 
 
 def _win_rate(config: DPOJobConfig, data, trainer, tokenizer, base_model: str, causal_cls, seqcls_cls) -> dict[str, Any]:
@@ -346,11 +398,18 @@ def _win_rate(config: DPOJobConfig, data, trainer, tokenizer, base_model: str, c
 
 
 def run_job(kind: str, config: JobConfig, *, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
-    if kind == "reward":
-        return run_reward(config, callbacks=callbacks)  # type: ignore[arg-type]
-    if kind == "dpo":
-        return run_dpo(config, callbacks=callbacks)  # type: ignore[arg-type]
-    raise JobError(f"kind {kind!r}: expected reward or dpo")
+    """Run the job of `kind` (one of training.config.KINDS) with its config; return its report."""
+    if kind not in JOB_CONFIGS:
+        raise JobError(f"kind {kind!r}: expected one of {', '.join(JOB_CONFIGS)}")
+    if not isinstance(config, JOB_CONFIGS[kind]):
+        raise JobError(f"kind {kind!r} takes a {JOB_CONFIGS[kind].__name__}, not a {type(config).__name__}")
+    from training import policy_jobs
+
+    runners = {"reward": run_reward, "dpo": run_dpo, "sft": policy_jobs.run_sft, "kto": policy_jobs.run_kto,
+               "orpo": policy_jobs.run_orpo, "rloo": policy_jobs.run_rl, "grpo": policy_jobs.run_rl}
+    if kind in ("rloo", "grpo"):
+        return runners[kind](config, kind=kind, callbacks=callbacks)
+    return runners[kind](config, callbacks=callbacks)
 
 
 __all__ = ["ExportDataError", "JobError", "run_dpo", "run_job", "run_reward"]

@@ -42,3 +42,43 @@ def synthetic_export(directory, *, train_prompts: int = 48, test_prompts: int = 
                            seed=seed)
     cut = train_prompts * pairs_per_prompt
     return write_export(directory, train=rows[:cut], test=rows[cut:], seed=seed, file_format=file_format)
+
+
+def synthetic_sft_rows(*, prompts: int, marker: str = "sure", seed: int = 0) -> list[dict]:
+    """Rows in the export's `sft` format: the assistant's answer always opens with `marker`, then filler words."""
+    rng = random.Random(seed)
+    rows = []
+    for p in range(prompts):
+        words = [marker] + [rng.choice(FILLER) for _ in range(rng.randint(4, 9))]
+        rows.append({"messages": [{"role": "user", "content": f"Can you tell me about {rng.choice(TOPICS)} number {p}?"},
+                                  {"role": "assistant", "content": " ".join(words)}],
+                     "prompt_id": p + 1, "response_id": p + 1, "task_id": p + 1, "origin": "best_of_n"})
+    return rows
+
+
+def synthetic_export_of(directory, export_format: str, *, train_prompts: int = 48, test_prompts: int = 16,
+                        marker: str = "sure", seed: int = 0):
+    """A prompt-disjoint synthetic export of `export_format`: pairs, unpaired (each pair's chosen labelled
+    true, its rejected false), sft or prompts; returns its path."""
+    from training.data import write_export
+
+    if export_format == "sft":
+        rows = synthetic_sft_rows(prompts=train_prompts + test_prompts, marker=marker, seed=seed)
+        cut = train_prompts
+    else:
+        pairs = synthetic_pairs(prompts=train_prompts + test_prompts, pairs_per_prompt=1, marker=marker, seed=seed)
+        cut = train_prompts
+        if export_format == "pairs":
+            rows = pairs
+        elif export_format == "prompts":
+            rows = [{"prompt": r["prompt"], "prompt_id": r["prompt_id"]} for r in pairs]
+        elif export_format == "unpaired":
+            rows = []
+            for r in pairs:
+                rows.append({"prompt": r["prompt"], "completion": r["chosen"], "label": True, "prompt_id": r["prompt_id"]})
+                rows.append({"prompt": r["prompt"], "completion": r["rejected"], "label": False,
+                             "prompt_id": r["prompt_id"]})
+            cut = 2 * train_prompts
+        else:
+            raise ValueError(f"unknown export format {export_format!r}")
+    return write_export(directory, train=rows[:cut], test=rows[cut:], seed=seed, export_format=export_format)

@@ -24,18 +24,28 @@ from annotation.errors import ApplicationError, Conflict, NotFound
 from annotation.models import ExportSnapshot, GenerationRun, JobStatus, Project, Role, TrainingJob, TrainingMetric, WebhookEvent
 from annotation.services.access import project_row_get_for_user
 from annotation.services.webhooks import webhook_events_emit
+from training.config import KIND_FORMATS, KIND_HELP, KINDS, RL_KINDS  # plain dataclasses: no torch imported
 
 logger = logging.getLogger(__name__)
 
-KINDS = (TrainingJob.Kind.REWARD, TrainingJob.Kind.DPO)
 # Set by the platform itself, never by the caller's options.
-RESERVED_OPTIONS = ("data", "output_dir", "base_model")
+RESERVED_OPTIONS = ("data", "output_dir", "base_model", "reward_model")
+# Kinds whose output is a policy (a causal LM): it can generate, and be the base of the next job.
+POLICY_KINDS = ("sft", "dpo", "kto", "orpo", "rloo", "grpo")
+# The export `train` writes when given neither an export nor a data path.
+DEFAULT_EXPORT_FORMAT = {"sft": "sft", "kto": "unpaired"}
+assert set(KINDS) == set(TrainingJob.Kind.values), "training.config.KINDS and TrainingJob.Kind name the same kinds"
 
 
 def _config_class(kind: str):
-    from training.config import DPOJobConfig, RewardJobConfig
+    from training.config import JOB_CONFIGS
 
-    return RewardJobConfig if kind == TrainingJob.Kind.REWARD else DPOJobConfig
+    return JOB_CONFIGS[kind]
+
+
+def training_kind_help() -> str:
+    """One line per kind, for the command's and the API's help."""
+    return "; ".join(f"{kind}: {text}" for kind, text in KIND_HELP.items())
 
 
 def training_option_names(*, kind: str) -> list[str]:
@@ -110,10 +120,10 @@ def _check_base_model(base_model: str) -> None:
                                fields={"base_model": ["no saved model at this path"]})
 
 
-def training_export_pairs_now(*, project: Project, created_by: AbstractBaseUser | None = None,
-                              timeout_seconds: float = 3600.0) -> ExportSnapshot:
-    """A fresh `pairs` export of the project, written before returning: what `train` uses when it is
-    given neither an export nor a data path.
+def training_export_now(*, project: Project, export_format: str = "pairs", test_fraction: float | None = None,
+                        created_by: AbstractBaseUser | None = None, timeout_seconds: float = 3600.0) -> ExportSnapshot:
+    """A fresh export of the project in `export_format`, written before returning: what `train` uses when it
+    is given neither an export nor a data path.
 
     The snapshot is run here; if a worker picked up its message first, this waits for that run
     (export_snapshot_run is idempotent and locked, so it is written once either way).
@@ -122,7 +132,10 @@ def training_export_pairs_now(*, project: Project, created_by: AbstractBaseUser 
 
     from annotation.services.export import export_snapshot_create, export_snapshot_run
 
-    snapshot = export_snapshot_create(project=project, created_by=created_by, options={"format": "pairs"})
+    options: dict[str, Any] = {"format": export_format}
+    if test_fraction is not None:
+        options["test_fraction"] = test_fraction
+    snapshot = export_snapshot_create(project=project, created_by=created_by, options=options)
     export_snapshot_run(snapshot_id=snapshot.pk)
     deadline = time.monotonic() + timeout_seconds
     snapshot.refresh_from_db()
@@ -130,16 +143,45 @@ def training_export_pairs_now(*, project: Project, created_by: AbstractBaseUser 
         time.sleep(0.5)
         snapshot.refresh_from_db()
     if snapshot.status != JobStatus.SUCCEEDED:
-        raise ApplicationError(f"The pairs export {snapshot.pk} did not succeed: {snapshot.error or snapshot.status}.",
+        raise ApplicationError(f"The {export_format} export {snapshot.pk} did not succeed: {snapshot.error or snapshot.status}.",
                                fields={"export": [snapshot.error or snapshot.status]})
     train_rows = ((snapshot.manifest.get("splits") or {}).get("train") or {}).get("rows", 0)
     if not train_rows:
+        what = "preference pairs" if export_format == "pairs" else f"{export_format} rows"
         raise ApplicationError(
-            f"Project {project.slug} has no preference pairs to train on yet (export {snapshot.pk} has 0 training "
+            f"Project {project.slug} has no {what} to train on yet (export {snapshot.pk} has 0 training "
             "rows): rank some tasks first.",
-            fields={"export": ["no training pairs: rank some tasks first"]},
+            fields={"export": [f"no training {what}: rank some tasks first"]},
         )
     return snapshot
+
+
+def training_export_pairs_now(*, project: Project, created_by: AbstractBaseUser | None = None,
+                              timeout_seconds: float = 3600.0) -> ExportSnapshot:
+    """A fresh `pairs` export (training_export_now with the defaults)."""
+    return training_export_now(project=project, created_by=created_by, timeout_seconds=timeout_seconds)
+
+
+def _prompt_split_rows(*, project: Project, test_fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
+    """The project's prompts as prompt-only rows ({"prompt": messages, "prompt_id"}), split prompt-disjoint by
+    a seeded hash of each prompt's id, so the same prompt lands on the same side whatever else is added."""
+    import hashlib
+
+    from annotation.models import Prompt
+
+    train: list[dict] = []
+    test: list[dict] = []
+    for prompt_id, messages in Prompt.objects.filter(project=project).order_by("id").values_list("id", "messages"):
+        digest = hashlib.sha256(f"{seed}:{prompt_id}".encode()).digest()
+        side = test if int.from_bytes(digest[:8], "big") / 2**64 < test_fraction else train
+        side.append({"prompt": messages, "prompt_id": prompt_id})
+    return train, test
+
+
+def _manifest_test_rows(manifest: dict[str, Any]) -> int:
+    from training.data import test_rows
+
+    return test_rows(manifest)
 
 
 @transaction.atomic
@@ -151,57 +193,88 @@ def training_job_create(
     export: ExportSnapshot | None = None,
     data_path: str = "",
     base_model: str = "",
+    base_training_job: TrainingJob | None = None,
     options: dict[str, Any] | None = None,
     judge_training_job: TrainingJob | None = None,
+    reward_job: TrainingJob | None = None,
+    test_fraction: float = 0.1,
+    allow_no_test: bool = False,
     allow_server_paths: bool = True,
     enqueue: bool = True,
 ) -> TrainingJob:
     """Record a queued job and enqueue it on queue `training` after commit.
 
     Args:
-        project: whose data it trains on; the export and the judge must belong to it.
-        kind: "reward" or "dpo".
-        export: a succeeded snapshot of format pairs; or `data_path`, an export directory on the server.
-        base_model: Hugging Face id or local path; "" means the project's generation model, then
-            GENERATION_MODEL, then the tiny local model.
-        options: fields of training.config's RewardJobConfig / DPOJobConfig (learning_rate, max_steps, ...).
+        project: whose data it trains on; the export and every job named must belong to it.
+        kind: one of training.config.KINDS (sft, reward, dpo, kto, orpo, rloo, grpo).
+        export: a succeeded snapshot of the kind's format (training.config.KIND_FORMATS); or `data_path`, an
+            export directory on the server. rloo / grpo take neither: they train on the project's prompts.
+        base_model: Hugging Face id or local path; "" means `base_training_job`'s policy, else the project's
+            generation model, then GENERATION_MODEL, then the tiny local model.
+        base_training_job: a succeeded policy job (sft, dpo, kto, orpo, rloo, grpo) of the project to start from.
+        options: fields of the kind's config dataclass in training.config (learning_rate, max_steps, ...).
         judge_training_job: DPO only: a succeeded reward job of the project judging the win rate.
+        reward_job: rloo / grpo: the succeeded reward job of the project whose model is the reward.
+        test_fraction: rloo / grpo: share of the project's prompts held out for the before/after reward.
+        allow_no_test: train even when nothing is held out (else refused: no held-out figure could be shown).
         allow_server_paths: False for API callers: the judge then comes only from `judge_training_job`,
             never from a path on the server given in the options.
         enqueue: False when the caller runs training_job_run itself (the command without a broker).
 
     Raises:
-        ApplicationError naming the field that is wrong.
+        ApplicationError naming the field that is wrong; nothing is written then.
     """
-    from training.data import ExportDataError, read_manifest
+    from training.data import ExportDataError, read_manifest, write_export
 
     errors: dict[str, list[str]] = {}
     if kind not in KINDS:
-        raise ApplicationError(f"Unknown kind {kind!r}; expected reward or dpo.", fields={"kind": ["must be reward or dpo"]})
+        raise ApplicationError(f"Unknown kind {kind!r}; expected one of {', '.join(KINDS)}.",
+                               fields={"kind": [f"must be one of {', '.join(KINDS)}"]})
     clean = training_options_validate(kind=kind, options=options or {})
     if not allow_server_paths and clean.get("judge_reward_model"):
         raise ApplicationError("Name the judge with judge_training_job, not a path on the server.",
                                fields={"judge_reward_model": ["not settable here; use judge_training_job"]})
-    if (export is None) == (not data_path):
-        raise ApplicationError("Give exactly one of an export snapshot or a data path.",
-                               fields={"export": ["give an export or a data path, not both or neither"]})
-    if export is not None:
+    formats = KIND_FORMATS[kind]
+    rl = kind in RL_KINDS
+    prompt_rows: tuple[list[dict], list[dict]] | None = None
+    manifest: dict[str, Any] | None = None
+    if export is not None and data_path:
+        errors["export"] = ["give an export or a data path, not both"]
+    elif export is None and not data_path and not rl:
+        errors["export"] = ["give an export or a data path"]
+    elif export is not None:
         if export.project_id != project.pk:
             errors["export"] = ["not an export of this project"]
         elif export.status != JobStatus.SUCCEEDED:
             errors["export"] = [f"export {export.pk} is {export.status}; wait until it has succeeded"]
-        elif export.format != "pairs":
-            errors["export"] = [f"export {export.pk} has format {export.format!r}; training needs 'pairs'"]
+        elif export.format not in formats:
+            errors["export"] = [f"export {export.pk} has format {export.format!r}; a {kind} job needs "
+                                + " or ".join(repr(f) for f in formats)]
         else:
             try:
-                read_manifest(_export_directory(export))
+                manifest = read_manifest(_export_directory(export), formats=formats, kind=kind)
             except ExportDataError as exc:
                 errors["export"] = [str(exc)]
-    else:
+    elif data_path:
         try:
-            read_manifest(data_path)
+            manifest = read_manifest(data_path, formats=formats, kind=kind)
         except ExportDataError as exc:
             errors["data_path"] = [str(exc)]
+    else:  # rl on the project's prompts
+        if not 0 <= test_fraction < 1:
+            errors["test_fraction"] = ["must be >= 0 and < 1"]
+        else:
+            prompt_rows = _prompt_split_rows(project=project, test_fraction=test_fraction, seed=int(clean.get("seed", 0)))
+            if not prompt_rows[0] and not prompt_rows[1]:
+                errors["project"] = [f"project {project.slug} has no prompts: import prompts before an RL job"]
+            elif not prompt_rows[0]:
+                errors["test_fraction"] = ["leaves no prompts to train on"]
+    if not errors and not allow_no_test:
+        held_out = _manifest_test_rows(manifest) if manifest is not None else len(prompt_rows[1]) if prompt_rows else 0
+        if held_out == 0:
+            field = "export" if export is not None else "data_path" if data_path else "test_fraction"
+            errors[field] = ["the test split is empty, so nothing is held out to evaluate on: export with a larger "
+                             "test fraction (train --test-fraction), or allow_no_test to train anyway"]
     if judge_training_job is not None:
         if kind != TrainingJob.Kind.DPO:
             errors["judge_training_job"] = ["only a dpo job has a judge"]
@@ -211,6 +284,24 @@ def training_job_create(
             errors["judge_training_job"] = ["must be a succeeded reward job"]
         else:
             clean["judge_reward_model"] = str(training_job_model_dir(judge_training_job))
+    if rl:
+        if reward_job is None:
+            errors["reward_job"] = [f"a {kind} job needs --reward-job: a succeeded reward job of this project"]
+        elif (reward_job.project_id != project.pk or reward_job.kind != TrainingJob.Kind.REWARD
+              or reward_job.status != JobStatus.SUCCEEDED):
+            errors["reward_job"] = [f"training job {reward_job.pk} is not a succeeded reward job of project {project.slug}"]
+    elif reward_job is not None:
+        errors["reward_job"] = ["only an rloo or grpo job takes a reward job"]
+    if base_training_job is not None:
+        if base_training_job.project_id != project.pk:
+            errors["base_training_job"] = ["not a training job of this project"]
+        elif (base_model or "").strip():
+            errors["base_model"] = ["give a base model or a base training job, not both"]
+        else:
+            try:
+                base_model = str(training_job_policy_dir(job=base_training_job))
+            except Conflict as exc:
+                errors["base_training_job"] = [exc.message]
     if errors:
         raise ApplicationError(f"Cannot create the training job: {', '.join(errors)}.", fields=errors)
     base_model = (base_model or "").strip() or project.gen_model or settings.GENERATION_MODEL or ""
@@ -223,10 +314,19 @@ def training_job_create(
         kind=kind,
         base_model=base_model,
         config=clean,
+        reward_job=reward_job if rl else None,
         created_by=created_by if created_by is not None and created_by.is_authenticated else None,
     )
     job.output_dir = str(training_job_output_dir(job).relative_to(settings.MEDIA_ROOT))
-    job.save(update_fields=["output_dir"])
+    update = ["output_dir"]
+    if prompt_rows is not None:
+        # The prompts as they are now, so a retried job trains on the same ones (format `prompts`).
+        directory = training_job_output_dir(job) / "prompts"
+        write_export(directory, train=prompt_rows[0], test=prompt_rows[1], project=project.slug,
+                     seed=int(clean.get("seed", 0)), export_format="prompts")
+        job.data_path = str(directory)
+        update.append("data_path")
+    job.save(update_fields=update)
     if enqueue:
         enqueue_after_commit(TaskName.TRAINING_RUN, args=[job.pk])
     return job
@@ -312,7 +412,7 @@ def training_job_run(*, job_id: int, progress: Any = None) -> TrainingJob | None
     if not training_job_claim(job_id=job_id):
         logger.info("training job %s: not claimable (running elsewhere or finished); nothing to do", job_id)
         return None
-    job = TrainingJob.objects.select_related("export").get(pk=job_id)
+    job = TrainingJob.objects.select_related("export", "reward_job").get(pk=job_id)
     out = training_job_output_dir(job)
 
     def on_progress(done: int, total: int) -> None:
@@ -327,7 +427,8 @@ def training_job_run(*, job_id: int, progress: Any = None) -> TrainingJob | None
     try:
         base_model = job.base_model or str(ensure_tiny_model(settings.TINY_MODEL_DIR))
         data = str(_export_directory(job.export)) if job.export_id else job.data_path
-        config = _config_class(job.kind)(data=data, output_dir=str(out), base_model=base_model, **job.config)
+        extra = {"reward_model": str(training_job_model_dir(job.reward_job))} if job.kind in RL_KINDS and job.reward_job else {}
+        config = _config_class(job.kind)(data=data, output_dir=str(out), base_model=base_model, **job.config, **extra)
         callback = MetricsCallback(out / "metrics.jsonl", on_record=lambda r: _record_metric(job_id, r),
                                    on_progress=on_progress)
         TrainingJob.objects.filter(pk=job_id).update(base_model=base_model)
@@ -405,6 +506,49 @@ def training_job_curves(*, job: TrainingJob) -> dict[str, list[tuple[int, float]
     return series
 
 
+def training_job_report_lines(*, job: TrainingJob) -> list[str]:
+    """The held-out figures of a finished job, one sentence each, every proportion with its count and interval
+    (the `train` command prints them, the job page shows them)."""
+    from training.evaluation import format_proportion
+
+    report = job.report or {}
+    test = report.get("test") or {}
+    lines: list[str] = []
+    samples = (report.get("train") or {}).get("samples_per_second")
+    if samples is not None:
+        lines.append(f"{samples:.2f} samples/s")
+    for warning in report.get("warnings") or []:
+        lines.append(f"WARNING: {warning}")
+    if not test:
+        return lines
+    if job.kind == TrainingJob.Kind.REWARD:
+        lines.append(f"held-out pairwise accuracy {format_proportion(test['accuracy'])}, ties {test.get('ties', 0)}; "
+                     f"'longer wins' baseline {format_proportion(test['baseline_longer_wins'])}")
+    elif job.kind == TrainingJob.Kind.DPO and "after" in test and "wins" in (test.get("before") or {}):
+        before, after = test["before"], test["after"]
+        lines.append(f"held-out implicit reward accuracy {format_proportion(after['accuracy'])}, ties {after['ties']} "
+                     f"(before training: {before['wins']} wins, {before['ties']} ties of {before['n']})")
+        if "win_rate_vs_base" in test:
+            win = test["win_rate_vs_base"]
+            lines.append(f"win rate vs base {format_proportion(win['win_rate'])}, ties {win.get('ties', 0)}, on "
+                         f"{win['prompts']} held-out prompts")
+    elif job.kind == TrainingJob.Kind.SFT:
+        lines.append(f"held-out loss {test['before']['loss']:.4f} -> {test['after']['loss']:.4f}, perplexity "
+                     f"{test['before']['perplexity']:.2f} -> {test['after']['perplexity']:.2f} "
+                     f"({test['after']['tokens']} tokens of {test['examples']} examples)")
+    elif job.kind == TrainingJob.Kind.KTO:
+        lines.append(f"held-out label accuracy {format_proportion(test['label_accuracy'])}, ties {test['after']['ties']} "
+                     f"(before training: {test['before']['ties']} ties)")
+    elif job.kind == TrainingJob.Kind.ORPO:
+        lines.append(f"held-out preference accuracy {format_proportion(test['preference_accuracy'])} "
+                     f"(before training: {format_proportion(test['before']['accuracy'])})")
+    elif job.kind in RL_KINDS:
+        lines.append(f"held-out mean reward {test['mean_reward_before']:.4f} -> {test['mean_reward_after']:.4f} on "
+                     f"{test['prompts']} prompts, KL to reference {test['kl_to_reference_after']:.4f}; after beats "
+                     f"before on {format_proportion(test['win_rate_after_vs_before'])}, ties {test['ties']}")
+    return lines
+
+
 # The loop: round two samples from round one's policy
 
 
@@ -417,9 +561,11 @@ def training_job_of_project(*, project: Project, job_id: int) -> TrainingJob:
 
 
 def training_job_policy_dir(*, job: TrainingJob) -> Path:
-    """The saved policy of a succeeded DPO job, usable as a generation model; Conflict otherwise."""
-    if job.kind != TrainingJob.Kind.DPO:
-        raise Conflict(f"Training job {job.pk} is a {job.kind} job; only a DPO policy can generate responses.")
+    """The saved policy of a succeeded policy job (sft, dpo, kto, orpo, rloo, grpo), usable as a generation
+    model and as the base of the next job; Conflict otherwise."""
+    if job.kind not in POLICY_KINDS:
+        raise Conflict(f"Training job {job.pk} is a {job.kind} job; only a policy ({', '.join(POLICY_KINDS)}) "
+                       "can generate responses or be a base model.")
     if job.status != JobStatus.SUCCEEDED:
         raise Conflict(f"Training job {job.pk} is {job.status}; it can generate once it has succeeded.")
     model_dir = training_job_model_dir(job)
@@ -430,9 +576,9 @@ def training_job_policy_dir(*, job: TrainingJob) -> Path:
 
 def training_job_start_generation(*, job: TrainingJob, created_by: AbstractBaseUser | None = None,
                                   **generation_options: Any) -> GenerationRun:
-    """Start a GenerationRun in the job's project whose model is the job's trained DPO policy.
+    """Start a GenerationRun in the job's project whose model is the job's trained policy.
 
-    Raises Conflict unless the job is a succeeded DPO job whose model directory exists.
+    Raises Conflict unless the job is a succeeded policy job whose model directory exists.
     `generation_options` go to generation_run_create (n, temperature, top_p, max_new_tokens, seed, ...).
     """
     from annotation.services.generation import generation_run_create

@@ -2,18 +2,30 @@
 from rest_framework import serializers
 
 from annotation.services.generation import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE
-from annotation.services.training import KINDS
+from annotation.services.training import KINDS, training_kind_help
 
 
 class TrainingJobCreateInputSerializer(serializers.Serializer):
-    kind = serializers.CharField(help_text="One of: " + ", ".join(KINDS) + ".")  # the rule: training_job_create
-    export = serializers.IntegerField(help_text="Id of a succeeded export snapshot (format pairs) of this project.")
+    kind = serializers.ChoiceField(choices=list(KINDS), help_text=training_kind_help())
+    export = serializers.IntegerField(required=False, allow_null=True,
+                                      help_text="Id of a succeeded export snapshot of this project in the kind's format "
+                                                "(sft: sft; kto: unpaired; reward, dpo, orpo: pairs). rloo/grpo: omit "
+                                                "it to train on the project's prompts.")
     base_model = serializers.CharField(required=False, allow_blank=True, default="",
                                        help_text="Hugging Face id or path; default: the project's generation model.")
+    base_training_job = serializers.IntegerField(required=False, allow_null=True,
+                                                 help_text="Start from this succeeded policy job's model (sft, dpo, kto, "
+                                                           "orpo, rloo, grpo).")
     judge_training_job = serializers.IntegerField(required=False, allow_null=True,
                                                   help_text="dpo: a succeeded reward job judging the win rate vs base.")
+    reward_job = serializers.IntegerField(required=False, allow_null=True,
+                                          help_text="rloo/grpo (required): the succeeded reward job whose model is the reward.")
+    test_fraction = serializers.FloatField(required=False, default=0.1, min_value=0.0, max_value=0.999,
+                                           help_text="rloo/grpo: share of the project's prompts held out.")
+    allow_no_test = serializers.BooleanField(required=False, default=False,
+                                             help_text="Train even when nothing is held out (else 400).")
     options = serializers.DictField(required=False, default=dict,
-                                    help_text="Fields of RewardJobConfig / DPOJobConfig: learning_rate, max_steps, "
+                                    help_text="Fields of the kind's config in training.config: learning_rate, max_steps, "
                                               "per_device_batch_size, max_length, use_lora, loss_type, beta, seed, ...")
 
 
@@ -22,6 +34,7 @@ class TrainingJobOutputSerializer(serializers.Serializer):
     project = serializers.CharField(source="project.slug")
     kind = serializers.CharField()
     export = serializers.IntegerField(source="export_id", allow_null=True)
+    reward_job = serializers.IntegerField(source="reward_job_id", allow_null=True)
     base_model = serializers.CharField()
     config = serializers.JSONField()
     status = serializers.CharField()

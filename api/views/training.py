@@ -42,8 +42,9 @@ class TrainingJobListCreateApi(PaginatedApiView):
         operation_id="project_training_jobs_create",
         request=TrainingJobCreateInputSerializer,
         responses={202: TrainingJobOutputSerializer},
-        description="Queues a reward-model or DPO job on an export snapshot (Celery, queue training); "
-                    "poll GET /api/v1/training-jobs/{id}/ and /metrics.",
+        description="Queues a training job (sft, reward, dpo, kto, orpo on an export snapshot; rloo/grpo on the "
+                    "project's prompts against reward_job) on Celery queue training; poll GET "
+                    "/api/v1/training-jobs/{id}/ and /metrics.",
     )
     def post(self, request: Request, project: str) -> Response:
         row = project_get_for_user(user=request.user, project_ref=project, min_role=Role.ENGINEER)
@@ -51,19 +52,28 @@ class TrainingJobListCreateApi(PaginatedApiView):
         data.is_valid(raise_exception=True)
         values = data.validated_data
         # Another project's export or job is reported as not found in this project, never shown.
-        export = ExportSnapshot.objects.filter(pk=values["export"], project=row).first()
-        if export is None:
-            raise ApplicationError("No such export in this project.", fields={"export": ["not found in this project"]})
-        judge = None
-        if values.get("judge_training_job") is not None:
-            judge = TrainingJob.objects.filter(pk=values["judge_training_job"], project=row).first()
-            if judge is None:
-                raise ApplicationError("No such training job in this project.",
-                                       fields={"judge_training_job": ["not found in this project"]})
+        export = None
+        if values.get("export") is not None:
+            export = ExportSnapshot.objects.filter(pk=values["export"], project=row).first()
+            if export is None:
+                raise ApplicationError("No such export in this project.", fields={"export": ["not found in this project"]})
+        jobs = {name: _project_job(row, values.get(name), name)
+                for name in ("judge_training_job", "reward_job", "base_training_job")}
         job = training_job_create(project=row, kind=values["kind"], created_by=request.user, export=export,
-                                  base_model=values["base_model"], options=values["options"], judge_training_job=judge,
-                                  allow_server_paths=False)
+                                  base_model=values["base_model"], options=values["options"],
+                                  judge_training_job=jobs["judge_training_job"], reward_job=jobs["reward_job"],
+                                  base_training_job=jobs["base_training_job"], test_fraction=values["test_fraction"],
+                                  allow_no_test=values["allow_no_test"], allow_server_paths=False)
         return Response(TrainingJobOutputSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+def _project_job(project, job_id: int | None, field: str) -> TrainingJob | None:
+    if job_id is None:
+        return None
+    job = TrainingJob.objects.filter(pk=job_id, project=project).first()
+    if job is None:
+        raise ApplicationError("No such training job in this project.", fields={field: ["not found in this project"]})
+    return job
 
 
 class TrainingJobDetailApi(APIView):
@@ -98,8 +108,9 @@ class TrainingJobGenerateApi(APIView):
         operation_id="training_jobs_generate",
         request=TrainingGenerateInputSerializer,
         responses={202: GenerationRunStartedSerializer,
-                   409: OpenApiResponse(description="The job is not a finished DPO job, so it has no policy to generate with.")},
-        description="Starts a generation run in the job's project with the job's trained DPO policy as the model.",
+                   409: OpenApiResponse(description="The job is not a finished policy job, so it has no policy to generate with.")},
+        description="Starts a generation run in the job's project with the job's trained policy (sft, dpo, kto, orpo, "
+                    "rloo, grpo) as the model.",
     )
     def post(self, request: Request, job_id: int) -> Response:
         job = training_job_get_for_user(user=request.user, job_id=job_id)

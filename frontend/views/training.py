@@ -10,9 +10,11 @@ from django.http import Http404, HttpRequest, HttpResponse
 
 from annotation.models import JobStatus, Role
 from annotation.services.training import (
+    POLICY_KINDS,
     training_job_curves,
     training_job_get_for_user,
     training_job_progress,
+    training_job_report_lines,
     training_jobs_of_project,
 )
 from frontend.charts import line_chart
@@ -38,9 +40,8 @@ def training_job_page(request: HttpRequest, slug: str, job_id: int) -> HttpRespo
         "test": (job.report or {}).get("test") or {},
         "train": (job.report or {}).get("train") or {},
     }
-    # Template lookups cannot read TRL's slashed metric names.
-    context["dpo_margin"] = (context["test"].get("after") or {}).get("rewards/margins")
-    context["dpo_accuracy_before"] = (context["test"].get("before") or {}).get("rewards/accuracies")
+    context["report_lines"] = training_job_report_lines(job=job)
+    context["is_policy"] = job.kind in POLICY_KINDS
     return render_project_page(request, "frontend/training/job.html", project=project, role=role, active="training-jobs",
                                context=context)
 

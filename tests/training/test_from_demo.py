@@ -1,4 +1,4 @@
-"""`train SLUG --kind reward|dpo --wait` on the demo project with no --export: it exports pairs first."""
+"""`train SLUG --kind reward|dpo|sft|kto --wait` on the demo project with no --export: it exports the kind's format first."""
 from io import StringIO
 
 import pytest
@@ -38,13 +38,15 @@ def test_train_on_a_fresh_demo_says_to_rank_first_then_trains_once_ranked(tiny_m
     assert not TrainingJob.objects.exists()
 
     assert _rank_everything(project) == 3 * project.tasks.count()
-    for kind in ("reward", "dpo"):
+    for kind, export_format, said in (("reward", "pairs", "training pairs and"), ("dpo", "pairs", "training pairs and"),
+                                      ("sft", "sft", "training sft rows and"), ("kto", "unpaired", "training unpaired rows")):
         out = StringIO()
-        call_command("train", "demo", "--kind", kind, "--max-steps", "2", "--wait", "--no-progress", stdout=out)
+        call_command("train", "demo", "--kind", kind, "--max-steps", "2", "--test-fraction", "0.25", "--wait",
+                     "--no-progress", stdout=out)
         job = TrainingJob.objects.filter(project=project, kind=kind).get()
         assert job.status == JobStatus.SUCCEEDED, job.error
-        assert job.export is not None and job.export.format == "pairs"
-        assert job.export.manifest["splits"]["train"]["rows"] > 0
-        assert "training pairs (export" in out.getvalue() and "succeeded" in out.getvalue()
+        assert job.export is not None and job.export.format == export_format
+        assert job.export.manifest["splits"]["train"]["rows"] > 0 and job.export.manifest["splits"]["test"]["rows"] > 0
+        assert said in out.getvalue() and "succeeded" in out.getvalue() and "held-out" in out.getvalue()
     # One export for each train call; the first one, before any ranking, had nothing to train on.
-    assert ExportSnapshot.objects.filter(project=project).count() == 3
+    assert ExportSnapshot.objects.filter(project=project).count() == 5

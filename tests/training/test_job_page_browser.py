@@ -28,7 +28,7 @@ def test_engineer_sees_the_finished_job_with_its_curves(browser_page, live_serve
     assert page.locator("polyline.series").count() == 3
     box = page.locator("svg[aria-label='Loss by step']").bounding_box()
     assert box and box["width"] > 300 and box["height"] > 100
-    assert "Pairwise accuracy" in page.locator("#rm-accuracy").inner_text()
+    assert "held-out pairwise accuracy" in page.locator("#held-out").inner_text()
     assert page.locator(".artifacts td code", has_text="model.safetensors").count() == 1
 
     page.goto(f"{live_server.url}/projects/{project.slug}/training/")

@@ -53,7 +53,8 @@ def test_reward_job_runs_on_a_real_worker_streaming_metrics_into_the_database(ce
     job = wait_for(answer.json()["id"])
     assert job.status == JobStatus.SUCCEEDED, job.error + celery_worker.log()[-3000:]
     assert (job.steps_done, job.steps_total) == (12, 12)
-    assert job.report["test"]["accuracy"]["value"] > 0.8
+    # 12 steps with the export's margin in the loss (the default since issue 11): 12 of the 16 held-out pairs
+    assert job.report["test"]["accuracy"]["successes"] >= 12
     assert job.report["test"]["baseline_longer_wins"]["n"] == 16
     assert TrainingMetric.objects.filter(job=job, split="train", values__has_key="loss").count() >= 3
     assert list(TrainingMetric.objects.filter(job=job, split="test", values__has_key="accuracy")
@@ -88,7 +89,7 @@ def test_job_page_shows_status_progress_curves_and_artifacts(world, client: Clie
     html = page.content.decode()
     assert 'data-status="succeeded"' in html and "12 / 12 steps" in html
     assert html.count("<polyline") == 3  # train loss, test loss, test accuracy
-    assert "Pairwise accuracy" in html and "longer response wins" in html
+    assert "held-out pairwise accuracy" in html and "longer wins" in html
     assert "model/model.safetensors" in html
     assert not re.search(r'(src|href)="(https?:)?//', html)  # nothing from another host (no CDN) and "<script" not in html
     listing = client.get(f"/projects/{world['project'].slug}/training/")
@@ -157,8 +158,8 @@ def test_create_api_refuses_exports_of_other_projects_unfinished_or_unpaired(wor
         assert answer.status_code == 400 and "export" in answer.json()["error"]["fields"]
     unpaired = ExportSnapshot.objects.create(project=world["project"], format="unpaired", status=JobStatus.SUCCEEDED)
     answer = client.post(url, {"kind": "reward", "export": unpaired.pk}, format="json")
-    assert "training needs 'pairs'" in answer.json()["error"]["fields"]["export"][0]
-    assert client.post(url, {"kind": "reward"}, format="json").json()["error"]["fields"] == {"export": ["This field is required."]}
+    assert "a reward job needs 'pairs'" in answer.json()["error"]["fields"]["export"][0]
+    assert client.post(url, {"kind": "reward"}, format="json").json()["error"]["fields"] == {"export": ["give an export or a data path"]}
     assert not TrainingJob.objects.exists()
 
 
@@ -216,10 +217,10 @@ def test_a_reward_model_cannot_be_the_generation_model(world):
     assert client.post(f"/api/v1/training-jobs/{job.pk}/generate", {}, format="json").status_code == 409  # queued
     training_job_run(job_id=job.pk)
     answer = client.post(f"/api/v1/training-jobs/{job.pk}/generate", {}, format="json")
-    assert answer.status_code == 409 and "only a DPO policy" in answer.json()["error"]["message"]
+    assert answer.status_code == 409 and "only a policy (sft, dpo, kto, orpo, rloo, grpo)" in answer.json()["error"]["message"]
     with pytest.raises(CommandError) as exc:
         call_command("generate", world["project"].slug, "--from-training-job", str(job.pk))
-    assert exc.value.returncode == 2 and "only a DPO policy" in str(exc.value)
+    assert exc.value.returncode == 2 and "only a policy (sft, dpo, kto, orpo, rloo, grpo)" in str(exc.value)
     with pytest.raises(CommandError) as exc:
         call_command("generate", world["project"].slug, "--from-training-job", "999999")
     assert exc.value.returncode == 2 and "has no training job 999999" in str(exc.value)

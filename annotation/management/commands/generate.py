@@ -41,7 +41,7 @@ class Command(BaseCommand):
         parser.add_argument("--base-url", default="", help="openai backend: the server (default OPENAI_BASE_URL)")
         parser.add_argument("--wait", action="store_true", help="follow the run to its end with a progress bar")
         parser.add_argument("--from-training-job", type=int, default=None,
-                            help="sample from this succeeded DPO training job's policy (round two of the loop)")
+                            help="sample from this succeeded policy training job (sft, dpo, kto, orpo, rloo, grpo): the next round")
 
     def handle(self, *args, **options):
         try:
