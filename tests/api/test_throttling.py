@@ -139,26 +139,50 @@ def test_behind_a_trusted_proxy_the_forwarded_address_is_the_client(member):
         assert token_get(token, address="10.200.0.1", HTTP_X_FORWARDED_FOR="198.51.100.8").status_code == 200
 
 
+def _within(seconds: float, steps) -> bool:
+    """Run `steps`; True when they took less than `seconds` (a busy machine may need another try)."""
+    start = time.monotonic()
+    steps()
+    return time.monotonic() - start < seconds
+
+
+WINDOW = 4  # seconds: long enough for ten requests on a loaded machine, short enough to wait out
+
+
 def test_failed_tokens_count_within_the_window_only(member):
+    from django.core.cache import cache
+
     _, token, _ = member
-    with override_settings(AUTH_FAILURE_WINDOW_SECONDS=1):
-        for i in range(9):
-            token_get(f"bad-{i}")
-        time.sleep(1.5)  # the window closed: its nine failures are forgotten
+    outcome: dict = {}
+
+    def second_window():
         for i in range(9):
             token_get(f"bad-again-{i}")
-        assert token_get(token).status_code == 200
+        outcome["ninth"] = token_get(token).status_code
         token_get("bad-tenth")
-        assert_throttled(token_get(token))
+        outcome["tenth"] = token_get(token)
+
+    with override_settings(AUTH_FAILURE_WINDOW_SECONDS=WINDOW):
+        for _attempt in range(3):  # each phase must fit inside one window, whatever the load
+            cache.clear()
+            if not _within(WINDOW / 2, lambda: [token_get(f"bad-{i}") for i in range(9)]):
+                continue
+            time.sleep(WINDOW + 0.5)  # the window closed: its nine failures are forgotten
+            if _within(WINDOW / 2, second_window):
+                break
+        else:
+            pytest.fail("the machine never ran ten requests within half a window")
+        assert outcome["ninth"] == 200
+        assert_throttled(outcome["tenth"])
 
 
 def test_a_token_lockout_ends_after_its_time(member):
     _, token, _ = member
-    with override_settings(AUTH_LOCKOUT_SECONDS=1):
+    with override_settings(AUTH_LOCKOUT_SECONDS=WINDOW):
         for i in range(10):
             token_get(f"bad-{i}")
         assert_throttled(token_get(token))
-        time.sleep(1.5)
+        time.sleep(WINDOW + 0.5)
         assert token_get(token).status_code == 200
 
 
