@@ -121,8 +121,11 @@ def agreement_report_get(*, project: Project) -> dict[str, Any]:
     elif stale:
         agreement_schedule_refresh(project_id=project.pk)
     assert report is not None  # the project exists: the caller fetched it
+    from annotation.services.agreement import agreement_mark_former_members  # as above: numpy loads on first use
+
     return {
-        **report.result,
+        **agreement_mark_former_members(report=dict(report.result, annotators=[dict(a) for a in report.result.get("annotators", [])]),
+                                        project=project),
         "cache": {
             "source": source,
             "stale": bool(stale),
