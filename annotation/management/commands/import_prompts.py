@@ -51,6 +51,9 @@ class Command(BaseCommand):
             for bar in bars.values():
                 bar.close()
             lines = [f"{path}: {exc.message}"] + [f"  {path}:{e.line}: {e.reason}" for e in exc.errors]
+            if exc.truncated:
+                lines.append(f"  ... and {exc.total - len(exc.errors)} more bad lines")
+            lines += ["by reason:"] + [f"  {line}" for line in exc.summary_lines()]
             raise CommandError("\n".join(lines), returncode=EXIT_BAD_INPUT) from exc
         except ApplicationError as exc:
             raise command_error(exc) from exc
