@@ -144,6 +144,25 @@ def project_create(*, name: str, created_by: AbstractBaseUser | None = None, slu
     return project
 
 
+@transaction.atomic
+def project_create_with_admin(*, name: str, owner: AbstractBaseUser | None, **kwargs: Any) -> tuple[Project, UserCreated | None]:
+    """Create a project that has an admin from the start (the `create_project` command).
+
+    The API's creator is always its admin; a command has no caller, so without `owner` a new user
+    `<slug>-admin` is created and made admin (its password and token are returned, to be shown
+    once). A project with no admin could not be managed by anyone but a superuser.
+    """
+    project = project_create(name=name, created_by=owner, **kwargs)
+    if owner is not None:
+        return project, None
+    username = f"{project.slug}-admin"[:140]
+    if User.objects.filter(username=username).exists():
+        username = f"{username}-{secrets.token_hex(3)}"
+    created = user_create(username=username)
+    Membership.objects.create(user=created.user, project=project, role=Role.ADMIN)
+    return project, created
+
+
 def project_get_by_slug(*, slug: str) -> Project:
     """The project with this slug (no permission check: for commands run by an operator)."""
     project = Project.objects.filter(slug=slug).first()

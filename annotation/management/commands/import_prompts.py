@@ -34,6 +34,10 @@ class Command(BaseCommand):
                 return
             bar = bars.get(phase)
             if bar is None:
+                # One bar at a time: a second open bar makes tqdm move the cursor up (ESC [A), which
+                # a log file or a dumb terminal shows as "[A".
+                for other in bars.values():
+                    other.close()
                 label = "validating" if phase == "validate" else "importing"
                 bar = bars[phase] = tqdm(total=total, desc=label, unit="B", unit_scale=True, file=sys.stderr, leave=True)
             bar.update(done - bar.n)
