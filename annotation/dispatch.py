@@ -31,6 +31,7 @@ class TaskName(StrEnum):
     TRAINING_RUN = "workers.tasks.training.training_job_run_task"
     WEBHOOK_DELIVER = "workers.tasks.webhooks.webhook_deliver"
     WEBHOOK_RESUME = "workers.tasks.webhooks.webhook_deliveries_resume"
+    WORK_REAP = "workers.tasks.work.work_reap_task"
 
 
 class DispatchError(Exception):

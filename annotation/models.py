@@ -662,3 +662,24 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"delivery {self.pk} of {self.event} {self.object_id} ({self.status})"
+
+
+class WorkHeartbeat(models.Model):
+    """A long-running Celery task in progress (a generation batch, an export, a training job).
+
+    Its worker beats `beat_at` every few seconds while the task runs and deletes the row when the
+    task ends however it ends, except by the worker dying (SIGKILL, power loss). The reaper
+    (annotation.services.work.work_reap) re-sends the task of a row whose beat stopped, so the work
+    resumes on a free worker within a minute or two instead of the broker's visibility timeout.
+    """
+
+    key = models.CharField(max_length=200, unique=True)  # the task name and a digest of its arguments
+    task_name = models.CharField(max_length=200)
+    args = models.JSONField(default=list)
+    worker = models.CharField(max_length=200, blank=True, default="")  # host:pid of the beating process
+    started_at = models.DateTimeField()
+    beat_at = models.DateTimeField(db_index=True)
+    requeues = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.task_name} {self.args} (beat {self.beat_at})"

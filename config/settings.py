@@ -243,6 +243,13 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # An unacknowledged message (its worker died) is redelivered after this many seconds.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600"))}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Long-running work (generation batches, exports, training jobs) beats a heartbeat every
+# WORK_HEARTBEAT_SECONDS; the reaper (celery beat, every WORK_REAP_EVERY_SECONDS) re-sends a task
+# whose beat is older than WORK_STALE_SECONDS: a dead worker's work resumes within about
+# WORK_STALE_SECONDS + WORK_REAP_EVERY_SECONDS, however long the visibility timeout above.
+WORK_HEARTBEAT_SECONDS = float(os.environ.get("WORK_HEARTBEAT_SECONDS", "10"))
+WORK_STALE_SECONDS = float(os.environ.get("WORK_STALE_SECONDS", "60"))
+WORK_REAP_EVERY_SECONDS = float(os.environ.get("WORK_REAP_EVERY_SECONDS", "30"))
 
 # Generation. GENERATION_MODEL unset: the tiny model the project builds locally (training.tiny_model),
 # cached outside the checkout ($XDG_CACHE_HOME/annotation-platform/tiny-chat-model) unless TINY_MODEL_DIR says.

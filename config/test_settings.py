@@ -48,6 +48,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "10")),
     "unacked_restore_interval": 1,
     "unacked_restore_throttle": 1,
+    # The restore sweep runs under a Redis mutex that expires after 300 s by default: a worker
+    # SIGKILLed while holding it (it sweeps every second here) blocked every restore for five
+    # minutes, which is how the training crash test timed out at load 5 (issue 14 item 10).
+    "unacked_mutex_expire": 10,
 }
 
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT") or tempfile.mkdtemp(prefix="annotation-test-media-"))  # noqa: F405

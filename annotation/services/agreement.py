@@ -43,7 +43,7 @@ from django.db.models import Count, Q, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 
-from annotation.models import Assignment, AssignmentStatus, Project, Ranking, RankingTask
+from annotation.models import Assignment, AssignmentStatus, Membership, Project, Ranking, RankingTask
 from annotation.services.consensus import Tiers, pair_votes, tiers_to_ranks
 from annotation.services.ranking_filter import RankingFilter, ranking_filter_queryset
 
@@ -654,6 +654,17 @@ def rank_data_load(*, project: Project, filters: RankingFilter | None = None) ->
     return data, [usernames[u] for u in user_ids], user_ids
 
 
+def agreement_mark_former_members(*, report: dict[str, Any], project: Project) -> dict[str, Any]:
+    """Set each annotator row's `former_member` (no longer a member of the project), in place.
+
+    Derived from the membership's absence when the report is read, so a cached report computed
+    before a removal is marked too."""
+    members = set(Membership.objects.filter(project=project).values_list("user_id", flat=True))
+    for row in report.get("annotators", []):
+        row["former_member"] = row.get("user_id") not in members
+    return report
+
+
 def project_agreement_compute(
     *, project: Project, filters: RankingFilter | None = None, bootstrap: int = BOOTSTRAP_SAMPLES, seed: int = 0
 ) -> dict[str, Any]:
@@ -689,6 +700,7 @@ def project_agreement_compute(
         row["skips"] = counts["skipped"] if counts else 0
         row["skip_share"] = _num(counts["skipped"] / counts["total"]) if counts and counts["total"] else 0.0
     report["annotators"] = sorted(by_id.values(), key=lambda r: r["username"])
+    agreement_mark_former_members(report=report, project=project)
     report["project"] = project.slug
     report["filters"] = filters.as_json()
     from annotation.services.judge_agreement import judge_agreement_compute

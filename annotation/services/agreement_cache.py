@@ -121,10 +121,12 @@ def agreement_report_get(*, project: Project) -> dict[str, Any]:
     elif stale:
         agreement_schedule_refresh(project_id=project.pk)
     assert report is not None  # the project exists: the caller fetched it
+    from annotation.services.agreement import agreement_mark_former_members  # as above: numpy loads on first use
     from annotation.services.judge_agreement import judge_agreement_compute
 
     return {
-        **report.result,
+        **agreement_mark_former_members(report=dict(report.result, annotators=[dict(a) for a in report.result.get("annotators", [])]),
+                                        project=project),
         # Fresh each time: a finished judge run changes it without a new human ranking.
         "judge": judge_agreement_compute(project=project),
         "cache": {

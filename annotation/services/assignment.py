@@ -176,6 +176,19 @@ def assignments_expire(
     return len(updated)
 
 
+def assignments_end_for_annotator(*, project_id: int, annotator_id: int, now: datetime | None = None) -> int:
+    """End every live lease of one annotator in one project (they were removed): each becomes
+    EXPIRED and its slot returns to the pool. Call inside the removal's transaction."""
+    now = now or timezone.now()
+    live = Assignment.objects.select_for_update().filter(
+        project_id=project_id, annotator_id=annotator_id, status=AssignmentStatus.LEASED
+    )
+    rows = list(live.order_by("id").values_list("id", "task_id"))
+    Assignment.objects.filter(id__in=[r[0] for r in rows]).update(status=AssignmentStatus.EXPIRED, finished_at=now)
+    _release_slots([r[1] for r in rows])
+    return len(rows)
+
+
 def assignments_expire_all(*, now: datetime | None = None, batch: int = 1000) -> int:
     """Expire every overdue lease in every project (the periodic task), in batches."""
     total = 0

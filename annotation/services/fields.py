@@ -105,6 +105,15 @@ class Flag(serializers.BooleanField):
         return data
 
 
+class QueryFlag(Flag):
+    """A Flag that a query string can carry too: true or false, or exactly the strings "true" and "false"."""
+
+    def to_internal_value(self, data: Any) -> bool:
+        if data in ("true", "false"):
+            return data == "true"
+        return super().to_internal_value(data)
+
+
 class Timestamp(serializers.DateTimeField):
     """An ISO 8601 date or date-time, read by `timestamp_parse`."""
 

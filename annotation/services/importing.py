@@ -18,6 +18,7 @@ import hashlib
 import io
 import json
 import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import IO, Any
@@ -59,18 +60,74 @@ class LineError:
         return f"line {self.line}: {self.reason}"
 
 
-class ImportRejected(ApplicationError):
-    """The file had bad lines; nothing was imported. `errors` lists every one of them."""
+# What a rejection lists: the first bad lines and a count per reason, never every line (a file of
+# millions of bad lines must not answer with hundreds of megabytes).
+MAX_REPORTED_LINES = 100
+MAX_REPORTED_REASONS = 20
+_VARIABLE = re.compile(r'"(?:[^"\\]|\\.)*"|\d+')
 
-    def __init__(self, errors: list[LineError]) -> None:
-        self.errors = errors
-        noun = "line" if len(errors) == 1 else "lines"
+
+def reason_kind(reason: str) -> str:
+    """A reason without its particulars (numbers, quoted values), to count bad lines by reason."""
+    return _VARIABLE.sub(lambda m: '"…"' if m.group().startswith('"') else "N", reason)[:200]
+
+
+class ImportRejected(ApplicationError):
+    """The file had bad lines; nothing was imported.
+
+    `errors`: the first MAX_REPORTED_LINES bad lines; `total`: how many there were; `reasons`:
+    the count of bad lines per reason kind (reason_kind), the most frequent first.
+    """
+
+    def __init__(self, errors: list[LineError], *, total: int | None = None, reasons: dict[str, int] | None = None) -> None:
+        self.errors = errors[:MAX_REPORTED_LINES]
+        self.total = len(errors) if total is None else total
+        if reasons is None:
+            reasons = {}
+            for e in errors:
+                reasons[reason_kind(e.reason)] = reasons.get(reason_kind(e.reason), 0) + 1
+        self.reasons = dict(sorted(reasons.items(), key=lambda item: (-item[1], item[0])))
+        self.truncated = self.total > len(self.errors)
+        noun = "line" if self.total == 1 else "lines"
+        listed = [str(e) for e in self.errors]
+        if self.truncated:
+            listed.append(f"... and {self.total - len(self.errors)} more bad lines (the first {len(self.errors)} are listed)")
         super().__init__(
-            f"{len(errors)} bad {noun}; nothing was imported.",
+            f"{self.total} bad {noun}; nothing was imported.",
             code="invalid_file",
-            fields={"file": [str(e) for e in errors]},
-            extra={"line_errors": [asdict(e) for e in errors]},
+            fields={"file": listed},
+            extra={
+                "line_errors": [asdict(e) for e in self.errors],
+                "bad_lines": self.total,
+                "truncated": self.truncated,
+                "reasons": [{"reason": reason, "count": count} for reason, count in self.reasons.items()],
+            },
         )
+
+    def summary_lines(self) -> list[str]:
+        """The count by reason, one line each (for the command)."""
+        return [f"{count} x {reason}" for reason, count in self.reasons.items()]
+
+
+class _ErrorCollector:
+    """Keeps the first MAX_REPORTED_LINES bad lines and a bounded count per reason kind."""
+
+    def __init__(self) -> None:
+        self.first: list[LineError] = []
+        self.total = 0
+        self.reasons: dict[str, int] = {}
+
+    def add(self, line: int, reason: str) -> None:
+        self.total += 1
+        if len(self.first) < MAX_REPORTED_LINES:
+            self.first.append(LineError(line, reason))
+        kind = reason_kind(reason)
+        if kind not in self.reasons and len(self.reasons) >= MAX_REPORTED_REASONS:
+            kind = "other reasons"
+        self.reasons[kind] = self.reasons.get(kind, 0) + 1
+
+    def rejection(self) -> ImportRejected:
+        return ImportRejected(self.first, total=self.total, reasons=self.reasons)
 
 
 @dataclass
@@ -320,7 +377,9 @@ def _csv_records(fileobj: IO[bytes], limits: dict[str, int]) -> Iterator[tuple[i
     counter = _CountingReader(fileobj)
     text = io.TextIOWrapper(io.BufferedReader(counter), encoding="utf-8-sig", newline="")
     csv.field_size_limit(limits["max_line_bytes"])
-    reader = csv.DictReader(text)
+    # strict: a quoted field still open at the end of the file is an error ("unexpected end of
+    # data"), not a prompt that silently swallowed every row after it.
+    reader = csv.DictReader(text, strict=True)
     try:
         columns = [c.strip() for c in (reader.fieldnames or [])]
     except (UnicodeDecodeError, csv.Error) as exc:
@@ -341,7 +400,11 @@ def _csv_records(fileobj: IO[bytes], limits: dict[str, int]) -> Iterator[tuple[i
             yield start, f"not UTF-8 ({exc.reason}); the rest of the file was not read", counter.count
             return
         except csv.Error as exc:
-            yield start, f"bad CSV: {exc}", counter.count
+            if "unexpected end of data" in str(exc):
+                yield start, (f"unterminated quote: the quoted field that starts on line {start} is never closed "
+                              "(every row after it would be read into it)"), counter.count
+            else:
+                yield start, f"bad CSV: {exc}", counter.count
             return
         if not any((value or "").strip() for key, value in row.items() if key is not None):
             continue
@@ -387,7 +450,8 @@ def prompts_import(
 
     Raises:
         ApplicationError for a file over the size limit or an unknown format;
-        ImportRejected (400) listing every bad line, when any line is bad. Nothing is written then.
+        ImportRejected (400) when any line is bad: the first MAX_REPORTED_LINES bad lines with their
+        numbers, the total and a count by reason. Nothing is written then.
     """
     if file_format not in FORMATS:
         raise ApplicationError(f"Unknown file format '{file_format}'.", fields={"file_format": ["must be jsonl or csv"]})
@@ -401,20 +465,20 @@ def prompts_import(
     if size == 0:
         raise ApplicationError("The file is empty.", fields={"file": ["empty"]})
 
-    # Pass one: validate every line, keeping nothing but the bad lines' numbers and reasons.
-    errors: list[LineError] = []
+    # Pass one: validate every line, keeping nothing but the first bad lines and counts by reason.
+    errors = _ErrorCollector()
     records = 0
     for number, parsed, position in _records(fileobj, file_format, limits):
         if isinstance(parsed, str):
-            errors.append(LineError(number, parsed))
+            errors.add(number, parsed)
         else:
             records += 1
         if progress and number % 1000 == 0:
             progress("validate", position, size)
     if progress:
         progress("validate", size, size)
-    if errors:
-        raise ImportRejected(errors)
+    if errors.total:
+        raise errors.rejection()
     if records == 0:
         raise ApplicationError("The file has no prompts.", fields={"file": ["no prompts in it"]})
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, fields
+from functools import partial
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -16,6 +17,8 @@ from rest_framework.authtoken.models import Token
 
 from annotation.errors import ApplicationError, Conflict, NotFound
 from annotation.models import Membership, Project, Role
+from annotation.services.agreement_cache import agreement_schedule_refresh
+from annotation.services.assignment import assignments_end_for_annotator
 from annotation.services.generation import MAX_MODEL_CHARS, sampling_problems
 from annotation.services.validation import int_problem, integral_floats_as_ints, is_number, string_problem
 
@@ -185,6 +188,25 @@ def project_create(*, name: str, created_by: AbstractBaseUser | None = None, slu
     return project
 
 
+@transaction.atomic
+def project_create_with_admin(*, name: str, owner: AbstractBaseUser | None, **kwargs: Any) -> tuple[Project, UserCreated | None]:
+    """Create a project that has an admin from the start (the `create_project` command).
+
+    The API's creator is always its admin; a command has no caller, so without `owner` a new user
+    `<slug>-admin` is created and made admin (its password and token are returned, to be shown
+    once). A project with no admin could not be managed by anyone but a superuser.
+    """
+    project = project_create(name=name, created_by=owner, **kwargs)
+    if owner is not None:
+        return project, None
+    username = f"{project.slug}-admin"[:140]
+    if User.objects.filter(username=username).exists():
+        username = f"{username}-{secrets.token_hex(3)}"
+    created = user_create(username=username)
+    Membership.objects.create(user=created.user, project=project, role=Role.ADMIN)
+    return project, created
+
+
 def project_get_by_slug(*, slug: str) -> Project:
     """The project with this slug (no permission check: for commands run by an operator)."""
     project = Project.objects.filter(slug=slug).first()
@@ -218,7 +240,13 @@ def membership_add(*, project: Project, user: AbstractBaseUser, role: str) -> Me
 
 @transaction.atomic
 def membership_remove(*, project: Project, user: AbstractBaseUser) -> None:
-    """Remove `user` from the project. The last admin cannot be removed (the project would be orphaned)."""
+    """Remove `user` from the project. The last admin cannot be removed (the project would be orphaned).
+
+    Their live leases end in the same transaction (slots back to the pool), and from then on their
+    assignments are not theirs to submit, heartbeat or skip (assignment_get_for_annotator requires a
+    membership). Their past rankings stay; agreement marks them as a former member's and the
+    ranking filter's exclude_former_members leaves them out.
+    """
     Project.objects.select_for_update().filter(pk=project.pk).first()
     membership = Membership.objects.filter(project=project, user=user).first()
     if membership is None:
@@ -226,6 +254,8 @@ def membership_remove(*, project: Project, user: AbstractBaseUser) -> None:
     if membership.role == Role.ADMIN:
         _ensure_other_admin(project=project, user=user)
     membership.delete()
+    assignments_end_for_annotator(project_id=project.pk, annotator_id=user.pk)
+    transaction.on_commit(partial(agreement_schedule_refresh, project_id=project.pk))
 
 
 def _ensure_other_admin(*, project: Project, user: AbstractBaseUser) -> None:

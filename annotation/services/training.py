@@ -347,7 +347,10 @@ def _artifacts(out: Path) -> list[dict[str, Any]]:
 
 def training_stale_seconds() -> int:
     """A running job whose heartbeat is older than this is taken for dead (its worker was killed)."""
-    return int(getattr(settings, "TRAINING_STALE_SECONDS", 0) or os.environ.get("TRAINING_STALE_SECONDS", 120))
+    # By default the staleness of every long-running task's heartbeat (annotation.services.work), so a
+    # job re-sent by the reaper finds its own heartbeat stale too and restarts at once.
+    return int(getattr(settings, "TRAINING_STALE_SECONDS", 0) or os.environ.get("TRAINING_STALE_SECONDS")
+               or settings.WORK_STALE_SECONDS)
 
 
 def _heartbeat_seconds() -> float:

@@ -13,7 +13,7 @@ from typing import Any
 
 from django.db import connection
 
-from annotation.models import Assignment, Project, Prompt, RankingTask, Response
+from annotation.models import Assignment, Membership, Project, Prompt, RankingTask, Response
 from annotation.sql.names import Names, Sql, column_list, per_vendor, placeholders, quote, render
 from annotation.sql.rows import models_from_sql
 
@@ -161,12 +161,16 @@ def live(*, project_id: int, annotator_id: int, status: str, limit: int) -> list
 @per_vendor
 def _holder_sql(lock: bool) -> str:
     a, p, t = Names(Assignment, "a"), Names(Project, "p"), Names(RankingTask, "t")
+    m = Names(Membership, "m")
+    # The membership join: a removed member's assignments are no longer theirs (issue 14.1).
     return render(
         "SELECT {a.all}, {p.allow_ties} AS held_allow_ties, {p.lease_seconds} AS held_lease_seconds, "
         "coalesce({p.min_overlap}, {p.overlap}) < {p.overlap} AS held_adaptive, {p.agreement_target} AS held_agreement_target, "
         "{t.is_gold} AS held_task_is_gold, {t.task_type} AS held_task_type FROM {a} a JOIN {p} p ON {p.id} = {a.project} "
-        "JOIN {t} t ON {t.id} = {a.task} WHERE {a.id} = %s AND {a.annotator} = %s{lock}",
-        a=a, p=p, t=t, lock=Sql(" FOR UPDATE OF a" if lock else ""),
+        "JOIN {t} t ON {t.id} = {a.task} "
+        "JOIN {m} m ON {m.project} = {a.project} AND {m.user} = {a.annotator} "
+        "WHERE {a.id} = %s AND {a.annotator} = %s{lock}",
+        a=a, p=p, t=t, m=m, lock=Sql(" FOR UPDATE OF a" if lock else ""),
     )
 
 

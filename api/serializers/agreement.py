@@ -39,6 +39,7 @@ class AnnotatorStatsSerializer(serializers.Serializer):
     skips = serializers.IntegerField()
     skip_share = serializers.FloatField(allow_null=True)
     flagged = serializers.BooleanField()
+    former_member = serializers.BooleanField(required=False, help_text="No longer a member of the project (their rankings stay).")
     agreement_ci = serializers.ListField(child=serializers.FloatField(), allow_null=True, required=False,
                                          help_text="95% t-interval of the mean agreement over the annotator's shared tasks.")
     gold_ci = serializers.ListField(child=serializers.FloatField(), allow_null=True, required=False,

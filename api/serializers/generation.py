@@ -5,6 +5,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from annotation.models import GenerationRun
+from annotation.services.fields import StrictSerializer
 from annotation.services.generation import (
     BACKENDS,
     DEFAULT_BATCH_SIZE,
@@ -17,11 +18,12 @@ from annotation.services.generation import (
 )
 
 
-class GenerationRunCreateInputSerializer(serializers.Serializer):
+class GenerationRunCreateInputSerializer(StrictSerializer):
     """JSON types only: the rules (ranges, backends, defaults) are GenerationOptions.problems(), checked by
     generation_run_create, the same for the API, the `generate` command and a training job's round two.
 
-    Omitted settings take the project's defaults (n: responses_per_prompt).
+    Omitted settings take the project's defaults (n: responses_per_prompt). Unknown keys are refused
+    (as exports refuse them), so a misspelt setting never silently takes the default.
     """
 
     backend = serializers.CharField(required=False, default="transformers", help_text=f"One of {', '.join(BACKENDS)}.")

@@ -217,7 +217,7 @@ def _refreshes_in_log(worker) -> int:
     return sum(1 for line in worker.log().splitlines() if "agreement.agreement_refresh[" in line and "succeeded" in line)
 
 
-def _wait(predicate, timeout: float = 60.0):
+def _wait(predicate, timeout: float = 180.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
@@ -255,7 +255,7 @@ def test_a_burst_of_submissions_is_refreshed_once_by_a_real_worker(celery_worker
     assert cached["cache"]["stale"] and cached["cache"]["source"] == "cache" and cached["rankings"] == 60
     _wait(lambda: AgreementReport.objects.filter(project=built.project, rankings_seen=61, stale=False).exists())
     # The worker logs "succeeded" just after the row is written: wait for the line, then check no third comes.
-    _wait(lambda: _refreshes_in_log(celery_worker) >= 2, timeout=10)
+    _wait(lambda: _refreshes_in_log(celery_worker) >= 2, timeout=120)
     time.sleep(1.0)
     assert _refreshes_in_log(celery_worker) == 2, celery_worker.log()[-3000:]
 

@@ -1,7 +1,9 @@
 """Celery tasks on the generation queue (GPU hosts): one task per batch of a generation run.
 
 Acknowledged late and rejected when the worker is lost (settings), so a batch whose worker was
-killed is redelivered; the service computes only what is still missing, so a rerun is safe.
+killed is redelivered; the service computes only what is still missing, so a rerun is safe. A
+batch beats a heartbeat while it runs, so a batch whose whole worker died is re-sent by the
+reaper within a minute or two (annotation.services.work), not after the visibility timeout.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from annotation.services.generation import (
     generation_batch_run,
     generation_run_fail,
 )
+from annotation.services.work import work_heartbeat
 from sampling import ModelLoadError, TransientBackendError
 
 logger = logging.getLogger(__name__)
@@ -29,7 +32,13 @@ def _backoff(retries: int) -> int:
 
 @shared_task(name=TaskName.GENERATION_BATCH, bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=MAX_RETRIES)
 def generate_batch(self, run_id: int, prompt_ids: list[int]) -> dict:
-    """Generate the missing responses of `prompt_ids` for run `run_id`."""
+    """Generate the missing responses of `prompt_ids` for run `run_id` (under a heartbeat: a dead
+    worker's batch is re-sent by the reaper, annotation.services.work)."""
+    with work_heartbeat(task_name=TaskName.GENERATION_BATCH, args=[run_id, prompt_ids]):
+        return _generate_batch(self, run_id, prompt_ids)
+
+
+def _generate_batch(self, run_id: int, prompt_ids: list[int]) -> dict:
     final = self.request.retries >= self.max_retries
     logger.info("generation run %s: batch of %d prompts (attempt %d)", run_id, len(prompt_ids), self.request.retries + 1)
     try:

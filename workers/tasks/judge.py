@@ -12,6 +12,7 @@ from django.db import InterfaceError, OperationalError
 
 from annotation.dispatch import TaskName
 from annotation.services.judge import judge_batch_give_up, judge_batch_run, judge_run_fail
+from annotation.services.work import work_heartbeat
 from sampling import ModelLoadError, TransientBackendError
 
 logger = logging.getLogger(__name__)
@@ -25,7 +26,13 @@ def _backoff(retries: int) -> int:
 
 @shared_task(name=TaskName.JUDGE_BATCH, bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=MAX_RETRIES)
 def judge_batch(self, run_id: int, task_ids: list[int]) -> dict:
-    """Judge the missing tasks of `task_ids` for judge run `run_id`."""
+    """Judge the missing tasks of `task_ids` for judge run `run_id` (under a heartbeat: a dead
+    worker's batch is re-sent by the reaper, annotation.services.work)."""
+    with work_heartbeat(task_name=TaskName.JUDGE_BATCH, args=[run_id, task_ids]):
+        return _judge_batch(self, run_id, task_ids)
+
+
+def _judge_batch(self, run_id: int, task_ids: list[int]) -> dict:
     final = self.request.retries >= self.max_retries
     try:
         outcome = judge_batch_run(run_id=run_id, task_ids=task_ids, final_attempt=final)

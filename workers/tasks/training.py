@@ -13,14 +13,19 @@ from celery import shared_task
 
 from annotation.dispatch import TaskName
 from annotation.services.training import training_job_is_running, training_job_run, training_stale_seconds
+from annotation.services.work import work_heartbeat
 
 logger = logging.getLogger(__name__)
 
 
 @shared_task(bind=True, name=TaskName.TRAINING_RUN, acks_late=True, max_retries=None)
 def training_job_run_task(self, job_id: int) -> str:
-    """Train job `job_id` in this worker process, streaming its metrics into the database."""
-    job = training_job_run(job_id=job_id)
+    """Train job `job_id` in this worker process, streaming its metrics into the database.
+
+    Under a heartbeat: if the worker dies, the reaper re-sends the job (annotation.services.work),
+    whose claim then finds the job's own heartbeat stale and starts it again."""
+    with work_heartbeat(task_name=TaskName.TRAINING_RUN, args=[job_id]):
+        job = training_job_run(job_id=job_id)
     if job is None and training_job_is_running(job_id=job_id):
         # Another worker runs it (this message came back after the broker's visibility timeout). Keep
         # one message alive as a watchdog: if that worker dies, a later delivery finds the heartbeat

@@ -15,9 +15,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("slug")
         parser.add_argument("username")
-        parser.add_argument("--role", required=True, choices=Role.values)
+        parser.add_argument("--role", required=True, choices=Role.values,
+                            help="annotator: ranks tasks; engineer: also generates, exports and trains; admin: also manages "
+                                 "the project and its members")
         parser.add_argument("--create-user", action="store_true", help="Create the user if missing (prints a generated password once).")
-        parser.add_argument("--email", default="")
+        parser.add_argument("--email", default="", help="With --create-user: the new user's e-mail address.")
 
     def handle(self, *args, **options) -> None:
         try:

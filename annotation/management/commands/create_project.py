@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from annotation.errors import ApplicationError
 from annotation.management.commands._common import EXIT_BAD_INPUT, command_error
-from annotation.services.projects import project_create, user_get
+from annotation.services.projects import project_create_with_admin, user_get
 
 
 class Command(BaseCommand):
@@ -31,7 +31,8 @@ class Command(BaseCommand):
                             help="Demonstration projects: another annotator accepts or rejects each demonstration.")
         parser.add_argument("--max-demonstration-chars", type=int, help="Longest demonstration accepted (default 20000).")
         parser.add_argument("--instructions-file", type=Path, help="Markdown file shown to annotators.")
-        parser.add_argument("--owner", help="Username made the project's admin.")
+        parser.add_argument("--owner", help="Username made the project's admin (default: a new user SLUG-admin, "
+                                             "its password and token printed once on stderr).")
         parser.add_argument("--model", dest="gen_model", help="Default generation model (HF id or path).")
         parser.add_argument("--system-prompt", dest="gen_system_prompt", help="Default system prompt for generation.")
         parser.add_argument("--judge-routing", help="off (default) | uncertain: people rank the uncertain tasks plus an audit sample.")
@@ -47,10 +48,10 @@ class Command(BaseCommand):
                 raise CommandError(f"Cannot read --instructions-file: {exc}", returncode=EXIT_BAD_INPUT) from exc
         try:
             owner = user_get(username=options["owner"]) if options["owner"] else None
-            project = project_create(
+            project, created = project_create_with_admin(
                 name=options["name"],
                 slug=options["slug"],
-                created_by=owner,
+                owner=owner,
                 instructions=instructions,
                 responses_per_prompt=options["responses_per_prompt"],
                 overlap=options["overlap"],
@@ -70,4 +71,8 @@ class Command(BaseCommand):
             )
         except ApplicationError as exc:
             raise command_error(exc) from exc
+        if created is not None:
+            # stderr: stdout is the slug alone (SLUG=$(python manage.py create_project ...)).
+            self.stderr.write(f"No --owner: created admin user {created.user.username} with password: {created.password}\n"
+                              f"(shown once: only its hash is stored)\nAPI token: {created.token}")
         self.stdout.write(project.slug)

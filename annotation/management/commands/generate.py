@@ -10,12 +10,18 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from annotation.errors import ApplicationError
 from annotation.models import GenerationRun, RunStatus
 from annotation.services.generation import (
+    BACKENDS,
     DEFAULT_BATCH_SIZE,
     FINISHED,
+    MAX_BATCH_SIZE,
+    MAX_N,
+    MAX_NEW_TOKENS,
+    MAX_TEMPERATURE,
     generation_run_create,
     generation_run_progress,
     generation_run_summary,
@@ -30,14 +36,23 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("slug", help="the project's slug")
         parser.add_argument("--model", default="", help="HF model id or local path (openai: the server's model name)")
-        parser.add_argument("--backend", default="transformers", help="transformers (default) or openai")
-        parser.add_argument("--n", type=int, default=None, help="responses per prompt (default: the project's K)")
-        parser.add_argument("--temperature", type=float, default=None)
-        parser.add_argument("--top-p", type=float, default=None)
-        parser.add_argument("--max-new-tokens", type=int, default=None)
-        parser.add_argument("--seed", type=int, default=None)
-        parser.add_argument("--system-prompt", default=None)
-        parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="prompts per task and per generate call")
+        # The choices are shown (metavar) but checked by the service, so the command and the API refuse
+        # a bad value with the same message (tests/generation/test_options.py).
+        parser.add_argument("--backend", default="transformers", metavar="{" + ",".join(BACKENDS) + "}",
+                            help="where the samples come from: transformers (default, in the worker) or openai "
+                                 "(an OpenAI-compatible server, --base-url)")
+        parser.add_argument("--n", type=int, default=None, help=f"responses per prompt, 1 to {MAX_N} (default: the project's K)")
+        parser.add_argument("--temperature", type=float, default=None,
+                            help=f"sampling temperature, 0 to {MAX_TEMPERATURE:g} (0: greedy; default: the project's)")
+        parser.add_argument("--top-p", type=float, default=None, help="nucleus sampling, 0 < P <= 1 (default: the project's)")
+        parser.add_argument("--max-new-tokens", type=int, default=None,
+                            help=f"the longest response, 1 to {MAX_NEW_TOKENS} tokens (default: the project's)")
+        parser.add_argument("--seed", type=int, default=None,
+                            help="a 32-bit integer: the same seed gives the same samples, whatever the batch size "
+                                 "(default: the project's)")
+        parser.add_argument("--system-prompt", default=None, help="a system message put before every prompt (default: the project's)")
+        parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
+                            help=f"prompts per task and per generate call, 1 to {MAX_BATCH_SIZE} (default {DEFAULT_BATCH_SIZE})")
         parser.add_argument("--base-url", default="", help="openai backend: the server (default OPENAI_BASE_URL)")
         parser.add_argument("--wait", action="store_true", help="follow the run to its end with a progress bar")
         parser.add_argument("--from-training-job", type=int, default=None,
@@ -94,9 +109,14 @@ class Command(BaseCommand):
             raise CommandError(f"run {run.pk} ended {run.status}: {run.error}", returncode=1)
 
     def _run_inline(self, run: GenerationRun) -> GenerationRun:
+        from transformers.utils import logging as hf_logging
+
         from workers.tasks.generation import generate_batch
 
-        with tqdm(total=run.prompts_total, unit="prompt", desc=f"run {run.pk}", file=self.stderr) as bar:
+        hf_logging.disable_progress_bar()  # its "Loading weights" bar would nest inside ours (ESC [A)
+
+        # The batches run here, so their log lines would cut through the bar: route them above it.
+        with logging_redirect_tqdm(), tqdm(total=run.prompts_total, unit="prompt", desc=f"run {run.pk}", file=self.stderr) as bar:
             for batch in run.batches:
                 generate_batch.apply(args=[run.pk, batch])
                 run.refresh_from_db()

@@ -34,6 +34,10 @@ class Command(BaseCommand):
                 return
             bar = bars.get(phase)
             if bar is None:
+                # One bar at a time: a second open bar makes tqdm move the cursor up (ESC [A), which
+                # a log file or a dumb terminal shows as "[A".
+                for other in bars.values():
+                    other.close()
                 label = "validating" if phase == "validate" else "importing"
                 bar = bars[phase] = tqdm(total=total, desc=label, unit="B", unit_scale=True, file=sys.stderr, leave=True)
             bar.update(done - bar.n)
@@ -51,6 +55,9 @@ class Command(BaseCommand):
             for bar in bars.values():
                 bar.close()
             lines = [f"{path}: {exc.message}"] + [f"  {path}:{e.line}: {e.reason}" for e in exc.errors]
+            if exc.truncated:
+                lines.append(f"  ... and {exc.total - len(exc.errors)} more bad lines")
+            lines += ["by reason:"] + [f"  {line}" for line in exc.summary_lines()]
             raise CommandError("\n".join(lines), returncode=EXIT_BAD_INPUT) from exc
         except ApplicationError as exc:
             raise command_error(exc) from exc

@@ -41,6 +41,7 @@ class ExportOptions:
         exclude_flagged: leave out responses that any counted annotator flagged (pairs, unpaired).
         exclude_gold: leave out gold tasks.
         annotators: count only the rankings of these usernames.
+        exclude_former_members: leave out the rankings of people no longer members of the project.
         since, until: count only rankings submitted in [since, until).
         desirable_tiers, undesirable_tiers: unpaired: how many top / bottom consensus tiers are
             labelled true / false.
@@ -56,6 +57,7 @@ class ExportOptions:
     exclude_flagged: bool = False
     exclude_gold: bool = False
     annotators: list[str] | None = None
+    exclude_former_members: bool = False
     since: dt.datetime | None = None
     until: dt.datetime | None = None
     desirable_tiers: int = 1
@@ -65,7 +67,8 @@ class ExportOptions:
     @property
     def ranking_filter(self) -> RankingFilter:
         """Which rankings count (not yet resolved for a project)."""
-        return RankingFilter(since=self.since, until=self.until, annotators=tuple(self.annotators) if self.annotators else None)
+        return RankingFilter(since=self.since, until=self.until, annotators=tuple(self.annotators) if self.annotators else None,
+                             exclude_former_members=self.exclude_former_members)
 
     def filters(self) -> dict[str, Any]:
         return {
