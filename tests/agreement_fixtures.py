@@ -14,6 +14,7 @@ from django.utils import timezone
 from annotation.models import Assignment, AssignmentStatus, Prompt, RankingTask, Response
 from annotation.models import Ranking as RankingRow
 from annotation.services.projects import membership_add, project_create, user_create
+from annotation.services.ranking_stats import ranking_vectors
 from annotation.services.tasks import response_text_hash
 
 PASSWORD = "agreement-pw-1"  # noqa: S105
@@ -70,7 +71,8 @@ def add_member(built: Built, username: str, role: str = "annotator"):
 
 
 def add_rankings(built: Built, rows: list[tuple]) -> None:
-    """rows: (task index, user, tiers of response pks, display order of response pks, seconds)."""
+    """rows: (task index, user, tiers of response pks, display order of response pks, seconds); with the vectors the
+    ranking service writes (annotation.services.ranking_stats), so agreement loads them as it loads submitted ones."""
     now = timezone.now()
     assignments = Assignment.objects.bulk_create(
         [
@@ -84,9 +86,10 @@ def add_rankings(built: Built, rows: list[tuple]) -> None:
     RankingRow.objects.bulk_create(
         [
             RankingRow(
-                assignment=a, project=built.project, task=built.tasks[t], annotator=user, tiers=tiers, duration_seconds=seconds
+                assignment=a, project=built.project, task=built.tasks[t], annotator=user, tiers=tiers, duration_seconds=seconds,
+                **dict(zip(("rank_vector", "display_vector"), ranking_vectors(tiers=tiers, display_order=display), strict=True)),
             )
-            for a, (t, user, tiers, _display, seconds) in zip(assignments, rows, strict=True)
+            for a, (t, user, tiers, display, seconds) in zip(assignments, rows, strict=True)
         ]
     )
 

@@ -28,6 +28,7 @@ from annotation.services.assignment import (
     held_allow_ties,
 )
 from annotation.services.consensus import tiers_problems
+from annotation.services.ranking_stats import ranking_vectors
 from annotation.services.validation import is_int, is_number
 from annotation.services.webhooks import webhook_events_emit
 from annotation.sql import postgres_statements
@@ -166,6 +167,7 @@ def ranking_submit(
         late = True
 
     tiers = [[assignment.opaque_ids[opaque] for opaque in tier] for tier in ranking]
+    rank_vector, display_vector = ranking_vectors(tiers=tiers, display_order=assignment.display_order)
     stored = Ranking(
         assignment=assignment,
         project_id=assignment.project_id,
@@ -178,6 +180,8 @@ def ranking_submit(
         duration_seconds=float(duration_seconds) if duration_seconds is not None else (now - assignment.leased_at).total_seconds(),
         idempotency_key=idempotency_key,
         created_at=now,
+        rank_vector=rank_vector,
+        display_vector=display_vector,
     )
     if postgres_statements():
         complete = sql.store(ranking=stored, submitted=AssignmentStatus.SUBMITTED.value, now=now)

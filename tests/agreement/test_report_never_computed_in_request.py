@@ -1,0 +1,46 @@
+"""With a worker doing the refreshes, no page computes agreement in the request: it shows the last
+report (or "refresh in progress" when there is none yet), and the worker's refresh replaces it."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from annotation.models import AgreementReport
+from tests.agreement_fixtures import add_member, simulate_crowd
+
+pytestmark = [pytest.mark.needs_postgres, pytest.mark.needs_redis, pytest.mark.slow]
+
+
+def _wait(predicate, timeout: float = 120.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError("timed out waiting")
+
+
+def test_the_dashboard_shows_refresh_in_progress_then_the_workers_report(celery_worker, settings, client):
+    settings.AGREEMENT_REFRESH_SECONDS = 1
+    crowd = simulate_crowd(name="pending", n_tasks=40, per_task=3, seed=4)
+    project = crowd.built.project
+    AgreementReport.objects.filter(project=project).delete()
+    client.force_login(add_member(crowd.built, "pending-engineer", role="engineer"))
+
+    page = client.get(f"/projects/{project.slug}/dashboard/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "no statistics yet: refresh in progress" in html and 'id="refresh-state"' in html
+    report = AgreementReport.objects.get(project=project)
+    assert report.computed_at is None and report.refresh_queued_at is not None, "enqueued, not computed in the request"
+
+    api = client.get(f"/api/v1/projects/{project.slug}/agreement/").json()
+    assert api["cache"]["source"] == "pending" and api["cache"]["refresh_in_progress"] is True
+    assert api["rankings"] == 0 and api["computed_at"] is None
+
+    _wait(lambda: AgreementReport.objects.filter(project=project, computed_at__isnull=False).exists())
+    after = client.get(f"/api/v1/projects/{project.slug}/agreement/").json()
+    assert after["cache"]["source"] == "cache" and after["rankings"] == 120 and after["cache"]["age_seconds"] >= 0
+    assert "refresh in progress" not in client.get(f"/projects/{project.slug}/dashboard/").content.decode()
