@@ -121,12 +121,15 @@ def agreement_report_get(*, project: Project) -> dict[str, Any]:
     report = AgreementReport.objects.filter(project=project).first()
     current = Ranking.objects.filter(project=project).count()
     missing = report is None or report.computed_at is None
+    # A report row without a result that is not stale is being computed right now (the refresh
+    # clears `stale` when it starts): nothing to schedule, it is in progress.
+    running = report is not None and report.computed_at is None and not report.stale
     stale = missing or report.stale or report.rankings_seen != current
     source = "cache"
     if stale and tasks_run_in_process():
         report = agreement_report_refresh(project_id=project.pk)
         source, stale, missing = "computed", False, False
-    elif stale:
+    elif stale and not running:
         agreement_schedule_refresh(project_id=project.pk)
         report = AgreementReport.objects.filter(project=project).first()
     if missing:
@@ -146,7 +149,7 @@ def agreement_report_get(*, project: Project) -> dict[str, Any]:
             "computed_at": computed_at.isoformat() if computed_at else None,
             "age_seconds": round((now - computed_at).total_seconds()) if computed_at else None,
             # A refresh is queued or running: this report will be replaced without anyone asking.
-            "refresh_in_progress": bool(stale and report is not None and report.refresh_queued_at is not None),
+            "refresh_in_progress": bool(running or (stale and report is not None and report.refresh_queued_at is not None)),
             "refresh_seconds": refresh_seconds(),
         },
     }
