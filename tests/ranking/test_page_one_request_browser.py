@@ -2,22 +2,43 @@
 prefetched task as after=, and next-task is only asked for the first task and its prefetch."""
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from annotation.models import AssignmentStatus, Ranking
+from annotation.models import Assignment, AssignmentStatus, Ranking
 from tests import browser
 from tests.browser import login
-from tests.ranking_helpers import make_member
-from tests.test_browser_ranking import current_assignment, make_ranking_project, wait_for_next, wait_until
+from tests.ranking_helpers import make_member, make_project
 
 pytestmark = [pytest.mark.browser, pytest.mark.needs_postgres, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 browser_page = browser.browser_page  # the shared fixture, made visible to this module
 
 
+def current_assignment(page) -> Assignment:
+    page.wait_for_selector("#task:not([hidden])")
+    return Assignment.objects.get(pk=int(page.get_attribute("#task", "data-assignment")))
+
+
+def wait_for_next(page, previous: Assignment) -> None:
+    page.wait_for_function(
+        "prev => { const t = document.querySelector('#task'); const e = document.querySelector('#empty');"
+        " return (t && !t.hidden && t.dataset.assignment !== String(prev)) || (e && !e.hidden); }",
+        arg=previous.pk,
+    )
+
+
+def wait_until(condition, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.1)
+
+
 def test_four_rankings_cost_four_submits_and_the_first_two_next_tasks(browser_page, live_server):
     page = browser_page
-    project = make_ranking_project()  # six tasks of three responses, overlap 1
+    project, _ = make_project(name="One trip page", tasks=6, k=3, overlap=1)
     ann = make_member(project, "one-trip")
     login(page, live_server.url, "one-trip", ann.password)
     calls: list[tuple[str, str]] = []
