@@ -46,3 +46,15 @@ def test_the_dashboard_shows_refresh_in_progress_then_the_workers_report(celery_
     assert "refresh in progress" not in client.get(f"/projects/{project.slug}/dashboard/").content.decode()
     # The report came from the worker's refresh task.
     _wait(lambda: any("agreement.agreement_refresh[" in line and "succeeded" in line for line in celery_worker.log().splitlines()))
+
+
+def test_the_command_computes_the_first_report_itself(celery_worker):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    crowd = simulate_crowd(name="cmd-first", n_tasks=20, per_task=3, seed=5)
+    AgreementReport.objects.filter(project=crowd.built.project).delete()
+    out = StringIO()
+    call_command("agreement", crowd.built.project.slug, stdout=out)
+    assert "60 rankings of 20 tasks" in out.getvalue(), out.getvalue()[:300]
