@@ -51,3 +51,17 @@ def test_rankings_written_before_the_vectors_are_decoded_from_their_tiers():
     expected = report(crowd.built.project, False)
     Ranking.objects.filter(pk=Ranking.objects.filter(project=crowd.built.project).first().pk).update(rank_vector=None)
     assert report(crowd.built.project, True) == expected
+
+
+def test_the_migration_fills_the_vectors_of_rankings_written_before_them():
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("annotation.migrations.0003_speed")
+    crowd = simulate_crowd(name="backfill", n_tasks=10, per_task=3, seed=6)
+    rows = Ranking.objects.filter(project=crowd.built.project)
+    expected = {r.pk: (bytes(r.rank_vector), bytes(r.display_vector)) for r in rows}
+    rows.update(rank_vector=None, display_vector=None)
+    migration.fill_vectors(apps, None)
+    assert {r.pk: (bytes(r.rank_vector), bytes(r.display_vector)) for r in rows.all()} == expected
