@@ -309,6 +309,12 @@ class Ranking(models.Model):
     duration_seconds = models.FloatField(null=True, blank=True)
     idempotency_key = models.CharField(max_length=200, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
+    # What agreement needs, written at submit time in a form that loads in bulk (no JSON decoding):
+    # per response of the task, in ascending response id order, its rank (float32, little-endian,
+    # ties averaged) and the 0-based position it was shown at (int16). NULL on rows written before
+    # (agreement then decodes `tiers`). annotation.services.ranking_stats.
+    rank_vector = models.BinaryField(null=True, blank=True, editable=False)
+    display_vector = models.BinaryField(null=True, blank=True, editable=False)
 
     class Meta:
         indexes = [models.Index(fields=["project", "task"], name="ranking_project_task")]

@@ -8,7 +8,8 @@ random display orders) go through the same vectorised core the service uses
     .venv/bin/python bench/agreement.py --tasks 10000 --bootstrap 200
     DATABASE_URL=postgresql://... .venv/bin/python bench/agreement.py --db-tasks 20000
         # also the database path: writes a throwaway project of that many tasks (deleted afterwards),
-        # then times loading its rankings and the whole project_agreement_compute
+        # then times loading its rankings and the whole project_agreement_compute, old (decoding the
+        # tiers JSON) and new (the rank vectors written at submit time), and the end-to-end refresh
 """
 from __future__ import annotations
 
@@ -56,7 +57,9 @@ def db_bench(tasks: int, k: int, per_task: int, crowd: int, bootstrap: int, seed
 
     from annotation.models import Assignment, AssignmentStatus, Project, Prompt, Ranking, RankingTask, Response
     from annotation.services.agreement import project_agreement_compute, rank_data_load
+    from annotation.services.agreement_cache import agreement_report_refresh
     from annotation.services.projects import membership_add, project_create, user_create
+    from annotation.services.ranking_stats import ranking_vectors
 
     data = synthetic(tasks, k, per_task, crowd, seed)
     tag = f"bench-agreement-{os.getpid()}"
@@ -90,22 +93,34 @@ def db_bench(tasks: int, k: int, per_task: int, crowd: int, bootstrap: int, seed
             [
                 Ranking(
                     assignment=assignment, project=project, task_id=assignment.task_id, annotator_id=assignment.annotator_id,
-                    tiers=[[int(i)] for i in ids[t][np.argsort(data.ranks[row])]], duration_seconds=float(data.seconds[row]),
+                    tiers=tiers, duration_seconds=float(data.seconds[row]),
+                    # what the ranking service writes at submit time (annotation.services.ranking_stats)
+                    **dict(zip(("rank_vector", "display_vector"),
+                               ranking_vectors(tiers=tiers, display_order=assignment.display_order), strict=True)),
                 )
                 for row, (assignment, t) in enumerate(zip(assignments, data.task, strict=True))
+                for tiers in [[[int(i)] for i in ids[t][np.argsort(data.ranks[row])]]]
             ],
             batch_size=5000,
         )
     print(f"database path: wrote {tasks} tasks / {len(assignments)} rankings in {time.perf_counter() - start:.1f} s")
     try:
+        timings = {}
+        for name, packed in (("old (decode tiers JSON)", False), ("new (rank vectors)", True)):
+            start = time.perf_counter()
+            rank_data_load(project=project, packed=packed)
+            load = time.perf_counter() - start
+            start = time.perf_counter()
+            report = project_agreement_compute(project=project, bootstrap=bootstrap, seed=seed, packed=packed)
+            timings[name] = (load, time.perf_counter() - start, report["alpha"])
+        for name, (load, total, alpha) in timings.items():
+            print(f"  {name}: load rankings into arrays {load:.2f} s; whole project_agreement_compute {total:.2f} s (alpha {alpha})")
         start = time.perf_counter()
-        rank_data_load(project=project)
-        load = time.perf_counter() - start
-        start = time.perf_counter()
-        report = project_agreement_compute(project=project, bootstrap=bootstrap, seed=seed)
-        total = time.perf_counter() - start
-        print(f"  load rankings into arrays: {load:.2f} s; whole project_agreement_compute: {total:.2f} s "
-              f"(alpha {report['alpha']})")
+        agreement_report_refresh(project_id=project.pk)  # what the Celery refresh runs: load, compute, store
+        refresh = time.perf_counter() - start
+        old, new = timings["old (decode tiers JSON)"], timings["new (rank vectors)"]
+        print(f"  load: old / new = {old[0] / new[0]:.1f}x; end-to-end refresh (agreement_report_refresh, new path): "
+              f"{refresh:.2f} s (target < 5); load average {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
     finally:
         Project.objects.filter(pk=project.pk).delete()
         get_user_model_delete(tag)

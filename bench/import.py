@@ -2,7 +2,9 @@
 
 Prints prompts per second and the importing process's peak memory (ru_maxrss), at N/10 and at N,
 so you can see memory stays flat as the file grows. Uses its own database (created, migrated,
-dropped unless --keep).
+dropped unless --keep). Each size is imported twice in the same run: "before", the portable ORM
+twin (PORTABLE_SQL=1: bulk_create, then the tasks built from the rows read back), and "after", the
+PostgreSQL path (COPY of prompts, responses, tasks and task-response links); --no-before skips the first.
 
     .venv/bin/python bench/import.py                      # 100k prompts, no responses
     .venv/bin/python bench/import.py --prompts 100000 --responses 2
@@ -55,8 +57,9 @@ def child(path: str, slug: str) -> None:
     print(json.dumps({"seconds": seconds, "base_kb": base_kb, "peak_kb": peak_kb, **result.as_dict()}))
 
 
-def run_child(db_url: str, path: Path, slug: str) -> dict:
-    env = {**os.environ, "DATABASE_URL": db_url, "DJANGO_SETTINGS_MODULE": "config.settings", "CELERY_BROKER_URL": ""}
+def run_child(db_url: str, path: Path, slug: str, portable: bool = False) -> dict:
+    env = {**os.environ, "DATABASE_URL": db_url, "DJANGO_SETTINGS_MODULE": "config.settings", "CELERY_BROKER_URL": "",
+           "PORTABLE_SQL": "1" if portable else "0"}
     env.pop("DEBUG", None)  # DEBUG would record every query and grow memory
     out = subprocess.run(
         [sys.executable, __file__, "--child", str(path), slug], cwd=ROOT, env=env, capture_output=True, text=True, check=False
@@ -84,6 +87,7 @@ def main() -> None:
     parser.add_argument("--responses", type=int, default=0, help="ready-made responses per prompt (tasks are created)")
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB))
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database")
+    parser.add_argument("--no-before", action="store_true", help="skip the portable ORM twin's run (the 'before')")
     args = parser.parse_args()
 
     db_name = urlparse(args.database_url).path.lstrip("/")
@@ -99,23 +103,32 @@ def main() -> None:
                 path = Path(tmp) / f"prompts-{n}.jsonl"
                 write_file(path, n, args.responses)
                 size_mb = path.stat().st_size / 1e6
-                r = run_child(args.database_url, path, f"bench-{n}")
-                assert r["prompts_created"] == n, r
-                rows.append((n, size_mb, r))
+                for path_name in (("after",) if args.no_before else ("before", "after")):
+                    r = run_child(args.database_url, path, f"bench-{n}-{path_name}", portable=path_name == "before")
+                    assert r["prompts_created"] == n, r
+                    rows.append((path_name, n, size_mb, r))
     finally:
         if not args.keep:
             admin_sql(args.database_url, f'DROP DATABASE IF EXISTS "{db_name}"')
 
     print(f"import benchmark: JSONL -> prompts_import -> PostgreSQL, {args.responses} ready-made responses per prompt")
-    print(f"{'prompts':>9} {'file MB':>8} {'seconds':>8} {'prompts/s':>10} {'tasks':>7} {'RSS before MB':>14} {'peak RSS MB':>12} {'growth MB':>10}")
-    for n, size_mb, r in rows:
+    print("before: the portable ORM twin (PORTABLE_SQL=1); after: COPY of prompts, responses, tasks and links")
+    print(f"{'path':>6} {'prompts':>9} {'file MB':>8} {'seconds':>8} {'prompts/s':>10} {'tasks':>7} {'RSS before MB':>14} {'peak RSS MB':>12} "
+          f"{'growth MB':>10}")
+    rate = {}
+    for path_name, n, size_mb, r in rows:
         base, peak = r["base_kb"] / 1024, r["peak_kb"] / 1024
+        rate[(path_name, n)] = n / r["seconds"]
         print(
-            f"{n:>9} {size_mb:>8.1f} {r['seconds']:>8.2f} {n / r['seconds']:>10.0f} {r['tasks_created']:>7} "
+            f"{path_name:>6} {n:>9} {size_mb:>8.1f} {r['seconds']:>8.2f} {n / r['seconds']:>10.0f} {r['tasks_created']:>7} "
             f"{base:>14.1f} {peak:>12.1f} {peak - base:>10.1f}"
         )
+    for (path_name, n), value in rate.items():
+        if path_name == "after" and ("before", n) in rate:
+            print(f"{n} prompts: after / before = {value / rate[('before', n)]:.1f}x")
     print(f"cpus: {os.cpu_count()}, load average: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
-    print(f"reproduce: .venv/bin/python bench/import.py --prompts {args.prompts} --responses {args.responses}")
+    print(f"reproduce: .venv/bin/python bench/import.py --prompts {args.prompts} --responses {args.responses}"
+          f"{' --no-before' if args.no_before else ''}")
 
 
 if __name__ == "__main__":

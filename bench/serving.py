@@ -8,7 +8,9 @@ database by COPY, starts gunicorn (gthread) on it, and drives simulated annotato
   tasks brought to their full overlap per second, with p50/p95/p99 of next-task and submit;
 - realistic: --realistic-annotators (200), each pausing a random 1 to 3 s before every request
   (about 100 requests per second offered): latency percentiles;
-- tabs: one annotator in ten parallel sessions (ten connections, one token).
+- tabs: one annotator in ten parallel sessions (ten connections, one token);
+- saturation-next, tabs-next: the same with one request per ranking (submit?next=true answers the
+  next assignment; next-task only to start and after a 409), so the two are compared in one run.
 
 After each scenario it checks the invariants in the database: no task above its overlap, counters
 equal to the rows they count, no annotator twice on a task, no two rankings of one task by one
@@ -66,6 +68,9 @@ def server_env(url: str) -> dict[str, str]:
         ALLOWED_HOSTS="127.0.0.1,localhost",
         LOG_LEVEL="ERROR",  # 409s are expected in the tabs scenario; logging each costs CPU
         CELERY_BROKER_URL="",  # agreement refresh: marks the cached report stale, enqueues nothing
+        # The engine is measured, not the per-user request rate: ten fast tabs of one annotator pass
+        # 1200 requests a minute within seconds and would measure 429 answers instead.
+        API_THROTTLE_USER="",
     )
     return env
 
@@ -385,7 +390,10 @@ def pct(values: list[float], p: float) -> float:
 
 
 async def annotator_loop(conn: Conn, project_id: int, stats: Stats, *, until: float, measure_from: float, pause: tuple[float, float] | None,
-                         key_prefix: str) -> None:
+                         key_prefix: str, one_trip: bool = False) -> None:
+    if one_trip:
+        await one_trip_loop(conn, project_id, stats, until=until, measure_from=measure_from, pause=pause, key_prefix=key_prefix)
+        return
     rng = random.Random()
     while time.monotonic() < until:
         if pause:
@@ -421,8 +429,46 @@ async def annotator_loop(conn: Conn, project_id: int, stats: Stats, *, until: fl
             stats.accepted.append(json.loads(data)["ranking_id"])
 
 
+async def one_trip_loop(conn: Conn, project_id: int, stats: Stats, *, until: float, measure_from: float,
+                        pause: tuple[float, float] | None, key_prefix: str) -> None:
+    """One request per ranking: submit?next=true answers the next assignment; next-task only to start
+    and after a 409 (a parallel tab submitted the shared lease first) or an empty answer."""
+    rng = random.Random()
+    task = None
+    while time.monotonic() < until:
+        if task is None:
+            t0 = time.monotonic()
+            stats.requests += 1
+            status, hdrs, data = await conn.request("GET", f"/api/v1/projects/{project_id}/next-task")
+            if t0 >= measure_from:
+                stats.next_ms.append((time.monotonic() - t0) * 1000)
+            stats.code("next-task", status)
+            if status != 200:
+                stats.no_task += status == 204
+                await asyncio.sleep(0.2)
+                continue
+            task = json.loads(data)
+        ids = [r["id"] for r in task["responses"]]
+        rng.shuffle(ids)
+        if pause:
+            await asyncio.sleep(rng.uniform(*pause))
+        body = {"ranking": [[i] for i in ids], "duration_seconds": 2.0}
+        t2 = time.monotonic()
+        stats.requests += 1
+        status, hdrs, data = await conn.request("POST", f"/api/v1/assignments/{task['id']}/submit?next=true", body,
+                                                {"Idempotency-Key": f"{key_prefix}-{uuid.uuid4().hex}"})
+        if t2 >= measure_from:
+            stats.submit_ms.append((time.monotonic() - t2) * 1000)
+        stats.code("submit?next", status)
+        task = None
+        if status == 201:
+            answer = json.loads(data)
+            stats.accepted.append(answer["ranking_id"])
+            task = answer["next"]
+
+
 async def run_scenario(*, port: int, project_id: int, tokens: list[str], duration: float, warmup: float, pause: tuple[float, float] | None,
-                       ramp: float = 0.0) -> tuple[Stats, float]:
+                       ramp: float = 0.0, one_trip: bool = False) -> tuple[Stats, float]:
     stats = Stats()
     start = time.monotonic()
     measure_from = start + warmup
@@ -431,7 +477,8 @@ async def run_scenario(*, port: int, project_id: int, tokens: list[str], duratio
     async def one(i: int, token: str) -> None:
         if ramp:
             await asyncio.sleep(ramp * i / max(1, len(tokens)))
-        await annotator_loop(Conn(port, token), project_id, stats, until=until, measure_from=measure_from, pause=pause, key_prefix=f"a{i}")
+        await annotator_loop(Conn(port, token), project_id, stats, until=until, measure_from=measure_from, pause=pause, key_prefix=f"a{i}",
+                             one_trip=one_trip)
 
     await asyncio.gather(*(one(i, t) for i, t in enumerate(tokens)))
     return stats, time.monotonic() - measure_from
@@ -449,6 +496,7 @@ async def warm_up(port: int, token: str, workers: int, threads: int) -> float:
 def report(name: str, stats: Stats, seconds: float, extra: str = "") -> dict:
     submitted = len([1 for _ in stats.submit_ms])
     figures = {
+        "rankings_per_s": round(len(stats.accepted) / seconds, 1),
         "scenario": name,
         "seconds": round(seconds, 1),
         "requests_per_s": round((len(stats.next_ms) + len(stats.submit_ms)) / seconds, 1),
@@ -457,7 +505,8 @@ def report(name: str, stats: Stats, seconds: float, extra: str = "") -> dict:
         "submit_ms": {p: round(pct(stats.submit_ms, p), 1) for p in (50, 95, 99)},
         "codes": stats.codes,
     }
-    print(f"\n== {name}: {figures['requests_per_s']} req/s measured over {figures['seconds']} s; {figures['submissions_per_s']} submissions/s {extra}")
+    print(f"\n== {name}: {figures['requests_per_s']} req/s measured over {figures['seconds']} s; {figures['submissions_per_s']} submissions/s, "
+          f"{figures['rankings_per_s']} rankings stored/s {extra}")
     print(f"   next-task p50/p95/p99 = {figures['next_task_ms'][50]} / {figures['next_task_ms'][95]} / {figures['next_task_ms'][99]} ms"
           f"   (mean {statistics.fmean(stats.next_ms) if stats.next_ms else float('nan'):.1f})")
     print(f"   submit    p50/p95/p99 = {figures['submit_ms'][50]} / {figures['submit_ms'][95]} / {figures['submit_ms'][99]} ms")
@@ -474,7 +523,8 @@ def main() -> None:
     parser.add_argument("--realistic-annotators", type=int, default=200)
     parser.add_argument("--duration", type=float, default=30.0, help="measured seconds per scenario")
     parser.add_argument("--warmup", type=float, default=3.0)
-    parser.add_argument("--scenarios", default="saturation,realistic,tabs")
+    parser.add_argument("--scenarios", default="saturation,saturation-next,realistic,tabs,tabs-next",
+                        help="comma-separated; the -next ones rank with submit?next=true (one request per ranking)")
     parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
     parser.add_argument("--worker-class", default="gthread", help="gunicorn worker class: gthread (keep-alive) or sync")
@@ -521,12 +571,14 @@ def main() -> None:
             load_before = os.getloadavg()[0]
             cpu_before = cpu_snapshot(server.pid)
             client_cpu = time.process_time()
-            if scenario == "saturation":
+            if scenario in ("saturation", "saturation-next"):
+                one_trip = scenario == "saturation-next"
                 chosen = [t for t, _ in tokens[1 : 1 + args.saturation_annotators]]
                 stats, seconds = asyncio.run(run_scenario(port=args.port, project_id=project.pk, tokens=chosen, duration=args.duration,
-                                                          warmup=args.warmup, pause=None))
+                                                          warmup=args.warmup, pause=None, one_trip=one_trip))
                 completed = complete_tasks(project.pk) - complete_before
-                figures = report(f"saturation, {len(chosen)} annotators, no pause", stats, seconds + args.warmup,
+                how = "submit?next=true, one request per ranking" if one_trip else "next-task + submit"
+                figures = report(f"{scenario}, {len(chosen)} annotators, no pause, {how}", stats, seconds + args.warmup,
                                  f"(over warm-up + measure); tasks brought to full overlap: {completed / (seconds + args.warmup):.1f}/s")
                 figures["full_tasks_per_s"] = round(completed / (seconds + args.warmup), 1)
                 annotator = None
@@ -536,11 +588,12 @@ def main() -> None:
                                                           warmup=max(args.warmup, 3.0), pause=(1.0, 3.0), ramp=3.0))
                 figures = report(f"realistic, {len(chosen)} annotators pausing 1-3 s before each request", stats, seconds)
                 annotator = None
-            elif scenario == "tabs":
+            elif scenario in ("tabs", "tabs-next"):
                 token, annotator = tokens[0]
                 stats, seconds = asyncio.run(run_scenario(port=args.port, project_id=project.pk, tokens=[token] * 10,
-                                                          duration=min(args.duration, 15.0), warmup=0.0, pause=None))
-                figures = report("tabs: one annotator in ten parallel sessions", stats, seconds)
+                                                          duration=min(args.duration, 15.0), warmup=0.0, pause=None,
+                                                          one_trip=scenario == "tabs-next"))
+                figures = report(f"{scenario}: one annotator in ten parallel sessions", stats, seconds)
             else:
                 sys.exit(f"unknown scenario {scenario}")
             used = cpu_used(cpu_before, cpu_snapshot(server.pid))
@@ -560,6 +613,14 @@ def main() -> None:
     finally:
         stop_gunicorn(server)
 
+    by_name: dict[str, list[float]] = {}
+    for r in results:  # a scenario named twice (interleaved, to even out drift) is summarised by its median
+        by_name.setdefault(r["scenario"].split(",")[0].split(":")[0], []).append(r["rankings_per_s"])
+    for two, one in (("saturation", "saturation-next"), ("tabs", "tabs-next")):
+        if two in by_name and one in by_name and statistics.median(by_name[two]):
+            a, b = round(statistics.median(by_name[one]), 1), round(statistics.median(by_name[two]), 1)
+            print(f"\n{one} / {two}: {a} / {b} rankings stored/s (median of {by_name[one]} / {by_name[two]}) = {a / b:.2f}x "
+                  f"(same run, same server)")
     print("\nclaim query plan (EXPLAIN ANALYZE, a mid-run state):")
     print(explain_claim(project.pk, tokens[1][1]))
     print(f"\nmachine: {os.cpu_count()} CPUs, load average now {os.getloadavg()[0]:.1f}; gunicorn {args.workers}x{args.threads} {args.worker_class}; "

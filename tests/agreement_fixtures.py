@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from annotation.models import Assignment, AssignmentStatus, Prompt, RankingTask, Response
 from annotation.models import Ranking as RankingRow
+from annotation.services.ranking_stats import ranking_vectors
 from annotation.services.tasks import response_text_hash
 from tests.factories import add_members, make_project, make_user
 
@@ -72,7 +73,8 @@ def add_member(built: Built, username: str, role: str = "annotator"):
 
 
 def add_rankings(built: Built, rows: list[tuple]) -> None:
-    """rows: (task index, user, tiers of response pks, display order of response pks, seconds)."""
+    """rows: (task index, user, tiers of response pks, display order of response pks, seconds); with the vectors the
+    ranking service writes (annotation.services.ranking_stats), so agreement loads them as it loads submitted ones."""
     now = timezone.now()
     assignments = Assignment.objects.bulk_create(
         [
@@ -86,9 +88,10 @@ def add_rankings(built: Built, rows: list[tuple]) -> None:
     RankingRow.objects.bulk_create(
         [
             RankingRow(
-                assignment=a, project=built.project, task=built.tasks[t], annotator=user, tiers=tiers, duration_seconds=seconds
+                assignment=a, project=built.project, task=built.tasks[t], annotator=user, tiers=tiers, duration_seconds=seconds,
+                **dict(zip(("rank_vector", "display_vector"), ranking_vectors(tiers=tiers, display_order=display), strict=True)),
             )
-            for a, (t, user, tiers, _display, seconds) in zip(assignments, rows, strict=True)
+            for a, (t, user, tiers, display, seconds) in zip(assignments, rows, strict=True)
         ]
     )
 

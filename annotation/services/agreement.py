@@ -39,13 +39,16 @@ from typing import Any
 
 import numpy as np
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Q, TextField
+from django.db.models import Count, Q, QuerySet, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 
 from annotation.models import Assignment, AssignmentStatus, Membership, Project, Ranking, RankingTask
 from annotation.services.consensus import Tiers, pair_votes, tiers_to_ranks
 from annotation.services.ranking_filter import RankingFilter, ranking_filter_queryset
+from annotation.services.ranking_stats import DISPLAY_DTYPE, RANK_DTYPE
+from annotation.sql import agreement as sql
+from annotation.sql import postgres_statements
 
 BOOTSTRAP_SAMPLES = 1000
 FLAG_MIN_TASKS = 5  # the outlier rule needs this many tasks shared with others
@@ -584,13 +587,82 @@ def agreement_compute(
 AgreementFilters = RankingFilter
 
 
-def rank_data_load(*, project: Project, filters: RankingFilter | None = None) -> tuple[RankData, list[str], list[int]]:
-    """The project's rankings as RankData, with annotator usernames and user ids by index."""
+def rank_data_load(
+    *, project: Project, filters: RankingFilter | None = None, packed: bool | None = None
+) -> tuple[RankData, list[str], list[int]]:
+    """The project's rankings as RankData, with annotator usernames and user ids by index.
+
+    On PostgreSQL from the rank and display vectors written at submit time (one statement, no JSON:
+    annotation.services.ranking_stats); elsewhere, or when some ranking predates the vectors, by
+    decoding `tiers` and the display orders. `packed` forces one way (True, PostgreSQL only) or the
+    other (False), for the benchmark and the tests that compare them.
+    """
     filters = filters or RankingFilter()
+    rankings = ranking_filter_queryset(Ranking.objects.filter(project=project), filters)
+    if packed if packed is not None else postgres_statements():
+        loaded = _rank_data_from_vectors(project=project, rankings=rankings)
+        if loaded is not None:
+            return loaded
+    return _rank_data_from_json(project=project, rankings=rankings)
+
+
+def _rank_data_from_vectors(*, project: Project, rankings: QuerySet) -> tuple[RankData, list[str], list[int]] | None:
+    ids_sql, ids_params = rankings.values("id").query.sql_with_params()
+    columns = sql.ranking_columns(ids_sql=ids_sql, ids_params=ids_params)
+    if columns.without_vectors or not columns.count:
+        return None  # rows from before the vectors (or none at all): the JSON path handles them
+    n = columns.count
+    task_ids = np.frombuffer(columns.task, dtype=">i8").astype(np.int64)
+    user_ids_all = np.frombuffer(columns.annotator, dtype=">i8").astype(np.int64)
+    seconds_arr = np.frombuffer(columns.seconds, dtype=">f8").astype(np.float64)
+    lengths = np.frombuffer(columns.vector_bytes, dtype=">i4").astype(np.int64) // RANK_DTYPE.itemsize
+    ranks_flat = np.frombuffer(columns.rank_vectors, dtype=RANK_DTYPE).astype(np.float64)
+    display_flat = np.frombuffer(columns.display_vectors, dtype=DISPLAY_DTYPE).astype(np.int64)
+    unique_tasks, task_arr = np.unique(task_ids, return_inverse=True)
+    unique_users, user_arr = np.unique(user_ids_all, return_inverse=True)
+    task_list = unique_tasks.tolist()
+
+    # Gold ranks in the same columns: the task's responses in ascending id order.
+    gold_by_task = dict(
+        RankingTask.objects.filter(id__in=task_list, is_gold=True, gold_ranking__isnull=False).values_list("id", "gold_ranking")
+    )
+    gold_slots: dict[int, list[int]] = {}
+    if gold_by_task:
+        through = RankingTask.responses.through
+        for task_id, response_id in through.objects.filter(rankingtask_id__in=list(gold_by_task)).values_list(
+                "rankingtask_id", "response_id"):
+            gold_slots.setdefault(task_id, []).append(response_id)
+    k = max(int(lengths.max()), max((len(v) for v in gold_slots.values()), default=0), 2)
+
+    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    row = np.repeat(np.arange(n), lengths)
+    col = np.arange(int(lengths.sum())) - np.repeat(offsets, lengths)
+    ranks_arr = np.full((n, k), np.nan)
+    ranks_arr[row, col] = ranks_flat
+    display_arr = np.full((n, k), -1, dtype=np.int64)
+    display_arr[row, col] = display_flat
+    gold_arr = None
+    if gold_by_task:
+        task_index = {t: i for i, t in enumerate(task_list)}
+        gold_arr = np.full((len(task_list), k), np.nan)
+        for task_id, gold in gold_by_task.items():
+            ranks = tiers_to_ranks(gold or [])
+            for column, response_id in enumerate(sorted(gold_slots.get(task_id, []))):
+                gold_arr[task_index[task_id], column] = ranks.get(response_id, np.nan)
+    user_ids = unique_users.tolist()
+    usernames = dict(get_user_model().objects.filter(id__in=user_ids).values_list("id", "username"))
+    data = RankData(
+        ranks=ranks_arr, task=task_arr.astype(np.int64), annotator=user_arr.astype(np.int64), n_tasks=len(task_list),
+        n_annotators=len(user_ids), display=display_arr, seconds=seconds_arr, gold=gold_arr,
+    )
+    return data, [usernames[u] for u in user_ids], user_ids
+
+
+def _rank_data_from_json(*, project: Project, rankings: QuerySet) -> tuple[RankData, list[str], list[int]]:
     # JSON columns come back as text and are decoded in one json.loads call: decoding them row by
     # row through the ORM costs more than all the statistics together.
     raw = list(
-        ranking_filter_queryset(Ranking.objects.filter(project=project), filters)
+        rankings
         .order_by("task_id", "id")
         .annotate(tiers_text=Cast("tiers", TextField()), display_text=Cast("assignment__display_order", TextField()))
         .values_list("task_id", "annotator_id", "tiers_text", "duration_seconds", "display_text")
@@ -665,13 +737,21 @@ def agreement_mark_former_members(*, report: dict[str, Any], project: Project) -
     return report
 
 
+def agreement_empty_report() -> dict[str, Any]:
+    """The report of no rankings (what a reader shows while the first refresh runs): no statistics, nothing flagged."""
+    empty = RankData(ranks=np.empty((0, 2)), task=np.empty(0, dtype=np.int64), annotator=np.empty(0, dtype=np.int64),
+                     n_tasks=0, n_annotators=0)
+    return agreement_compute(empty, bootstrap=0, annotator_names=[])
+
+
 def project_agreement_compute(
-    *, project: Project, filters: RankingFilter | None = None, bootstrap: int = BOOTSTRAP_SAMPLES, seed: int = 0
+    *, project: Project, filters: RankingFilter | None = None, bootstrap: int = BOOTSTRAP_SAMPLES, seed: int = 0,
+    packed: bool | None = None,
 ) -> dict[str, Any]:
     """The full agreement report of a project (JSON-ready), optionally filtered (`filters` resolved for the project:
-    annotation.services.ranking_filter.ranking_filter_build)."""
+    annotation.services.ranking_filter.ranking_filter_build). `packed`: as rank_data_load's."""
     filters = filters or RankingFilter()
-    data, usernames, user_ids = rank_data_load(project=project, filters=filters)
+    data, usernames, user_ids = rank_data_load(project=project, filters=filters, packed=packed)
     report = agreement_compute(data, bootstrap=bootstrap, seed=seed, annotator_names=usernames)
 
     # Skips: share of the annotator's finished assignments (submitted or skipped) that were skipped.

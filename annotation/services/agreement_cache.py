@@ -7,6 +7,8 @@ one recomputation. The guard is a conditional update on AgreementReport.refresh_
 lock held); the task clears it when it starts, so a submission arriving during a computation
 enqueues the next one.
 
+Readers (the dashboard, the API without filters, the command) get the last report and never compute
+it in the request: without one yet they get an empty, "pending" report while the refresh runs.
 Without a broker (tasks run in-process, as in `make demo` without Redis) nothing is enqueued:
 readers recompute a stale report when they ask for it.
 """
@@ -21,6 +23,7 @@ from django.utils import timezone
 
 from annotation.dispatch import TaskName, enqueue_after_commit, tasks_run_in_process
 from annotation.models import AgreementReport, Project, Ranking
+from annotation.services.ranking_filter import RankingFilter
 from annotation.sql import agreement as sql
 from annotation.sql import postgres_statements
 
@@ -106,33 +109,50 @@ def agreement_report_refresh(*, project_id: int) -> AgreementReport | None:
 
 
 def agreement_report_get(*, project: Project) -> dict[str, Any]:
-    """The project's cached report, with a `cache` section saying how fresh it is.
+    """The project's last report, with a `cache` section saying how fresh it is. Never computed in the
+    request when a worker does the refreshes (a broker is configured):
 
-    Computed on the spot when there is none yet (or tasks run in-process and it is stale);
-    otherwise a stale report is returned as it is and a refresh is scheduled.
+    - no report yet: the empty report with cache.source "pending", and a refresh enqueued;
+    - stale (rankings since): the last report as it is, and a refresh scheduled (debounced).
+
+    With tasks in-process (no broker, `make demo`) the refresh would run in this request anyway,
+    so a missing or stale report is computed on the spot (cache.source "computed").
     """
     report = AgreementReport.objects.filter(project=project).first()
     current = Ranking.objects.filter(project=project).count()
-    stale = report is None or report.computed_at is None or report.stale or report.rankings_seen != current
+    missing = report is None or report.computed_at is None
+    # A report row without a result that is not stale is being computed right now (the refresh
+    # clears `stale` when it starts): nothing to schedule, it is in progress.
+    running = report is not None and report.computed_at is None and not report.stale
+    stale = missing or report.stale or report.rankings_seen != current
     source = "cache"
-    if report is None or report.computed_at is None or (stale and tasks_run_in_process()):
+    if stale and tasks_run_in_process():
         report = agreement_report_refresh(project_id=project.pk)
-        source, stale = "computed", False
-    elif stale:
+        source, stale, missing = "computed", False, False
+    elif stale and not running:
         agreement_schedule_refresh(project_id=project.pk)
-    assert report is not None  # the project exists: the caller fetched it
-    from annotation.services.agreement import agreement_mark_former_members  # as above: numpy loads on first use
+        report = AgreementReport.objects.filter(project=project).first()
+    from annotation.services.agreement import agreement_empty_report, agreement_mark_former_members  # numpy loads on first use
     from annotation.services.judge_agreement import judge_agreement_compute
 
+    if missing:
+        result = {**agreement_empty_report(), "project": project.slug, "filters": RankingFilter().as_json(), "computed_at": None}
+        source = "pending"
+    else:
+        result = report.result
+    now = timezone.now()
+    computed_at = None if missing or report is None else report.computed_at
     return {
-        **agreement_mark_former_members(report=dict(report.result, annotators=[dict(a) for a in report.result.get("annotators", [])]),
-                                        project=project),
+        **agreement_mark_former_members(report=dict(result, annotators=[dict(a) for a in result.get("annotators", [])]), project=project),
         # Fresh each time: a finished judge run changes it without a new human ranking.
         "judge": judge_agreement_compute(project=project),
         "cache": {
             "source": source,
             "stale": bool(stale),
-            "computed_at": report.computed_at.isoformat() if report.computed_at else None,
+            "computed_at": computed_at.isoformat() if computed_at else None,
+            "age_seconds": round((now - computed_at).total_seconds()) if computed_at else None,
+            # A refresh is queued or running: this report will be replaced without anyone asking.
+            "refresh_in_progress": bool(running or (stale and report is not None and report.refresh_queued_at is not None)),
             "refresh_seconds": refresh_seconds(),
         },
     }

@@ -22,7 +22,9 @@ annotation.services.ranking, always in the same transaction as the assignment ro
 Concurrency. On PostgreSQL the claim is one statement: an UPDATE of the task row picked by
 `SELECT ... FOR UPDATE SKIP LOCKED`, so concurrent annotators neither wait on each other nor
 over-assign. A transaction-scoped advisory lock per (project, annotator) serialises one person's
-parallel tabs, which therefore all resume the same lease. On SQLite the first statement of the
+parallel tabs, which therefore all resume the same lease. A tab that finds the lock taken does not
+wait when that person already holds a committed live lease answering its request: it gets that
+lease at once (the one it would resume after waiting), so parallel tabs cost no waiting thread. On SQLite the first statement of the
 transaction is a write, which takes SQLite's single write lock, so claims are serialised; the
 claim itself is a conditional UPDATE whose row count is checked. In both cases the unique
 (task, annotator) constraint is the last line of defence.
@@ -75,17 +77,21 @@ def _annotator_lock_key(project_id: int, annotator_id: int) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-def _serialize_annotator(*, project: Project, annotator: AbstractBaseUser) -> None:
-    """Make this transaction the only one leasing for this annotator in this project."""
+def _serialize_annotator(*, project: Project, annotator: AbstractBaseUser, wait: bool = True) -> bool:
+    """Make this transaction the only one leasing for this annotator in this project.
+
+    `wait=False` (PostgreSQL): only try; False when another of their sessions holds the lock now.
+    """
     if postgres_statements():
         # Leases commit without waiting for the WAL flush. A database crash can forget the last
         # fraction of a second of leases, whole transactions only (row and counter together);
         # submissions stay durable, and their synchronous commit flushes every lease committed before them.
-        sql.serialize_annotator(lock_key=_annotator_lock_key(project.pk, annotator.pk))
+        return sql.serialize_annotator(lock_key=_annotator_lock_key(project.pk, annotator.pk), wait=wait)
     else:
         # SQLite: a write as the first statement takes the database's write lock for the whole
         # transaction (a deferred transaction that reads first could fail to upgrade later).
         Project.objects.filter(pk=project.pk).update(lease_seconds=F("lease_seconds"))
+        return True
 
 
 def assignment_opaque_ids(*, response_ids: list[int]) -> tuple[list[int], dict[str, int]]:
@@ -313,9 +319,19 @@ def _sweep(*, project: Project, annotator: AbstractBaseUser, now: datetime) -> i
 
 @transaction.atomic
 def _lease_next(*, project: Project, annotator: AbstractBaseUser, after: int | None, now: datetime) -> Assignment | NoTask:
-    _serialize_annotator(project=project, annotator=annotator)
+    live_limit = MAX_LIVE_LEASES + 1
+    if not _serialize_annotator(project=project, annotator=annotator, wait=False):
+        # Another session of this annotator (a parallel tab) is leasing right now. If they already
+        # hold a committed live lease that answers this request, that lease is what this one would
+        # resume after waiting: share it now instead of keeping a server thread waiting on the lock.
+        live = sql.live(project_id=project.pk, annotator_id=annotator.pk, status=AssignmentStatus.LEASED.value, limit=live_limit)
+        shared = [a for a in live if (after is None or a.pk != int(after)) and a.lease_expires_at > now]
+        if shared:
+            shared[0].project = project
+            return shared[0]
+        _serialize_annotator(project=project, annotator=annotator)  # nothing to share yet: wait for their claim (milliseconds)
 
-    live = sql.live(project_id=project.pk, annotator_id=annotator.pk, status=AssignmentStatus.LEASED.value, limit=MAX_LIVE_LEASES + 1)
+    live = sql.live(project_id=project.pk, annotator_id=annotator.pk, status=AssignmentStatus.LEASED.value, limit=live_limit)
     candidates = [a for a in live if after is None or a.pk != int(after)]
     if candidates or len(live) >= MAX_LIVE_LEASES:
         current = candidates[0] if candidates else live[0]

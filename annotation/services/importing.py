@@ -29,8 +29,8 @@ from django.utils import timezone
 
 from annotation.errors import ApplicationError
 from annotation.limits import JSONTooDeep, json_loads_bounded
-from annotation.models import Project, Prompt, Response, TaskType
-from annotation.services.tasks import response_text_hash, tasks_create_for_prompts
+from annotation.models import Project, Prompt, RankingTask, Response, TaskType
+from annotation.services.tasks import TaskCreationResult, distinct_responses, response_text_hash, tasks_create_for_prompts
 from annotation.sql import importing as sql
 from annotation.sql import postgres_statements
 
@@ -552,13 +552,56 @@ def _insert_chunk(*, project: Project, chunk: list[ParsedLine], result: ImportRe
             continue
         touched.append(prompt_id)
         rows.extend((prompt_id, index, text, model) for index, (text, model) in enumerate(p.responses))
-    _insert_responses(rows)
     result.responses_created += len(rows)
-    if touched:
-        tasks = tasks_create_for_prompts(project=project, prompt_ids=touched, run=None)
-        result.tasks_created += tasks.created
-        result.prompts_without_task += tasks.without_task
-        result.responses_merged += tasks.duplicates_merged
+    if postgres_statements() and project.task_type == TaskType.RANKING:
+        tasks = _copy_responses_and_tasks(project=project, rows=rows)
+        if tasks.created:
+            from annotation.services.priority import priority_score_new_tasks  # as tasks_create_for_prompts does
+
+            priority_score_new_tasks(project_id=project.pk)  # uncertainty priority: score the new tasks
+    else:  # the portable twin: bulk_create, then the tasks built from the rows read back
+        _insert_responses(rows)
+        tasks = tasks_create_for_prompts(project=project, prompt_ids=touched, run=None) if touched else TaskCreationResult()
+    result.tasks_created += tasks.created
+    result.prompts_without_task += tasks.without_task
+    result.responses_merged += tasks.duplicates_merged
+
+
+def _copy_responses_and_tasks(*, project: Project, rows: list[tuple[int, int, str, str]]) -> TaskCreationResult:
+    """PostgreSQL: COPY the responses, their prompts' new tasks and the task-response links, nothing read back.
+
+    The prompts are new or had no imported responses (the caller skips the others), so none has a
+    task over imported responses yet: every task is built here, by the rule tasks_create_for_prompts
+    applies (distinct_responses). Ids come from the sequences first (reserve_ids), so the rows can
+    be linked in memory; the caller holds the project lock, so no other import touches these prompts.
+    """
+    result = TaskCreationResult()
+    if not rows:
+        return result
+    now = timezone.now()
+    response_ids = sql.reserve_ids(model=Response, count=len(rows))
+    hashed = [(rid, prompt_id, index, text, response_text_hash(text), model)
+              for rid, (prompt_id, index, text, model) in zip(response_ids, rows, strict=True)]
+    sql.copy_responses_with_ids(rows=hashed, now=now)
+    plans: list[tuple[int, list[int]]] = []  # (prompt id, the response ids its task ranks)
+    start = 0
+    while start < len(hashed):  # rows come grouped by prompt, in sample order
+        end = start
+        while end < len(hashed) and hashed[end][1] == hashed[start][1]:
+            end += 1
+        kept, merged = distinct_responses((row[0], row[4], row[3]) for row in hashed[start:end])
+        result.duplicates_merged += merged
+        if len(kept) < 2:
+            result.without_task += 1
+        else:
+            plans.append((hashed[start][1], kept))
+        start = end
+    task_ids = sql.reserve_ids(model=RankingTask, count=len(plans))
+    sql.copy_tasks(rows=((task_id, prompt_id) for task_id, (prompt_id, _) in zip(task_ids, plans, strict=True)),
+                   project_id=project.pk, overlap=project.overlap, target_overlap=project.min_overlap, now=now)
+    sql.copy_task_responses(rows=((task_id, rid) for task_id, (_, kept) in zip(task_ids, plans, strict=True) for rid in kept))
+    result.created = len(plans)
+    return result
 
 
 def _insert_prompts(*, project: Project, prompts: list[ParsedLine], want_ids: bool) -> dict[str, int]:

@@ -16,16 +16,20 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from annotation.errors import ApplicationError, Conflict
-from annotation.models import Assignment, AssignmentStatus, Ranking, ResponseFlag, TaskType, WebhookEvent
+from annotation.errors import ApplicationError, Conflict, Forbidden, NotFound
+from annotation.models import Assignment, AssignmentStatus, Project, Ranking, ResponseFlag, TaskType, WebhookEvent
+from annotation.services.access import project_get_for_user
 from annotation.services.agreement_cache import agreement_schedule_refresh
 from annotation.services.assignment import (
+    NoTask,
     assignment_get_for_annotator,
+    assignment_lease_next,
     assignment_retake_slot,
     held_allow_ties,
     held_task_type,
 )
 from annotation.services.consensus import tiers_problems
+from annotation.services.ranking_stats import ranking_vectors
 from annotation.services.task_agreement import task_agreement_refresh
 from annotation.services.validation import is_int, is_number
 from annotation.services.webhooks import webhook_events_emit
@@ -169,6 +173,7 @@ def ranking_submit(
         late = True
 
     tiers = [[assignment.opaque_ids[opaque] for opaque in tier] for tier in ranking]
+    rank_vector, display_vector = ranking_vectors(tiers=tiers, display_order=assignment.display_order)
     stored = Ranking(
         assignment=assignment,
         project_id=assignment.project_id,
@@ -181,6 +186,8 @@ def ranking_submit(
         duration_seconds=float(duration_seconds) if duration_seconds is not None else (now - assignment.leased_at).total_seconds(),
         idempotency_key=idempotency_key,
         created_at=now,
+        rank_vector=rank_vector,
+        display_vector=display_vector,
     )
     if postgres_statements():
         complete = sql.store(ranking=stored, submitted=AssignmentStatus.SUBMITTED.value, now=now)
@@ -198,3 +205,32 @@ def ranking_submit(
         webhook_events_emit(project_id=assignment.project_id, event=WebhookEvent.TASK_COMPLETED, object_id=assignment.task_id, now=now)
     transaction.on_commit(partial(agreement_schedule_refresh, project_id=assignment.project_id))
     return SubmitResult(ranking=stored, replayed=False, late=late)
+
+
+@dataclass
+class SubmitNextResult:
+    submitted: SubmitResult
+    next: Assignment | NoTask  # what next-task would answer now (with `after`: its prefetch)
+    project: Project | None  # None: the caller may no longer lease in it
+
+
+def ranking_submit_and_lease_next(*, assignment_id: int, annotator: AbstractBaseUser, after: int | None = None,
+                                  idempotency_key: str = "", **submission: Any) -> SubmitNextResult:
+    """Submit (ranking_submit, unchanged) and then lease what next-task would answer: one round trip per ranking.
+
+    The submission commits first, in its own durable transaction; the lease is next-task's own
+    (assignment_lease_next: same resume, prefetch with `after`, at most two live leases, its own
+    non-durable commit), so a failed or empty lease never undoes a stored ranking. A replayed retry
+    (same Idempotency-Key) gets the lease next-task would give now, which resumes the first answer's.
+    Leasing needs the membership next-task needs (project_get_for_user): a member removed since
+    their lease can still submit it (as without next), and gets NoTask "no_access" for the next one
+    rather than an error that would hide that their ranking was stored.
+    """
+    submitted = ranking_submit(assignment_id=assignment_id, annotator=annotator, idempotency_key=idempotency_key, **submission)
+    try:
+        project = project_get_for_user(user=annotator, project_ref=submitted.ranking.project_id)
+    except (NotFound, Forbidden):
+        return SubmitNextResult(submitted=submitted, next=NoTask("no_access", "You are no longer a member of this project."),
+                                project=None)
+    following = assignment_lease_next(project=project, annotator=annotator, after=after)
+    return SubmitNextResult(submitted=submitted, next=following, project=project)

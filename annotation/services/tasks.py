@@ -23,6 +23,22 @@ def response_text_hash(text: str) -> str:
     return hashlib.sha256(text.strip().encode("utf-8")).hexdigest()
 
 
+def distinct_responses(responses: Iterable[tuple[int, str, str]]) -> tuple[list[int], int]:
+    """The ids a prompt's task ranks, from (response id, text hash or "", text) in sample order:
+    the first of each identical (trimmed) text. Also how many were merged. Fewer than two: no task."""
+    seen: set[str] = set()
+    kept: list[int] = []
+    merged = 0
+    for response_id, text_hash, text in responses:
+        key = text_hash or response_text_hash(text)
+        if key in seen:
+            merged += 1
+            continue
+        seen.add(key)
+        kept.append(response_id)
+    return kept, merged
+
+
 @dataclass
 class TaskCreationResult:
     created: int = 0
@@ -113,15 +129,8 @@ def _create_chunk(*, project: Project, prompt_ids: list[int], run: GenerationRun
         if prompt_id in has_task:
             result.already_existed += 1
             continue
-        seen: set[str] = set()
-        distinct: list[int] = []
-        for response_id, text_hash, text in by_prompt.get(prompt_id, []):
-            key = text_hash or response_text_hash(text)
-            if key in seen:
-                result.duplicates_merged += 1
-                continue
-            seen.add(key)
-            distinct.append(response_id)
+        distinct, merged = distinct_responses(by_prompt.get(prompt_id, []))
+        result.duplicates_merged += merged
         if len(distinct) < 2:
             result.without_task += 1
             continue

@@ -1,11 +1,13 @@
-"""The agreement cache's statement on the hot path (annotation.services.agreement_cache): mark stale."""
+"""Agreement's statements: mark the cached report stale (the submit path, annotation.services.agreement_cache),
+and load the rankings' columns in bulk (annotation.services.agreement.rank_data_load)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import connection
 
-from annotation.models import AgreementReport
+from annotation.models import AgreementReport, Ranking
 from annotation.sql.names import Names, per_vendor, render
 
 # Mark the report stale and, when a refresh may be enqueued, claim it, in a single conditional
@@ -40,3 +42,42 @@ def mark_stale(*, project_id: int, claim: bool, now: datetime, lost_before: date
         cursor.execute(_mark_stale_sql(), params)
         queued_at, exists = cursor.fetchone()
     return queued_at, bool(exists)
+
+
+# Every column agreement needs, each aggregated into one byte string in (task, id) order, so 300k
+# rankings cross as a handful of values and numpy reads them without a Python loop per row.
+_RANKING_COLUMNS = """
+SELECT count(*),
+       count(*) FILTER (WHERE {r.rank_vector} IS NULL OR {r.display_vector} IS NULL),
+       string_agg(int8send({r.task}::bigint), ''::bytea ORDER BY {r.task}, {r.id}),
+       string_agg(int8send({r.annotator}::bigint), ''::bytea ORDER BY {r.task}, {r.id}),
+       string_agg(float8send(coalesce({r.duration_seconds}, 'NaN')::float8), ''::bytea ORDER BY {r.task}, {r.id}),
+       string_agg(int4send(octet_length(coalesce({r.rank_vector}, ''::bytea))), ''::bytea ORDER BY {r.task}, {r.id}),
+       string_agg(coalesce({r.rank_vector}, ''::bytea), ''::bytea ORDER BY {r.task}, {r.id}),
+       string_agg(coalesce({r.display_vector}, ''::bytea), ''::bytea ORDER BY {r.task}, {r.id})
+FROM {r} r WHERE {r.id} IN ("""
+
+
+@per_vendor
+def _ranking_columns_sql() -> str:
+    return render(_RANKING_COLUMNS, r=Names(Ranking, "r"))
+
+
+@dataclass
+class RankingColumns:
+    count: int
+    without_vectors: int  # rows written before the vectors existed (then the caller decodes tiers)
+    task: bytes  # int64 big-endian per ranking
+    annotator: bytes  # int64 big-endian
+    seconds: bytes  # float64 big-endian, NaN when unknown
+    vector_bytes: bytes  # int32 big-endian: each rank vector's length in bytes
+    rank_vectors: bytes  # the rank vectors, concatenated
+    display_vectors: bytes  # the display vectors, concatenated
+
+
+def ranking_columns(*, ids_sql: str, ids_params: list | tuple) -> RankingColumns:
+    """PostgreSQL: the rankings whose ids `ids_sql` selects (a compiled queryset), as aggregated columns."""
+    with connection.cursor() as cursor:
+        cursor.execute(_ranking_columns_sql() + ids_sql + ")", list(ids_params))
+        row = cursor.fetchone()
+    return RankingColumns(int(row[0]), int(row[1]), *(bytes(value or b"") for value in row[2:]))

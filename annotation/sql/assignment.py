@@ -20,12 +20,17 @@ from annotation.sql.rows import models_from_sql
 Shown = list[tuple[int, str, list]]  # (response id, text, the prompt's messages)
 
 
-def serialize_annotator(*, lock_key: int) -> None:
+def serialize_annotator(*, lock_key: int, wait: bool = True) -> bool:
     """PostgreSQL: a transaction-scoped advisory lock (one person's tabs lease one at a time), and
     leases committed without waiting for the WAL flush (one fsync per next-task was most of its
-    latency on a busy disk; a crash can forget the last instant of leases, whole transactions only)."""
+    latency on a busy disk; a crash can forget the last instant of leases, whole transactions only).
+
+    `wait=False`: only try (pg_try_advisory_xact_lock); True when this transaction holds the lock."""
+    function = "pg_advisory_xact_lock" if wait else "pg_try_advisory_xact_lock"
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s), set_config('synchronous_commit', 'off', true)", [lock_key])
+        cursor.execute(f"SELECT {function}(%s), set_config('synchronous_commit', 'off', true)", [lock_key])  # noqa: S608 (one of two constants)
+        held = cursor.fetchone()[0]
+    return True if wait else bool(held)
 
 
 _CLAIM = """

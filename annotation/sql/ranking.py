@@ -18,7 +18,7 @@ INSERT_COLUMNS = column_list(
     "ranking insert (annotation.sql.ranking.store)",
     Ranking,
     ("assignment", "project", "task", "annotator", "tiers", "flags", "rating", "rationale", "duration_seconds",
-     "idempotency_key", "created_at"),
+     "idempotency_key", "created_at", "rank_vector", "display_vector"),
     pk=False,
 )
 
@@ -71,6 +71,8 @@ def store(*, ranking: Ranking, submitted: str, now: datetime) -> bool:
         "duration_seconds": ranking.duration_seconds,
         "idempotency_key": ranking.idempotency_key,
         "created_at": ranking.created_at,
+        "rank_vector": ranking.rank_vector,
+        "display_vector": ranking.display_vector,
         "now": now,
         "submitted": submitted,
     }

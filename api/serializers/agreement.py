@@ -57,15 +57,18 @@ class AgreementHistogramSerializer(serializers.Serializer):
 
 
 class AgreementCacheSerializer(serializers.Serializer):
-    source = serializers.ChoiceField(choices=["cache", "computed"])
+    source = serializers.ChoiceField(choices=["cache", "computed", "pending"],
+                                     help_text="pending: no report yet, the first refresh is queued (an empty report meanwhile).")
     stale = serializers.BooleanField()
     computed_at = serializers.CharField(allow_null=True)
+    age_seconds = serializers.IntegerField(allow_null=True, required=False, help_text="How old the report is.")
+    refresh_in_progress = serializers.BooleanField(required=False, help_text="A refresh is queued or running.")
     refresh_seconds = serializers.FloatField()
 
 
 class AgreementReportSerializer(serializers.Serializer):
     project = serializers.CharField()
-    computed_at = serializers.CharField()
+    computed_at = serializers.CharField(allow_null=True, help_text="null while the first report is pending.")
     filters = serializers.DictField()
     rankings = serializers.IntegerField()
     tasks = serializers.IntegerField()

@@ -119,6 +119,13 @@ class ReviewOutputSerializer(serializers.Serializer):
     reviewed_at = serializers.DateTimeField()
 
 
+class SubmitQuerySerializer(serializers.Serializer):
+    next = serializers.BooleanField(required=False, default=False,
+                                    help_text="true: the answer also carries the next assignment (one request per ranking).")
+    after = IdField(required=False, help_text="With next=true: prefetch, as next-task?after= (the caller's other live lease, "
+                                              "or a new one).")
+
+
 class SubmitOutputSerializer(serializers.Serializer):
     assignment = serializers.IntegerField()
     ranking_id = serializers.IntegerField()
@@ -126,6 +133,19 @@ class SubmitOutputSerializer(serializers.Serializer):
     submitted_at = serializers.DateTimeField()
     late = serializers.BooleanField(help_text="Accepted after the lease ran out (the slot was still free).")
     replayed = serializers.BooleanField(help_text="A retry with the first submission's Idempotency-Key.")
+
+
+class NoTaskSerializer(serializers.Serializer):
+    reason = serializers.CharField(help_text="all_done or nothing_for_you (next-task's X-No-Task-Reason), or no_access: "
+                                             "no longer a member of the project (the ranking was stored).")
+    message = serializers.CharField(help_text="next-task's X-No-Task-Message.")
+
+
+class SubmitNextOutputSerializer(SubmitOutputSerializer):
+    next = NextTaskOutputSerializer(required=False, allow_null=True,
+                                    help_text="Only with ?next=true: what next-task answers now (null: see next_empty).")
+    next_empty = NoTaskSerializer(required=False, allow_null=True,
+                                  help_text="Only with ?next=true: why there is no next assignment (null when there is one).")
 
 
 class SkipInputSerializer(serializers.Serializer):

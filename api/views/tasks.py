@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotation.errors import ApplicationError, NotFound
-from annotation.models import RankingTask, Role
+from annotation.models import Assignment, Project, RankingTask, Role
 from annotation.services.access import project_get_for_user
 from annotation.services.assignment import (
     NoTask,
@@ -31,7 +31,7 @@ from annotation.services.demonstrations import (
     demonstration_review_payload,
     demonstration_submit,
 )
-from annotation.services.ranking import ranking_submit
+from annotation.services.ranking import ranking_submit, ranking_submit_and_lease_next
 from api.routing import api_path
 from api.serializers.tasks import (
     AssignmentStateOutputSerializer,
@@ -48,7 +48,9 @@ from api.serializers.tasks import (
     ReviewOutputSerializer,
     SkipInputSerializer,
     SubmitInputSerializer,
+    SubmitNextOutputSerializer,
     SubmitOutputSerializer,
+    SubmitQuerySerializer,
 )
 
 NO_TASK_HEADER = "X-No-Task-Reason"
@@ -59,6 +61,7 @@ NO_TASK_MESSAGE_HEADER = "X-No-Task-Message"
 # deep-copying every declared field on each request (about 0.4 ms of CPU for the next task).
 _NEXT_TASK_OUTPUT = NextTaskOutputSerializer()
 _SUBMIT_OUTPUT = SubmitOutputSerializer()
+_SUBMIT_NEXT_OUTPUT = SubmitNextOutputSerializer()
 _STATE_OUTPUT = AssignmentStateOutputSerializer()
 
 
@@ -86,9 +89,13 @@ class NextTaskApi(APIView):
             response[NO_TASK_HEADER] = result.code
             response[NO_TASK_MESSAGE_HEADER] = result.message
             return response
-        data = assignment_payload(assignment=result)
-        data["progress"] = annotator_progress(project=row, annotator=request.user)
-        return Response(_NEXT_TASK_OUTPUT.to_representation(data))
+        return Response(_NEXT_TASK_OUTPUT.to_representation(_next_task_data(result, row, request)))
+
+
+def _next_task_data(assignment: Assignment, project: Project, request: Request) -> dict:
+    data = assignment_payload(assignment=assignment)
+    data["progress"] = annotator_progress(project=project, annotator=request.user)
+    return data
 
 
 class SubmitApi(APIView):
@@ -102,15 +109,20 @@ class SubmitApi(APIView):
                 OpenApiTypes.STR,
                 OpenApiParameter.HEADER,
                 description="A retry with the same key gets the first answer back.",
-            )
+            ),
+            SubmitQuerySerializer,
         ],
         responses={
-            201: SubmitOutputSerializer,
-            200: OpenApiResponse(SubmitOutputSerializer, description="A replayed retry (same Idempotency-Key)."),
+            201: SubmitNextOutputSerializer,
+            200: OpenApiResponse(SubmitNextOutputSerializer, description="A replayed retry (same Idempotency-Key)."),
             409: OpenApiResponse(description="Already submitted, skipped, or the lease ran out and its slot was taken."),
         },
+        description="Stores the lease holder's ranking. With ?next=true the answer also carries the next assignment "
+                    "(next-task's payload and rules, ?after= to prefetch) or next_empty with next-task's 204 reason.",
     )
     def post(self, request: Request, assignment_id: int) -> Response:
+        query = SubmitQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
         body = request.data if isinstance(request.data, dict) else {}
         if "text" in body and "ranking" not in body:
             return _submit_demonstration(request, assignment_id)
@@ -121,12 +133,14 @@ class SubmitApi(APIView):
             )
         data = SubmitInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        result = ranking_submit(
-            assignment_id=assignment_id,
-            annotator=request.user,
-            idempotency_key=request.headers.get("Idempotency-Key", ""),
-            **data.validated_data,
-        )
+        submission = {"assignment_id": assignment_id, "annotator": request.user,
+                      "idempotency_key": request.headers.get("Idempotency-Key", ""), **data.validated_data}
+        following = None
+        if query.validated_data["next"]:
+            both = ranking_submit_and_lease_next(after=query.validated_data.get("after"), **submission)
+            result, following = both.submitted, both
+        else:
+            result = ranking_submit(**submission)
         body = {
             "assignment": result.ranking.assignment_id,
             "ranking_id": result.ranking.pk,
@@ -135,7 +149,14 @@ class SubmitApi(APIView):
             "late": result.late,
             "replayed": result.replayed,
         }
-        return Response(_SUBMIT_OUTPUT.to_representation(body), status=status.HTTP_200_OK if result.replayed else status.HTTP_201_CREATED)
+        output = _SUBMIT_OUTPUT
+        if following is not None:
+            output = _SUBMIT_NEXT_OUTPUT
+            if isinstance(following.next, NoTask):
+                body["next"], body["next_empty"] = None, {"reason": following.next.code, "message": following.next.message}
+            else:
+                body["next"], body["next_empty"] = _next_task_data(following.next, following.project, request), None
+        return Response(output.to_representation(body), status=status.HTTP_200_OK if result.replayed else status.HTTP_201_CREATED)
 
 
 def _submit_demonstration(request: Request, assignment_id: int) -> Response:

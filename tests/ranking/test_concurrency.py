@@ -132,3 +132,41 @@ def test_ten_concurrent_retries_of_one_submission_store_it_once():
     assert len({rid for _, rid in codes}) == 1
     assert Ranking.objects.count() == 1
     assert_invariants(project)
+
+
+def test_submit_with_next_under_concurrency_fills_every_task_exactly_and_stores_every_accepted_ranking():
+    # Eight annotators, one request per ranking (submit?next=true), two of them in three tabs each (twelve sessions).
+    project, _ = make_ranked_project(name="One trip", tasks=60, k=3, overlap=3)
+    people = [make_member(project, f"trip{i}") for i in range(8)]
+    accepted: list[int] = []
+    lock = threading.Lock()
+
+    def annotate(person, seed):
+        rng = random.Random(seed)
+        client = person.client()
+        response = client.get(f"/api/v1/projects/{project.pk}/next-task")
+        task = response.json() if response.status_code == 200 else None
+        while task is not None:
+            ids = [r["id"] for r in task["responses"]]
+            rng.shuffle(ids)
+            result = client.post(f"/api/v1/assignments/{task['id']}/submit?next=true", {"ranking": [[i] for i in ids]},
+                                 format="json", HTTP_IDEMPOTENCY_KEY=f"{seed}-{task['id']}")
+            assert result.status_code in (201, 409), result.content
+            if result.status_code == 409:  # a parallel tab submitted it first: ask next-task, as the page does
+                assert result.json()["error"]["reason"] == "already_submitted", result.content
+                response = client.get(f"/api/v1/projects/{project.pk}/next-task")
+                task = response.json() if response.status_code == 200 else None
+                continue
+            body = result.json()
+            with lock:
+                accepted.append(body["ranking_id"])
+            assert (body["next"] is None) == (body["next_empty"] is not None)
+            task = body["next"]
+
+    tabs = [(people[0], 100 + i) for i in range(3)] + [(people[1], 200 + i) for i in range(3)]
+    run_threads(annotate, [(p, i) for i, p in enumerate(people[2:])] + tabs)
+
+    assert_invariants(project)
+    assert sorted(Ranking.objects.values_list("id", flat=True)) == sorted(accepted)
+    assert all(t.is_complete for t in RankingTask.objects.filter(project=project)), "nobody stopped while work was left"
+    assert not Assignment.objects.filter(project=project, status=AssignmentStatus.LEASED).exists()

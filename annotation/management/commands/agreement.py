@@ -44,6 +44,9 @@ class Command(BaseCommand):
             if options["fresh"]:
                 agreement_report_refresh(project_id=project.pk)
             report = agreement_report_get(project=project)
+            if report["cache"]["source"] == "pending":  # a command is no request: compute the first report now
+                agreement_report_refresh(project_id=project.pk)
+                report = agreement_report_get(project=project)
         else:
             report = project_agreement_compute(project=project, filters=filters, bootstrap=options["bootstrap"])
         if options["json"]:

@@ -40,7 +40,8 @@ RESPONSE_DETAIL_FIELDS = ("sample_index", "finish_reason", "token_count", "model
 PROMPT_FIELDS = ("id", "messages")
 # Fields of Ranking and Response that no export carries, on purpose; with the lists above they
 # must cover every concrete field, so a new field makes tests/export/test_sql.py ask for a decision.
-RANKING_FIELDS_NOT_EXPORTED = ("id", "assignment", "project", "idempotency_key")
+# rank_vector, display_vector: agreement's bulk-loadable copy of tiers and the display order (the export reads those).
+RANKING_FIELDS_NOT_EXPORTED = ("id", "assignment", "project", "idempotency_key", "rank_vector", "display_vector")
 RESPONSE_FIELDS_NOT_EXPORTED = ("prompt", "text_hash", "prompt_truncated", "created_at")
 
 

@@ -1,9 +1,11 @@
 // The ranking page: the entry module. The parts live in ./rank/: tiers.js (ranking operations),
 // keys.js (the key table and key -> action), state.js (work and drafts), skip.js (undoable skip),
 // api.js (the ranking API), render.js (DOM). The pure ones are tested with `node --test`
-// (tests/frontend/js/). The next task is prefetched (next-task?after=) so it shows at once.
+// (tests/frontend/js/). The next task is prefetched (next-task?after=) so it shows at once, and
+// each submit asks for the one after it (submit?next=true&after=, flow.js): one request per ranking.
 import Sortable from "./vendor/sortable.esm.js";
 import { createApi } from "./rank/api.js";
+import { afterSubmit, submitQuery } from "./rank/flow.js";
 import { KEY_HELP, keyAction, targetKind } from "./rank/keys.js";
 import { $, fillContent, renderCards, renderKeys, renderMessages, renderRanking } from "./rank/render.js";
 import { createPendingSkip } from "./rank/skip.js";
@@ -221,6 +223,18 @@ async function prefetch() {
   } catch { /* prefetch is an optimisation; the next task is fetched after the submit instead */ }
 }
 
+// After a submit answered with ?next=true: show the prefetched (or the answer's) task, keep the
+// answer's next as the prefetch; only an answer without next costs another request.
+function advanceWith(data) {
+  const step = afterSubmit(state.next, data);
+  if (step.fetch || (!step.show && pendingSkip.pending)) { state.next = null; advance(); return; }
+  if (!step.show) { state.next = null; showEmpty(step.empty.reason, step.empty.message); return; }
+  state.next = step.prefetched;
+  state.nextEmpty = step.empty ? { code: step.empty.reason, message: step.empty.message } : null;
+  showTask(step.show);
+  if (!step.prefetched && !step.empty) prefetch();
+}
+
 function advance() {
   if (state.next) {
     const next = state.next;
@@ -249,7 +263,7 @@ async function submit() {
   state.busy = true;
   $("submit").disabled = true;
   try {
-    const result = await api.submit(task.id, body, state.keys[task.id]);
+    const result = await api.submit(task.id, body, state.keys[task.id], submitQuery(state.next?.id));
     if (result.status === 201 || result.status === 200) {
       if (result.status === 201) state.doneToday += 1;
       $("done-today").textContent = state.doneToday;
@@ -257,7 +271,7 @@ async function submit() {
       alertMessage("");
       dropDraft(storage, task.id);
       collapseInstructionsAfterFirstTask();
-      advance();
+      advanceWith(result.data);
     } else if (result.status === 409) {
       const reason = result.data?.error?.reason;
       if (reason === "already_submitted") { say("This task was already saved."); dropDraft(storage, task.id); advance(); return; }

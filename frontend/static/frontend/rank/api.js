@@ -26,7 +26,8 @@ export function createApi(base) {
   }
   return {
     nextTask: (projectId, after) => call("GET", `/projects/${projectId}/next-task${after ? `?after=${after}` : ""}`),
-    submit: (id, body, key) => call("POST", `/assignments/${id}/submit`, body, { "Idempotency-Key": key }),
+    // One request per ranking: the answer carries the next assignment (query from flow.submitQuery).
+    submit: (id, body, key, query = "") => call("POST", `/assignments/${id}/submit${query}`, body, { "Idempotency-Key": key }),
     skip: (id, reason, options) => call("POST", `/assignments/${id}/skip`, { reason }, {}, options),
     heartbeat: (id) => call("POST", `/assignments/${id}/heartbeat`),
     // Admins, from the task page (gold.js): tiers of response ids, or null to unmark.
