@@ -24,7 +24,7 @@ from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast
 
 from annotation.errors import ApplicationError, NotFound
-from annotation.models import GenerationRun, Project, Ranking, RankingTask, Role
+from annotation.models import GenerationRun, JudgeComparison, JudgeRanking, JudgeRun, Project, Ranking, RankingTask, Role
 from annotation.services.access import project_and_role_get_for_user
 from annotation.services.consensus import task_consensus
 from annotation.services.validation import INT32_MAX, INT32_MIN
@@ -41,7 +41,7 @@ ORDERINGS = {
 DEFAULT_ORDERING = "-created_at"
 BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 MAX_QUERY_LENGTH = 200
-FILTER_NAMES = ("status", "gold", "flagged", "excluded", "agreement_lt", "agreement_gt", "rankings", "run", "q", "ordering")
+FILTER_NAMES = ("status", "gold", "flagged", "excluded", "judged", "agreement_lt", "agreement_gt", "rankings", "run", "q", "ordering")
 BULK_ACTIONS = ("more_rankings", "priority", "exclude", "include")
 
 # What each status means, as a filter; `task_status` says the same of one row.
@@ -65,6 +65,7 @@ class TaskFilters:
     gold: bool | None = None
     flagged: bool | None = None
     excluded: bool | None = None
+    judged: bool | None = None
     agreement_lt: float | None = None
     agreement_gt: float | None = None
     rankings: int | None = None
@@ -111,7 +112,7 @@ def task_filters_parse(*, params: Mapping[str, Any], project: Project) -> TaskFi
             if text not in STATUSES:
                 problems[name] = [f"must be one of {', '.join(STATUSES)}"]
             values[name] = text
-        elif name in ("gold", "flagged", "excluded"):
+        elif name in ("gold", "flagged", "excluded", "judged"):
             if text.lower() not in BOOLEANS:
                 problems[name] = ["must be true or false"]
             values[name] = BOOLEANS.get(text.lower())
@@ -166,6 +167,10 @@ def tasks_filtered(*, project: Project, filters: TaskFilters) -> QuerySet:
     if filters.flagged is not None:
         flagged = Exists(Ranking.objects.filter(task=OuterRef("pk")).exclude(flags={}))
         tasks = tasks.filter(flagged if filters.flagged else ~flagged)
+    if filters.judged is not None:
+        # One EXISTS on judge_ranking's task index, so the page stays two statements at any size.
+        judged = Exists(JudgeRanking.objects.filter(task=OuterRef("pk")))
+        tasks = tasks.filter(judged if filters.judged else ~judged)
     if filters.agreement_lt is not None:
         tasks = tasks.filter(agreement__lt=filters.agreement_lt)
     if filters.agreement_gt is not None:
@@ -230,9 +235,47 @@ def annotator_pseudonym(*, project_id: int, user_id: int) -> str:
     return f"annotator-{digest[:8]}"
 
 
+def task_judgements(*, task: RankingTask) -> list[dict[str, Any]]:
+    """What each judge run said about the task, oldest run first: its model and constitution version,
+    its ranking (tiers; None when it wrote none, e.g. every comparison failed) and each comparison in
+    both orders.
+
+    Two statements whatever the number of runs: the comparisons and the rankings, each with its run
+    and the run's constitution in the same join.
+    """
+    run_fields = ("run__id", "run__backend", "run__model_name", "run__model_revision", "run__status", "run__created_at",
+                  "run__constitution__id", "run__constitution__version")
+    comparisons = list(JudgeComparison.objects.filter(task=task).select_related("run__constitution")
+                       .only("id", "run_id", "response_a_id", "response_b_id", "principle", "principle_index", "p_first",
+                             "p_second", "prob_a", "orders_agree", "hard_label", "failed", "failed_text", *run_fields)
+                       .order_by("run_id", "id"))
+    rankings = {r.run_id: r for r in JudgeRanking.objects.filter(task=task).select_related("run__constitution")
+                .only("id", "run_id", "tiers", "confident", *run_fields)}
+    runs: dict[int, JudgeRun] = {r.run_id: r.run for r in rankings.values()} | {c.run_id: c.run for c in comparisons}
+    by_run: dict[int, list[JudgeComparison]] = {}
+    for c in comparisons:
+        by_run.setdefault(c.run_id, []).append(c)
+    out = []
+    for run_id in sorted(runs):
+        run, ranking = runs[run_id], rankings.get(run_id)
+        out.append({
+            "run": run.pk, "backend": run.backend, "model": run.model_name, "model_revision": run.model_revision,
+            "status": run.status, "constitution_version": run.constitution.version, "created_at": run.created_at,
+            "tiers": ranking.tiers if ranking else None, "confident": ranking.confident if ranking else None,
+            "comparisons": [
+                {"id": c.pk, "response_a": c.response_a_id, "response_b": c.response_b_id, "principle": c.principle,
+                 "principle_index": c.principle_index, "p_first": c.p_first, "p_second": c.p_second, "prob_a": c.prob_a,
+                 "orders_agree": c.orders_agree, "hard_label": c.hard_label, "failed": c.failed, "failed_text": c.failed_text}
+                for c in by_run.get(run_id, [])
+            ],
+        })
+    return out
+
+
 def task_detail(*, task: RankingTask, role: str) -> dict[str, Any]:
     """Everything said about one task: prompt, responses with provenance, rankings (real annotator
-    names for admins, pseudonyms for engineers), flags, rationales, durations, consensus, agreement."""
+    names for admins, pseudonyms for engineers), flags, rationales, durations, consensus, agreement,
+    and the judge's rankings and comparisons (task_judgements)."""
     responses = list(task.responses.select_related("run").order_by("id"))
     rankings = list(
         Ranking.objects.filter(task=task).select_related("annotator").order_by("id")
@@ -275,6 +318,7 @@ def task_detail(*, task: RankingTask, role: str) -> dict[str, Any]:
             "bradley_terry": {str(k): round(v, 6) for k, v in consensus.bradley_terry.items()},
             "votes": consensus.votes,
         },
+        "judge": task_judgements(task=task),
     }
 
 

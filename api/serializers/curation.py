@@ -17,6 +17,7 @@ class TaskListQuerySerializer(serializers.Serializer):
     gold = serializers.BooleanField(required=False)
     flagged = serializers.BooleanField(required=False, help_text="Some ranking flagged a response.")
     excluded = serializers.BooleanField(required=False, help_text="Excluded from exports.")
+    judged = serializers.BooleanField(required=False, help_text="Some judge run ranked the task (true) or none did (false).")
     agreement_lt = serializers.FloatField(required=False, min_value=0, max_value=1)
     agreement_gt = serializers.FloatField(required=False, min_value=0, max_value=1)
     rankings = serializers.IntegerField(required=False, min_value=0, help_text="Exactly this many rankings.")
@@ -72,6 +73,34 @@ class TaskConsensusSerializer(serializers.Serializer):
     votes = serializers.IntegerField()
 
 
+class TaskJudgeComparisonSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    response_a = serializers.IntegerField(help_text="The pair's lower response id.")
+    response_b = serializers.IntegerField()
+    principle = serializers.CharField()
+    principle_index = serializers.IntegerField()
+    p_first = serializers.FloatField(allow_null=True, help_text="P(response_a preferred) with response_a shown first.")
+    p_second = serializers.FloatField(allow_null=True, help_text="P(response_a preferred) with response_a shown second.")
+    prob_a = serializers.FloatField(allow_null=True, help_text="The mean of both orders.")
+    orders_agree = serializers.BooleanField(allow_null=True, help_text="Both orders preferred the same response.")
+    hard_label = serializers.BooleanField(help_text="The server gave a letter but no probabilities.")
+    failed = serializers.BooleanField()
+    failed_text = serializers.CharField(allow_blank=True)
+
+
+class TaskJudgeRunSerializer(serializers.Serializer):
+    run = serializers.IntegerField()
+    backend = serializers.CharField()
+    model = serializers.CharField()
+    model_revision = serializers.CharField(allow_blank=True)
+    status = serializers.CharField()
+    constitution_version = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+    tiers = serializers.JSONField(allow_null=True, help_text="The judge's ranking, best first; null when it wrote none.")
+    confident = serializers.BooleanField(allow_null=True)
+    comparisons = TaskJudgeComparisonSerializer(many=True)
+
+
 class TaskPromptSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     external_id = serializers.CharField()
@@ -97,6 +126,7 @@ class TaskDetailSerializer(serializers.Serializer):
     responses = TaskResponseSerializer(many=True)
     rankings = TaskRankingSerializer(many=True)
     consensus = TaskConsensusSerializer()
+    judge = TaskJudgeRunSerializer(many=True, help_text="Each judge run that judged the task, oldest first.")
 
 
 class TaskPriorityInputSerializer(serializers.Serializer):

@@ -130,8 +130,15 @@ def task_page(request: HttpRequest, slug: str, task_id: int) -> HttpResponse:
         "responses": [{"id": str(r["id"]), "label": r["label"]} for r in responses],
         "gold": [[str(i) for i in tier] for tier in (detail["gold_ranking"] or [])],
     }
+    judge = [
+        j | {"order": _letters(j["tiers"], label),
+             "rows": [c | {"a": label.get(c["response_a"], str(c["response_a"])), "b": label.get(c["response_b"], str(c["response_b"]))}
+                      for c in j["comparisons"]]}
+        for j in detail["judge"]
+    ]
     context = {
-        "task": detail, "messages_html": list(zip(detail["prompt"]["messages"], messages_html, strict=True)), "responses": responses,
+        "task": detail, "judge": judge,
+        "messages_html": list(zip(detail["prompt"]["messages"], messages_html, strict=True)), "responses": responses,
         "rankings": rankings, "consensus_order": _letters(consensus["tiers"], label), "gold_order": _letters(detail["gold_ranking"], label),
         "is_admin": role == Role.ADMIN, "gold_config": gold_config,
     }

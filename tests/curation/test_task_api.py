@@ -167,7 +167,8 @@ def test_bulk_actions_change_exactly_the_filtered_selection(cur):
 
 def test_the_task_takes_the_same_number_of_queries_whatever_its_rankings(cur, django_assert_num_queries):
     client = api_client(cur.engineer)
-    # The task, the caller's project and role, the responses with their runs, the rankings with their annotators.
+    # The task, the caller's project and role, the responses with their runs, the rankings with their
+    # annotators, the judge's comparisons and rankings (each with its run and constitution).
     for key in ("fresh", "single", "split"):
-        with django_assert_num_queries(4):
+        with django_assert_num_queries(6):
             assert client.get(f"/api/v1/tasks/{cur.tasks[key].pk}").status_code == 200
