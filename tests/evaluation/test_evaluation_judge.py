@@ -135,3 +135,39 @@ def test_a_judge_run_refuses_an_evaluation_of_another_project(tiny_model_path):
     with pytest.raises(ApplicationError) as info:
         judge_run_create(project=project, backend="transformers", model=str(tiny_model_path), evaluation=foreign, enqueue=False)
     assert "evaluation" in info.value.fields and not JudgeRun.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.needs_redis
+@pytest.mark.needs_postgres
+def test_evaluate_judge_wait_follows_a_real_worker_to_the_end(celery_worker, tiny_model_path):
+    project, _, run_a, run_b = two_runs(prompts=2, overlap=1, name="EJW")
+    constitution_create(project=project, text=CONSTITUTION)
+    # --wait polls until a final status; run it in a thread so the test has its own generous deadline
+    # (a cold worker loads torch and the model first).
+    import io
+    import threading
+
+    from django.db import connection
+
+    out, failure = io.StringIO(), []
+
+    def command() -> None:
+        try:
+            call_command("evaluate", project.slug, "--runs", f"{run_a.pk},{run_b.pk}", "--judge", "--model",
+                         str(tiny_model_path), "--batch-size", "1", "--wait", stdout=out, stderr=io.StringIO())
+        except BaseException as exc:  # noqa: BLE001  reported by the assertion below
+            failure.append(exc)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=command)
+    thread.start()
+    thread.join(timeout=300)
+    assert not thread.is_alive(), ("--wait did not return within 300 s", celery_worker.log_path.read_text()[-3000:])
+    assert not failure, failure
+    run = JudgeRun.objects.get()
+    assert run.status == RunStatus.SUCCEEDED, (run.error, celery_worker.log_path.read_text()[-3000:])
+    assert f"judge run {run.pk} succeeded: 2 tasks ranked" in out.getvalue()
+    evaluation = Evaluation.objects.get(project=project)
+    assert evaluation_report(evaluation=evaluation)["judge"]["tasks_judged"] == 2
