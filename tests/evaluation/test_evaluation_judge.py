@@ -171,3 +171,64 @@ def test_evaluate_judge_wait_follows_a_real_worker_to_the_end(celery_worker, tin
     assert f"judge run {run.pk} succeeded: 2 tasks ranked" in out.getvalue()
     evaluation = Evaluation.objects.get(project=project)
     assert evaluation_report(evaluation=evaluation)["judge"]["tasks_judged"] == 2
+
+
+@pytest.fixture(scope="module")
+def marker_judge(tiny_model_path, tmp_path_factory):
+    """The tiny model fine-tuned (real training, tests/judge/finetune.py) to prefer responses carrying MARKER."""
+    import torch
+
+    from tests.judge.finetune import train_judge
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # on a shared CPU one thread trains the tiny model several times faster
+    try:
+        return train_judge(tiny_model_path, tmp_path_factory.mktemp("eval-judge") / "marker", rule="marker", steps=60)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_a_judge_that_prefers_b_counts_its_wins_and_its_agreement_with_people(marker_judge, capsys):
+    from annotation.models import Project, Prompt, Response
+    from annotation.services.importing import prompt_content_hash
+    from tests.export_factories import make_run
+    from tests.judge.finetune import MARKED_TEXT, PLAIN_TEXTS, SHORT_TEMPLATE
+
+    project, _, _, _ = two_runs(prompts=0, overlap=1, name="EJM")
+    Project.objects.filter(pk=project.pk).update(judge_prompt_template=SHORT_TEMPLATE)
+    constitution_create(project=project, text=CONSTITUTION)
+    run_a, run_b = make_run(project, model_name="plain"), make_run(project, model_name="marked")
+    for i in range(4):
+        messages = [{"role": "user", "content": f"question {i}?"}]
+        prompt = Prompt.objects.create(project=project, messages=messages, content_hash=prompt_content_hash(messages))
+        Response.objects.create(prompt=prompt, run=run_a, sample_index=0, text=PLAIN_TEXTS[i], model_name="plain")
+        Response.objects.create(prompt=prompt, run=run_b, sample_index=0, text=MARKED_TEXT, model_name="marked")
+    evaluation = evaluation_create(project=project, runs=[run_a.pk, run_b.pk])
+    last = max(EvaluationItem.objects.filter(evaluation=evaluation).values_list("task__prompt_id", flat=True))
+    rank_all(project, [make_member(project, "ejm1")], lambda item, a: item.task.prompt_id != last)  # B on 3, A on 1
+    call_command("evaluate", project.slug, "--runs", f"{run_a.pk},{run_b.pk}", "--judge", "--model", str(marker_judge))
+    capsys.readouterr()
+    judge = evaluation_report(evaluation=evaluation)["judge"]
+    print(f"marker judge on the evaluation: {json.dumps(judge)}")  # figures for the note
+    # The judge prefers the marked run B (3 wins and 1 undecided task here, at seed 0).
+    assert judge["tasks_judged"] == 4 and judge["wins_b"] >= 2 and judge["wins_b"] > judge["wins_a"]
+    # Agreement on exact counts: the person named B on 3 tasks and A on the last.
+    rankings = {r.task.prompt_id: r for r in JudgeRanking.objects.select_related("task")}
+    items = {i.task.prompt_id: i for i in EvaluationItem.objects.select_related("task")}
+
+    def judge_says(prompt_id: int) -> str:
+        r, item = rankings[prompt_id], items[prompt_id]
+        if not r.confident or len(r.tiers) == 1:
+            return "tie"
+        return "b" if r.tiers[0] == [item.response_b_id] else "a"
+
+    said = {pid: judge_says(pid) for pid in rankings}
+    people = {pid: "a" if pid == last else "b" for pid in said}
+    decided = [pid for pid in said if said[pid] != "tie"]
+    assert judge["agreement"]["n"] == len(decided)
+    assert judge["agreement"]["count"] == sum(said[pid] == people[pid] for pid in decided)
+    # The person never tied, so an undecided judge never agrees with them: the same count over all 4 tasks.
+    assert (judge["agreement_with_ties"]["count"], judge["agreement_with_ties"]["n"]) == (judge["agreement"]["count"], 4)
+    assert judge["win_rate"]["n"] == len(decided) and judge["win_rate"]["successes"] == judge["wins_b"]
+    low, high = judge["win_rate"]["ci95"]
+    assert low <= judge["win_rate"]["value"] <= high
