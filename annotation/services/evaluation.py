@@ -251,21 +251,11 @@ def evaluation_judge_start(*, project: Project, runs: Any, created_by: AbstractB
     Raises ApplicationError naming the cause (bad runs, a bad judge setting, no constitution, a
     model that cannot answer); nothing is written then, not even a new evaluation.
     """
-    from annotation.services.judge import JudgeOptions, constitution_current, judge_run_create
+    from annotation.services.judge import judge_run_create
 
-    _, errors = _runs_problem(project, runs)
-    if errors:
-        raise ApplicationError(f"Invalid evaluation: {errors['runs'][0]}.", fields=errors)
-    # The cheap checks first, so a bad setting never leaves a new evaluation behind.
-    problems = JudgeOptions(**options).problems()
-    if problems:
-        raise ApplicationError(f"Invalid judge settings: {', '.join(problems)}.", fields=problems)
-    if constitution_current(project=project) is None:
-        raise ApplicationError(
-            f"Project '{project.slug}' has no constitution; add one first (`constitution {project.slug} --file FILE`).",
-            fields={"constitution": ["the project has no constitution"]},
-        )
-    with transaction.atomic():  # a judge that fails its probe rolls the new evaluation back
+    # One transaction: any refusal of the judge run (a bad setting, no constitution, a model that
+    # cannot answer) rolls a new evaluation back. The project row stays locked during the probe.
+    with transaction.atomic():
         evaluation = evaluation_create(project=project, runs=runs, created_by=created_by)
         run = judge_run_create(project=project, created_by=created_by, enqueue=enqueue, evaluation=evaluation, **options)
     return evaluation, run
