@@ -17,6 +17,11 @@ win of B, below a loss, the same tier a tie. Figures:
   length-controlled win rate is the model's win probability at equal length, sigmoid(intercept),
   with the 95% interval from the intercept's standard error (the inverse Hessian).
 A policy counts as better (rounds' "promoted") only when the interval of `win_rate` lies above 0.5.
+
+`evaluation_judge_start` has the judge (annotation.services.judge) rank the same tasks; the report's
+`judge` section reads the latest judge run that ranked any of them: one vote per task, B's win
+rate over A by the judge (a tie where its two orders disagree or it is not confident), and its
+agreement with the people's majority on the tasks both ranked.
 """
 from __future__ import annotations
 
@@ -28,7 +33,18 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from annotation.errors import ApplicationError, NotFound
-from annotation.models import Evaluation, EvaluationItem, GenerationRun, Project, Ranking, RankingTask, Response, TaskType
+from annotation.models import (
+    Evaluation,
+    EvaluationItem,
+    GenerationRun,
+    JudgeRanking,
+    JudgeRun,
+    Project,
+    Ranking,
+    RankingTask,
+    Response,
+    TaskType,
+)
 from annotation.services.validation import is_int
 from training.evaluation import wilson_interval
 
@@ -221,6 +237,90 @@ def evaluation_report(*, evaluation: Evaluation) -> dict[str, Any]:
         "mean_length_a": sum(lengths_a) / votes if votes else None,
         "mean_length_b": sum(lengths_b) / votes if votes else None,
         "b_better": decisive > 0 and low > 0.5,
+        "judge": evaluation_judge_report(evaluation=evaluation),
+    }
+
+
+def evaluation_judge_start(*, project: Project, runs: Any, created_by: AbstractBaseUser | None = None,
+                           enqueue: bool = True, **options: Any) -> tuple[Evaluation, JudgeRun]:
+    """The evaluation of runs [A, B] (made if new) and a judge run over its tasks only.
+
+    Args:
+        **options: judge_run_create's (backend, model, base_url, api_key_env, pairs, batch_size, seed).
+
+    Raises ApplicationError naming the cause (bad runs, a bad judge setting, no constitution, a
+    model that cannot answer); nothing is written then, not even a new evaluation.
+    """
+    from annotation.services.judge import judge_run_create
+
+    # One transaction: any refusal of the judge run (a bad setting, no constitution, a model that
+    # cannot answer) rolls a new evaluation back. The project row stays locked during the probe.
+    with transaction.atomic():
+        evaluation = evaluation_create(project=project, runs=runs, created_by=created_by)
+        run = judge_run_create(project=project, created_by=created_by, enqueue=enqueue, evaluation=evaluation, **options)
+    return evaluation, run
+
+
+def evaluation_judge_run(*, project: Project, evaluation: Evaluation, created_by: AbstractBaseUser | None = None,
+                         **options: Any) -> JudgeRun:
+    """A judge run over an existing evaluation's tasks (the API's `evaluations/{id}/judge-runs`)."""
+    from annotation.services.judge import judge_run_create
+
+    return judge_run_create(project=project, created_by=created_by, evaluation=evaluation, **options)
+
+
+def _majority(outcomes: list[float]) -> float:
+    """The people's outcome of one task: 1 when more put B above A, 0 when more put A above, else 0.5."""
+    up = sum(1 for y in outcomes if y == 1.0)
+    down = sum(1 for y in outcomes if y == 0.0)
+    return 1.0 if up > down else 0.0 if down > up else 0.5
+
+
+def evaluation_judge_report(*, evaluation: Evaluation) -> dict[str, Any] | None:
+    """The judge's verdict on the evaluation's tasks, and its agreement with the people (None before any judge ranking)."""
+    from annotation.services.judge_agreement import share
+
+    items = {item.task_id: item for item in EvaluationItem.objects.filter(evaluation=evaluation)}
+    run = (JudgeRun.objects.filter(project_id=evaluation.project_id, rankings__task_id__in=list(items))
+           .select_related("constitution").order_by("-id").first())
+    if run is None:
+        return None
+    judged: dict[int, float] = {}
+    rows = JudgeRanking.objects.filter(run=run, task_id__in=list(items)).values_list("task_id", "tiers", "confident")
+    for task_id, tiers, confident in rows:
+        item = items[task_id]
+        outcome = _outcome(tiers, item.response_a_id, item.response_b_id)
+        if outcome is not None:
+            # Not confident (orders disagreeing, or below the project's judge_confidence): a tie, counted.
+            judged[task_id] = outcome if confident else 0.5
+    wins = sum(1 for y in judged.values() if y == 1.0)
+    losses = sum(1 for y in judged.values() if y == 0.0)
+    decisive = wins + losses
+    low, high = wilson_interval(wins, decisive)
+    people: dict[int, list[float]] = defaultdict(list)
+    for task_id, tiers in Ranking.objects.filter(task_id__in=list(judged)).values_list("task_id", "tiers"):
+        item = items[task_id]
+        outcome = _outcome(tiers, item.response_a_id, item.response_b_id)
+        if outcome is not None:
+            people[task_id].append(outcome)
+    both = [(judged[tid], _majority(votes)) for tid, votes in people.items() if votes]
+    strict = [(j, h) for j, h in both if j != 0.5 and h != 0.5]
+    return {
+        "run": {"id": run.pk, "status": run.status, "backend": run.backend, "model_name": run.model_name,
+                "model_revision": run.model_revision, "constitution_version": run.constitution.version,
+                "evaluation_only": (run.params or {}).get("evaluation") == evaluation.pk},
+        "tasks_judged": len(judged),
+        "wins_b": wins,
+        "wins_a": losses,
+        "ties": len(judged) - decisive,
+        "win_rate": {"value": wins / decisive if decisive else None, "ci95": [low, high], "successes": wins, "n": decisive,
+                     "rule": "one judge vote per task: wins of B / decisive votes; a tie where the two orders disagree "
+                             "or the judge is not confident (counted in `ties`), Wilson 95%"},
+        "tasks_with_both": len(both),
+        "agreement": share(sum(j == h for j, h in strict), len(strict))
+        | {"rule": "tasks where the judge and the people's majority both name a winner: the share naming the same one"},
+        "agreement_with_ties": share(sum(j == h for j, h in both), len(both))
+        | {"rule": "every task with both: the share where judge and majority agree (B, A or tie)"},
     }
 
 

@@ -291,7 +291,7 @@ def _check_model(*, chosen: JudgeOptions, probe: list) -> str:
 
 
 def judge_run_create(*, project: Project, created_by: AbstractBaseUser | None = None, enqueue: bool = True,
-                     **options: Any) -> JudgeRun:
+                     evaluation: Any = None, **options: Any) -> JudgeRun:
     """Create a judge run over the project's tasks under its latest constitution; batches go to queue `generation`.
 
     Args:
@@ -300,10 +300,12 @@ def judge_run_create(*, project: Project, created_by: AbstractBaseUser | None = 
             and the environment variable holding its key), pairs (all | adjacent), limit (the first
             N tasks), batch_size (tasks per Celery task), seed (the principle sampling).
         enqueue: False when the caller runs the batches itself (`run.batches`).
+        evaluation: an Evaluation of this project: judge only its tasks (recorded as
+            `params["evaluation"]`; annotation.services.evaluation reports on it).
 
     Raises:
-        ApplicationError (400) naming the cause: a bad option, no constitution, no task with two
-        responses, an unknown model, a judge that does not answer a letter. Nothing is written then.
+        ApplicationError (400) naming the cause: a bad option, no constitution, an evaluation of
+        another project, no task with two responses, an unknown model, a judge that does not answer a letter. Nothing is written then.
     """
     chosen = JudgeOptions(**options)
     errors = chosen.problems()
@@ -315,7 +317,13 @@ def judge_run_create(*, project: Project, created_by: AbstractBaseUser | None = 
             f"Project '{project.slug}' has no constitution; add one first (`constitution {project.slug} --file FILE`).",
             fields={"constitution": ["the project has no constitution"]},
         )
-    tasks = list(RankingTask.objects.filter(project=project).order_by("id").values_list("id", flat=True))
+    if evaluation is not None and evaluation.project_id != project.pk:
+        raise ApplicationError(f"Evaluation {evaluation.pk} is not an evaluation of project {project.slug}.",
+                               fields={"evaluation": [f"not an evaluation of project {project.slug}"]})
+    selected = RankingTask.objects.filter(project=project)
+    if evaluation is not None:
+        selected = selected.filter(evaluation=evaluation)
+    tasks = list(selected.order_by("id").values_list("id", flat=True))
     if chosen.limit is not None:
         tasks = tasks[: chosen.limit]
     responses = _task_responses(tasks)
@@ -331,6 +339,8 @@ def judge_run_create(*, project: Project, created_by: AbstractBaseUser | None = 
     params = {}
     if chosen.backend == "openai":
         params = {"base_url": chosen.base_url or settings.OPENAI_BASE_URL, "api_key_env": chosen.api_key_env}
+    if evaluation is not None:
+        params["evaluation"] = evaluation.pk
     batches = [tasks[i : i + chosen.batch_size] for i in range(0, len(tasks), chosen.batch_size)]
     with transaction.atomic():
         run = JudgeRun.objects.create(

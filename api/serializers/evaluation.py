@@ -31,3 +31,6 @@ class EvaluationReportSerializer(serializers.Serializer):
     mean_length_a = serializers.FloatField(allow_null=True)
     mean_length_b = serializers.FloatField(allow_null=True)
     b_better = serializers.BooleanField(help_text="The win rate's 95% interval lies above 0.5.")
+    judge = serializers.JSONField(allow_null=True, help_text="The latest judge run on these tasks: one vote per task (wins_b, "
+                                  "wins_a, ties: orders disagreeing or not confident), win_rate with its Wilson ci95, and "
+                                  "agreement / agreement_with_ties with the people's majority (count, n, ci95); null before any.")

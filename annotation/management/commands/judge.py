@@ -7,6 +7,7 @@ Exit status: 0 succeeded (or queued, without --wait), 1 failed, partial or cance
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
@@ -68,29 +69,40 @@ class Command(BaseCommand):
         if run.status != RunStatus.SUCCEEDED:
             raise CommandError(f"judge run {run.pk} ended {run.status}: {run.error}", returncode=1)
 
-    def _bar(self, run: JudgeRun) -> tqdm:
-        return tqdm(total=run.tasks_total, unit="task", desc=f"judge run {run.pk}", file=self.stderr)
-
     def _run_inline(self, run: JudgeRun) -> JudgeRun:
-        from workers.tasks.judge import judge_batch
-
-        with self._bar(run) as bar:
-            for batch in run.batches:
-                judge_batch.apply(args=[run.pk, batch])
-                run.refresh_from_db()
-                bar.n = run.tasks_done + run.tasks_failed
-                bar.set_postfix(comparisons=run.comparisons_done)
-                if run.status in FINISHED and run.batches_done < run.batches_total:
-                    break
-        return run
+        return run_inline(run, self.stderr)
 
     def _follow(self, run: JudgeRun) -> JudgeRun:
-        with self._bar(run) as bar:
-            while True:
-                run.refresh_from_db()
-                bar.n = run.tasks_done + run.tasks_failed
-                bar.set_postfix(status=run.status, comparisons=run.comparisons_done)
-                bar.refresh()
-                if run.status in FINISHED:
-                    return run
-                time.sleep(0.5)
+        return follow(run, self.stderr)
+
+
+def _bar(run: JudgeRun, stderr: Any) -> tqdm:
+    return tqdm(total=run.tasks_total, unit="task", desc=f"judge run {run.pk}", file=stderr)
+
+
+def run_inline(run: JudgeRun, stderr: Any) -> JudgeRun:
+    """The run's batches here, one after another (no broker); `evaluate --judge` shares it."""
+    from workers.tasks.judge import judge_batch
+
+    with _bar(run, stderr) as bar:
+        for batch in run.batches:
+            judge_batch.apply(args=[run.pk, batch])
+            run.refresh_from_db()
+            bar.n = run.tasks_done + run.tasks_failed
+            bar.set_postfix(comparisons=run.comparisons_done)
+            if run.status in FINISHED and run.batches_done < run.batches_total:
+                break
+    return run
+
+
+def follow(run: JudgeRun, stderr: Any) -> JudgeRun:
+    """Poll the run (on the workers) to its end with a progress bar."""
+    with _bar(run, stderr) as bar:
+        while True:
+            run.refresh_from_db()
+            bar.n = run.tasks_done + run.tasks_failed
+            bar.set_postfix(status=run.status, comparisons=run.comparisons_done)
+            bar.refresh()
+            if run.status in FINISHED:
+                return run
+            time.sleep(0.5)
