@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Sum
 
 from annotation.models import ExportSnapshot, GenerationRun, JudgeRun, Project, RankingTask, TrainingJob
+from annotation.services.task_browse import STATUS_Q
 
 
 def _percent(done: int, total: int) -> int:
@@ -14,17 +15,16 @@ def _percent(done: int, total: int) -> int:
 
 def dashboard_progress(*, project: Project, runs: int = 10) -> dict[str, Any]:
     """Tasks open (nobody on them), in progress (leased or partly ranked), complete; recent runs and jobs."""
+    # The statuses are the task list's (task_browse.STATUS_Q), so each bar links to its filter.
     counts = RankingTask.objects.filter(project=project).aggregate(
-        total=Count("id"),
-        complete=Count("id", filter=Q(is_complete=True)),
-        in_progress=Count("id", filter=Q(is_complete=False) & (Q(active_count__gt=0) | Q(submitted_count__gt=0))),
+        total=Count("id"), complete=Count("id", filter=STATUS_Q["complete"]), in_progress=Count("id", filter=STATUS_Q["in_progress"]),
     )
     total = counts["total"] or 0
     complete, in_progress = counts["complete"] or 0, counts["in_progress"] or 0
     open_ = total - complete - in_progress
     tasks = [
         {"key": "open", "label": "Open", "count": open_, "percent": _percent(open_, total)},
-        {"key": "in-progress", "label": "In progress", "count": in_progress, "percent": _percent(in_progress, total)},
+        {"key": "in_progress", "label": "In progress", "count": in_progress, "percent": _percent(in_progress, total)},
         {"key": "complete", "label": "Complete", "count": complete, "percent": _percent(complete, total)},
     ]
     generation = [

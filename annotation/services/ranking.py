@@ -222,9 +222,10 @@ def ranking_submit_and_lease_next(*, assignment_id: int, annotator: AbstractBase
     (assignment_lease_next: same resume, prefetch with `after`, at most two live leases, its own
     non-durable commit), so a failed or empty lease never undoes a stored ranking. A replayed retry
     (same Idempotency-Key) gets the lease next-task would give now, which resumes the first answer's.
-    Leasing needs the membership next-task needs (project_get_for_user): a member removed since
-    their lease can still submit it (as without next), and gets NoTask "no_access" for the next one
-    rather than an error that would hide that their ranking was stored.
+    Leasing needs the membership next-task needs (project_get_for_user). A removed member's submit
+    is refused before this (membership_remove ends their leases); a removal that commits between
+    the submission and the lease gets NoTask "no_access" rather than an error that would hide that
+    the ranking was stored.
     """
     submitted = ranking_submit(assignment_id=assignment_id, annotator=annotator, idempotency_key=idempotency_key, **submission)
     try:

@@ -50,7 +50,7 @@ def test_engineers_see_progress_agreement_and_the_flagged_spammer(crowd, client)
     assert html.count('class="flagged"') == 1
     assert "Generation runs" in html and "26 of 40 prompts" in html and "300 of 720 tasks read" in html  # named for what it counts
     progress = {row["key"]: row["count"] for row in response.context["progress"]["tasks"]}
-    assert progress == {"open": 25, "in-progress": 15, "complete": 120}
+    assert progress == {"open": 25, "in_progress": 15, "complete": 120}
     assert not re.search(r'(src|href)="(https?:)?//', html)  # nothing from another host (no CDN) and "https://" not in html
 
 

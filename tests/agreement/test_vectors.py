@@ -58,7 +58,7 @@ def test_the_migration_fills_the_vectors_of_rankings_written_before_them():
 
     from django.apps import apps
 
-    migration = importlib.import_module("annotation.migrations.0003_speed")
+    migration = importlib.import_module("annotation.migrations.0010_speed")
     crowd = simulate_crowd(name="backfill", n_tasks=10, per_task=3, seed=6)
     rows = Ranking.objects.filter(project=crowd.built.project)
     expected = {r.pk: (bytes(r.rank_vector), bytes(r.display_vector)) for r in rows}

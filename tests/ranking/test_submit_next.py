@@ -116,12 +116,13 @@ def test_bad_query_values_are_400_naming_the_parameter_and_store_nothing(setup, 
     assert Ranking.objects.count() == 0
 
 
-def test_a_member_removed_after_leasing_can_submit_but_gets_no_next(setup):
+def test_a_member_removed_after_leasing_is_refused_and_nothing_is_stored_or_leased(setup):
+    # Removal ends the member's leases and refuses every later call on their assignments (issue 14
+    # item 1, annotation.services.projects.membership_remove): with next=true as without.
     project, ann = setup
     task = first_task(ann.client(), project)
     Membership.objects.filter(user=ann.user, project=project).delete()
     response = submit_next(ann.client(), task)
-    assert response.status_code == 201, "the ranking is stored, as without next"
-    assert response.json()["next"] is None and response.json()["next_empty"]["reason"] == "no_access"
-    assert Ranking.objects.filter(assignment_id=task["id"]).count() == 1
+    assert response.status_code == 404 and "error" in response.json()
+    assert Ranking.objects.filter(assignment_id=task["id"]).count() == 0
     assert Assignment.objects.filter(annotator=ann.user).count() == 1
