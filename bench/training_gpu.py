@@ -75,7 +75,7 @@ def run(kind: str, export: Path, model_dir: Path, out: Path, args) -> dict:
     import torch
 
     from training.config import DPOJobConfig, RewardJobConfig, RLJobConfig, SFTJobConfig
-    from training.jobs import run_job
+    from training.run import run_job
 
     common = dict(data=str(export), output_dir=str(out), base_model=str(model_dir), max_steps=args.steps,
                   per_device_batch_size=args.batch_size, max_length=args.max_length, learning_rate=1e-5,

@@ -15,7 +15,8 @@ from transformers import HfArgumentParser
 
 from training.config import JOB_CONFIGS, KIND_FORMATS, KIND_HELP
 from training.data import ExportDataError
-from training.jobs import JobError, run_job
+from training.jobs import JobError
+from training.run import run_job
 
 KINDS = "{" + ",".join(JOB_CONFIGS) + "}"
 

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from training.config import (
-    JOB_CONFIGS,
     KIND_FORMATS,
     DPOJobConfig,
     JobConfig,
@@ -397,19 +396,4 @@ def _win_rate(config: DPOJobConfig, data, trainer, tokenizer, base_model: str, c
                            prompts=prompts, max_new_tokens=config.max_new_tokens, seed=config.seed)
 
 
-def run_job(kind: str, config: JobConfig, *, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
-    """Run the job of `kind` (one of training.config.KINDS) with its config; return its report."""
-    if kind not in JOB_CONFIGS:
-        raise JobError(f"kind {kind!r}: expected one of {', '.join(JOB_CONFIGS)}")
-    if not isinstance(config, JOB_CONFIGS[kind]):
-        raise JobError(f"kind {kind!r} takes a {JOB_CONFIGS[kind].__name__}, not a {type(config).__name__}")
-    from training import policy_jobs
-
-    runners = {"reward": run_reward, "dpo": run_dpo, "sft": policy_jobs.run_sft, "kto": policy_jobs.run_kto,
-               "orpo": policy_jobs.run_orpo, "rloo": policy_jobs.run_rl, "grpo": policy_jobs.run_rl}
-    if kind in ("rloo", "grpo"):
-        return runners[kind](config, kind=kind, callbacks=callbacks)
-    return runners[kind](config, callbacks=callbacks)
-
-
-__all__ = ["ExportDataError", "JobError", "run_dpo", "run_job", "run_reward"]
+__all__ = ["ExportDataError", "JobError", "run_dpo", "run_reward"]

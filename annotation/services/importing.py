@@ -556,7 +556,7 @@ def _insert_chunk(*, project: Project, chunk: list[ParsedLine], result: ImportRe
     if postgres_statements() and project.task_type == TaskType.RANKING:
         tasks = _copy_responses_and_tasks(project=project, rows=rows)
         if tasks.created:
-            from annotation.services.priority import priority_score_new_tasks  # as tasks_create_for_prompts does
+            from annotation.services.priority_schedule import priority_score_new_tasks  # as tasks_create_for_prompts does
 
             priority_score_new_tasks(project_id=project.pk)  # uncertainty priority: score the new tasks
     else:  # the portable twin: bulk_create, then the tasks built from the rows read back

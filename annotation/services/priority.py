@@ -22,6 +22,7 @@ from django.db import transaction
 from annotation.dispatch import DispatchError, TaskName, enqueue_after_commit
 from annotation.errors import ApplicationError
 from annotation.models import JobStatus, Project, RankingTask, Response, TrainingJob
+from annotation.services.priority_schedule import tasks_to_score
 from annotation.services.validation import is_int
 
 PRIORITY_MODES = ("fifo", "uncertainty")
@@ -85,7 +86,7 @@ def project_priority_set(*, project: Project, priority: Any, priority_model: Any
     job = _priority_model_checked(project=project, priority_model=priority_model)
     project.priority_mode, project.priority_model = "uncertainty", job
     project.priority_status, project.priority_done, project.priority_error = "queued", 0, ""
-    project.priority_total = _to_score(project_id=project.pk).count()
+    project.priority_total = tasks_to_score(project_id=project.pk).count()
     project.save(update_fields=["priority_mode", "priority_model", "priority_status", "priority_done", "priority_total",
                                 "priority_error"])
     project_id, job_id = project.pk, job.pk
@@ -95,28 +96,6 @@ def project_priority_set(*, project: Project, priority: Any, priority_model: Any
 
     enqueue_after_commit(TaskName.PRIORITY_SCORE, kwargs={"project_id": project_id, "job_id": job_id}, on_error=refused)
     return project
-
-
-def _to_score(*, project_id: int, only_unscored: bool = False):
-    tasks = RankingTask.objects.filter(project_id=project_id, is_complete=False, is_gold=False)
-    return tasks.filter(priority_margin=None) if only_unscored else tasks
-
-
-def priority_score_new_tasks(*, project_id: int) -> bool:
-    """After tasks were created (import, generation): in an uncertainty project, enqueue the scoring
-    of the unscored open tasks with the project's model (after the commit). True when enqueued."""
-    current = Project.objects.filter(pk=project_id, priority_mode="uncertainty").values_list("priority_model_id", flat=True).first()
-    if current is None:
-        return False
-    Project.objects.filter(pk=project_id, priority_model_id=current).update(
-        priority_status="queued", priority_done=0, priority_total=_to_score(project_id=project_id, only_unscored=True).count())
-
-    def refused(exc: DispatchError) -> None:
-        Project.objects.filter(pk=project_id, priority_model_id=current).update(priority_status="failed", priority_error=str(exc))
-
-    enqueue_after_commit(TaskName.PRIORITY_SCORE, kwargs={"project_id": project_id, "job_id": current, "only_unscored": True},
-                         on_error=refused)
-    return True
 
 
 def _still_current(project_id: int, job_id: int, *, lock: bool = False) -> bool:
@@ -161,7 +140,7 @@ def _score(*, project_id: int, job_id: int, only_unscored: bool, batch: int,
         tokenizer.pad_token = tokenizer.eos_token
     model.config.pad_token_id = tokenizer.pad_token_id
 
-    task_ids = list(_to_score(project_id=project_id, only_unscored=only_unscored).order_by("id").values_list("id", flat=True))
+    task_ids = list(tasks_to_score(project_id=project_id, only_unscored=only_unscored).order_by("id").values_list("id", flat=True))
     total, done = len(task_ids), 0
     Project.objects.filter(pk=project_id, priority_model_id=job_id).update(priority_total=total, priority_done=0)
     for start in range(0, total, batch):

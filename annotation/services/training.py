@@ -409,7 +409,7 @@ def training_job_run(*, job_id: int, progress: Any = None) -> TrainingJob | None
         progress: optional callable(steps_done, steps_total), e.g. the command's progress bar.
     """
     from training.callbacks import MetricsCallback
-    from training.jobs import run_job
+    from training.run import run_job
     from training.tiny_model import ensure_tiny_model
 
     if not training_job_claim(job_id=job_id):

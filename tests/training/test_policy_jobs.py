@@ -7,7 +7,8 @@ import pytest
 
 from training.__main__ import main
 from training.config import KTOJobConfig, ORPOJobConfig, RewardJobConfig, RLJobConfig, SFTJobConfig
-from training.jobs import run_job, run_reward
+from training.jobs import run_reward
+from training.run import run_job
 from training.synthetic import synthetic_export_of
 
 pytestmark = pytest.mark.slow
