@@ -13,12 +13,12 @@ import threading
 import time
 
 import pytest
-from django.db import connection
 
 from annotation.models import RankingTask, WebhookDelivery
 from annotation.services.assignment import task_set_gold
 from annotation.services.webhooks import webhook_create
 from tests.factories import make_member, make_ranked_project
+from tests.threads import run_threads
 
 pytestmark = [pytest.mark.needs_postgres]
 
@@ -32,25 +32,6 @@ def next_task(client, project) -> dict:
 def submit(client, task: dict):
     ids = [r["id"] for r in task["responses"]]
     return client.post(f"/api/v1/assignments/{task['id']}/submit", {"ranking": [[i] for i in ids]}, format="json")
-
-
-def run_threads(target, args_list) -> None:
-    errors: list[BaseException] = []
-
-    def wrapped(*args):
-        try:
-            target(*args)
-        except BaseException as exc:  # reported below, so a thread's failure fails the test
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=wrapped, args=args) for args in args_list]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=300)
-    assert not errors, errors[:3]
 
 
 def wait_all_finished(count: int, timeout: float = 240.0) -> list[WebhookDelivery]:

@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 MAX_RETRIES = 5
 
 
-def _backoff(retries: int) -> int:
+def batch_retry_seconds(retries: int) -> int:
     return min(300, 5 * 2**retries)
 
 
@@ -50,14 +50,14 @@ def _generate_batch(self, run_id: int, prompt_ids: list[int]) -> dict:
         if final:
             generation_batch_give_up(run_id=run_id, prompt_ids=prompt_ids, reason=f"gave up after {MAX_RETRIES + 1} attempts: {exc}")
             return {"gave_up": str(exc)}
-        raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
+        raise self.retry(exc=exc, countdown=batch_retry_seconds(self.request.retries)) from exc
     except Exception as exc:
         # A bug or an unexpected backend error: record it on the prompts so the run still ends.
         logger.exception("generation run %s: batch failed", run_id)
         generation_batch_give_up(run_id=run_id, prompt_ids=prompt_ids, reason=f"{type(exc).__name__}: {exc}")
         raise
     if outcome.retry_prompt_ids:
-        raise self.retry(countdown=_backoff(self.request.retries))
+        raise self.retry(countdown=batch_retry_seconds(self.request.retries))
     logger.info("generation run %s: batch done (%s)", run_id, outcome.skipped or f"{outcome.written} responses written")
     return {"written": outcome.written, "skipped": outcome.skipped}
 

@@ -14,14 +14,11 @@ from annotation.dispatch import TaskName
 from annotation.services.judge import judge_batch_give_up, judge_batch_run, judge_run_fail
 from annotation.services.work import work_heartbeat
 from sampling import ModelLoadError, TransientBackendError
+from workers.tasks.generation import batch_retry_seconds
 
 logger = logging.getLogger(__name__)
 
 MAX_RETRIES = 5
-
-
-def _backoff(retries: int) -> int:
-    return min(300, 5 * 2**retries)
 
 
 @shared_task(name=TaskName.JUDGE_BATCH, bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=MAX_RETRIES)
@@ -43,12 +40,12 @@ def _judge_batch(self, run_id: int, task_ids: list[int]) -> dict:
         if final:
             judge_batch_give_up(run_id=run_id, task_ids=task_ids, reason=f"gave up after {MAX_RETRIES + 1} attempts: {exc}")
             return {"gave_up": str(exc)}
-        raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
+        raise self.retry(exc=exc, countdown=batch_retry_seconds(self.request.retries)) from exc
     except Exception as exc:
         logger.exception("judge run %s: batch failed", run_id)
         judge_batch_give_up(run_id=run_id, task_ids=task_ids, reason=f"{type(exc).__name__}: {exc}")
         raise
     if outcome.retry:
         logger.warning("judge run %s: transient failures, retrying the batch: %s", run_id, outcome.errors)
-        raise self.retry(countdown=_backoff(self.request.retries))
+        raise self.retry(countdown=batch_retry_seconds(self.request.retries))
     return {"comparisons": outcome.comparisons_written, "skipped": outcome.skipped}
