@@ -100,10 +100,10 @@ def seed(*, rankings: int, k: int, overlap: int, annotators: int) -> dict:
                     copy.write_row((rid, prompt0 + t, run.id, s, sentence(rng, 20 + 5 * s), f"{rid:064x}", "stop", 25, "bench-model", False, now))
         with cur.copy(
             "COPY annotation_rankingtask (id, project_id, prompt_id, overlap, is_gold, priority, submitted_count, active_count, "
-            "is_complete, created_at) FROM STDIN"
+            "is_complete, excluded, task_type, created_at) FROM STDIN"
         ) as copy:
             for t in range(tasks):
-                copy.write_row((task0 + t, project.id, prompt0 + t, overlap, False, 0, overlap, overlap, True, now))
+                copy.write_row((task0 + t, project.id, prompt0 + t, overlap, False, 0, overlap, overlap, True, False, "ranking", now))
         with cur.copy("COPY annotation_rankingtask_responses (rankingtask_id, response_id) FROM STDIN") as copy:
             for t in range(tasks):
                 for s in range(k):
