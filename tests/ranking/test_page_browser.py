@@ -208,7 +208,7 @@ def test_a_lost_connection_and_a_lost_lease_keep_what_was_typed(browser_page, li
     page.context.set_offline(True)
     page.keyboard.press("Escape")  # leave the rationale box: keys act on the page again
     page.keyboard.press("Enter")
-    page.wait_for_function("document.querySelector('#alert').textContent.includes('Connection lost')")
+    page.wait_for_function("() => document.querySelector('#alert').textContent.includes('Connection lost')")
     assert page.input_value("#rationale") == "typed before the network dropped"
     assert Ranking.objects.count() == 0
     page.context.set_offline(False)

@@ -42,8 +42,16 @@ def test_four_rankings_cost_four_submits_and_the_first_two_next_tasks(browser_pa
     ann = make_member(project, "one-trip")
     login(page, live_server.url, "one-trip", ann.password)
     calls: list[tuple[str, str]] = []
+    answered: list[str] = []
     page.on("request", lambda r: calls.append((r.method, r.url)) if "/api/v1/" in r.url else None)
+    page.on("response", lambda r: answered.append(r.url) if "/next-task" in r.url else None)
     page.goto(f"{live_server.url}/projects/{project.slug}/rank/")
+    # The first task and its prefetch are both answered before the first ranking: a submit sent
+    # while the prefetch is still in flight has nothing to name in after= (a busy machine's timing).
+    deadline = time.monotonic() + 120
+    while len(answered) < 2:  # page.wait_for_timeout, not sleep: playwright delivers events while it runs
+        assert time.monotonic() < deadline, f"the first task and its prefetch were not both answered: {answered}"
+        page.wait_for_timeout(100)
 
     shown = []
     for _ in range(4):
