@@ -30,6 +30,7 @@ from django.utils import timezone
 from annotation.errors import ApplicationError
 from annotation.limits import JSONTooDeep, json_loads_bounded
 from annotation.models import Project, Prompt, RankingTask, Response, TaskType
+from annotation.services.priority_schedule import priority_score_new_tasks
 from annotation.services.tasks import TaskCreationResult, distinct_responses, response_text_hash, tasks_create_for_prompts
 from annotation.sql import importing as sql
 from annotation.sql import postgres_statements
@@ -555,9 +556,7 @@ def _insert_chunk(*, project: Project, chunk: list[ParsedLine], result: ImportRe
     result.responses_created += len(rows)
     if postgres_statements() and project.task_type == TaskType.RANKING:
         tasks = _copy_responses_and_tasks(project=project, rows=rows)
-        if tasks.created:
-            from annotation.services.priority_schedule import priority_score_new_tasks  # as tasks_create_for_prompts does
-
+        if tasks.created:  # this path bypasses tasks_create_for_prompts, so it schedules the scoring itself
             priority_score_new_tasks(project_id=project.pk)  # uncertainty priority: score the new tasks
     else:  # the portable twin: bulk_create, then the tasks built from the rows read back
         _insert_responses(rows)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from django.db import transaction
 
 from annotation.models import GenerationRun, Project, Prompt, RankingTask, Response, TaskType
+from annotation.services.priority_schedule import priority_score_new_tasks
 
 CHUNK = 1000
 
@@ -68,8 +69,6 @@ def tasks_create_for_prompts(
     for start in range(0, len(ids), CHUNK):
         result.add(create(project=project, prompt_ids=ids[start : start + CHUNK], run=run))
     if result.created:
-        from annotation.services.priority_schedule import priority_score_new_tasks
-
         priority_score_new_tasks(project_id=project.pk)  # uncertainty priority: score the new tasks
     return result
 

@@ -190,7 +190,7 @@ def test_train_wait_says_when_no_worker_consumes_the_training_queue(transactiona
         assert "No worker consumes the 'training' queue" in err.getvalue()
         assert "celery -A config worker -Q training" in err.getvalue()
         TrainingJob.objects.filter(project=project).update(status=JobStatus.FAILED, error="stopped by the test")
-        thread.join(timeout=30)
+        thread.join(timeout=300)  # generous: the --wait loop notices the failed job at its next poll
         assert failure and failure[0].returncode == 1
     finally:
         app.control.purge()
