@@ -84,8 +84,10 @@ def main(argv: list[str] | None = None) -> int:
     judge = TransformersJudge(model=model)
     items = queries(args.comparisons)
     timed(judge, args.batch_size, items[:4])  # warm-up
-    batched = [timed(judge, args.batch_size, items) for _ in range(args.runs)]
-    single = [timed(judge, 1, items) for _ in range(args.runs)]
+    batched, single = [], []
+    for _ in range(args.runs):  # alternated, so a change in the shared machine's load hits both paths alike
+        batched.append(timed(judge, args.batch_size, items))
+        single.append(timed(judge, 1, items))
     b, s = statistics.median(batched), statistics.median(single)
     report = {
         "device": torch.cuda.get_device_name(0) if args.gpu else f"cpu ({platform.processor() or platform.machine()}, "

@@ -4,8 +4,8 @@ No Django here: annotation.services.judge decides what to ask, calls a backend, 
 answers idempotently. Each query is one judge prompt (chat messages) and comes back as the
 probability that the model answers "A" rather than "B":
 
-- transformers: one batched forward pass over left-padded prompts, reading the next-token
-  probabilities of the tokens "A" and "B" (normalised over the two);
+- transformers: one batched forward pass over right-padded prompts (no mask: the model is
+  causal), reading the next-token probabilities of the tokens "A" and "B" (normalised over the two);
 - openai: chat completions with `logprobs: true, top_logprobs: 5, max_tokens: 1`, reading the
   tokens "A" and "B" among the top log-probabilities. A server that returns no log-probabilities:
   the answer letter is a hard label (1 or 0). Neither letter: the query failed, with the text.
@@ -166,22 +166,23 @@ class TransformersJudge:
     def _forward(self, chunk: list[tuple[JudgeQuery, list[int], bool]]) -> list[LetterAnswer]:
         import torch
 
-        pad = self.tokenizer.pad_token_id
+        # Right padding and no attention mask: in a causal model no real token attends to the padding after
+        # it, so each row's last real position reads as it would alone, and without a mask the attention
+        # takes its fused causal kernel instead of materialising a padded mask (2x the batched throughput
+        # on CPU; left padding with a mask made batch 16 no faster than batch 1).
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         width = max(len(ids) for _, ids, _ in chunk)
         input_ids = torch.full((len(chunk), width), pad, dtype=torch.long)
-        attention = torch.zeros((len(chunk), width), dtype=torch.long)
         for row, (_, ids, _) in enumerate(chunk):
-            input_ids[row, width - len(ids):] = torch.tensor(ids, dtype=torch.long)
-            attention[row, width - len(ids):] = 1
-        # Positions counted from each row's first real token, so a padded row reads as it would alone.
-        positions = (attention.cumsum(-1) - 1).clamp(min=0)
+            input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+        last = torch.tensor([len(ids) - 1 for _, ids, _ in chunk], dtype=torch.long)
+        # Only the rows' last positions go through the LM head (most of a big-vocabulary model's cost);
+        # the chunk is sorted by length, so they are few.
+        keep = torch.unique(last)
         device = self.model.device
         with torch.inference_mode():
-            # Only the last position's logits: the LM head over every position is most of a big-vocabulary model's cost.
-            logits = self.model(
-                input_ids=input_ids.to(device), attention_mask=attention.to(device), position_ids=positions.to(device),
-                logits_to_keep=1,
-            ).logits[:, -1, :].float()
+            logits = self.model(input_ids=input_ids.to(device), logits_to_keep=keep.to(device)).logits
+            logits = logits[torch.arange(len(chunk), device=device), torch.searchsorted(keep, last).to(device)].float()
         pair = torch.log_softmax(logits, dim=-1)[:, list(self.letter_ids)].cpu().tolist()
         return [
             LetterAnswer(key=query.key, p_a=_two_way(la, lb), truncated=truncated)
