@@ -126,3 +126,34 @@ def test_a_member_removed_after_leasing_is_refused_and_nothing_is_stored_or_leas
     assert response.status_code == 404 and "error" in response.json()
     assert Ranking.objects.filter(assignment_id=task["id"]).count() == 0
     assert Assignment.objects.filter(annotator=ann.user).count() == 1
+
+
+def test_a_member_removed_between_the_submission_and_the_lease_gets_no_access_and_no_lease(setup):
+    # submit?next reads the project with the submitted assignment and leaves the membership check to
+    # the lease's first statement (annotation.services.assignment.assignment_lease_next, member_check):
+    # a removal committed in between is answered no_access, and nothing is leased.
+    from annotation.services.assignment import assignment_lease_next
+
+    project, ann = setup
+    first_task(ann.client(), project)
+    Membership.objects.filter(user=ann.user, project=project).delete()
+    result = assignment_lease_next(project=project, annotator=ann.user, member_check=True)
+    assert result.code == "no_access" and result.message
+    assert Assignment.objects.filter(annotator=ann.user).count() == 1
+    # Without the check (next-task, which read the membership itself just before) the lease is resumed.
+    assert assignment_lease_next(project=project, annotator=ann.user).annotator_id == ann.user.pk
+
+
+def test_the_progress_read_by_the_lease_equals_a_fresh_count(setup):
+    # The lease reads done_counts in its first statement (held_done_counts); the payload's progress
+    # must equal what annotator_progress counts on its own.
+    from annotation.services.assignment import annotator_progress
+
+    project, ann = setup
+    client = ann.client()
+    task = first_task(client, project)
+    body = submit_next(client, task).json()
+    assert body["next"]["progress"] == annotator_progress(project=project, annotator=ann.user)
+    assert body["next"]["progress"]["done_total"] == 1 and body["next"]["progress"]["done_today"] == 1
+    resumed = first_task(client, project)
+    assert resumed["id"] == body["next"]["id"] and resumed["progress"] == body["next"]["progress"]
