@@ -401,17 +401,19 @@ MAX_ID = 2**63 - 1
 
 
 def assignment_get_for_annotator(*, assignment_id: int, annotator: AbstractBaseUser, lock: bool = False,
-                                 with_project: bool = False) -> Assignment:
+                                 with_project: bool = False, lock_task: bool = False) -> Assignment:
     """The caller's own assignment; anyone else's (any project, any tenant) is NotFound.
 
     Read in one raw statement with the few project and task fields the holder's operations need
     (held_allow_ties, held_lease_seconds, held_task_is_gold): this is the first query of every
     submit, where the ORM's select_related + FOR UPDATE OF compiled slower than it ran.
     `with_project`: the whole project row too, as `assignment.project`, in the same statement.
+    `lock_task` (with `lock`): the task row is locked too, after the assignment row (the lock order).
     """
     if not str(assignment_id).isdigit() or int(assignment_id) > MAX_ID:
         raise NotFound("Assignment not found.")
-    found = sql.held(assignment_id=int(assignment_id), annotator_id=annotator.pk, lock=lock, with_project=with_project)
+    found = sql.held(assignment_id=int(assignment_id), annotator_id=annotator.pk, lock=lock, with_project=with_project,
+                      lock_task=lock_task)
     if found is None:
         raise NotFound("Assignment not found.")
     return found

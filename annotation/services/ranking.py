@@ -29,7 +29,7 @@ from annotation.services.assignment import (
 )
 from annotation.services.consensus import tiers_problems
 from annotation.services.ranking_stats import ranking_vectors
-from annotation.services.task_agreement import task_agreement_refresh
+from annotation.services.task_agreement import task_agreement_refresh, task_agreement_store
 from annotation.services.validation import is_int, is_number
 from annotation.services.webhooks import webhook_events_emit
 from annotation.sql import postgres_statements
@@ -143,7 +143,8 @@ def ranking_submit(
         )
     # The row lock makes concurrent retries of one submission queue up here, so the second one
     # sees the first one's result.
-    assignment = assignment_get_for_annotator(assignment_id=assignment_id, annotator=annotator, lock=True, with_project=read_project)
+    assignment = assignment_get_for_annotator(assignment_id=assignment_id, annotator=annotator, lock=True, with_project=read_project,
+                                             lock_task=postgres_statements())
     project = assignment.project if read_project else None
     if held_task_type(assignment) == TaskType.DEMONSTRATION:
         raise ApplicationError(
@@ -195,13 +196,16 @@ def ranking_submit(
         display_vector=display_vector,
     )
     if postgres_statements():
-        complete, submitted_count = sql.store(ranking=stored, submitted=AssignmentStatus.SUBMITTED.value, now=now)
+        # The task row is locked since the first statement (lock_task), so the store statement reads
+        # the task's earlier rankings itself; a first ranking has nothing to agree with (the store
+        # statement left its agreement NULL) and costs no further statement.
+        complete, submitted_count, tiers_of_task = sql.store(ranking=stored, submitted=AssignmentStatus.SUBMITTED.value, now=now)
+        if submitted_count >= 2:
+            task_agreement_store(task_id=assignment.task_id, tiers=tiers_of_task)
     else:  # the portable twin: the same three writes as three statements
         stored.save(force_insert=True)
         Assignment.objects.filter(pk=assignment.pk).update(status=AssignmentStatus.SUBMITTED, finished_at=now)
-        complete, submitted_count = sql.count_submission(task_id=assignment.task_id), None
-    if submitted_count is None or submitted_count >= 2:
-        # A first ranking has nothing to agree with: the store statement already left the agreement NULL.
+        complete = sql.count_submission(task_id=assignment.task_id)
         task_agreement_refresh(task_id=assignment.task_id)
     if getattr(assignment, "held_adaptive", False) and not complete:
         # Adaptive overlap: the stored agreement decides between complete and one more annotator.

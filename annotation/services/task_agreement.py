@@ -15,6 +15,12 @@ def task_agreement_refresh(*, task_id: int) -> float | None:
     """Recompute and store task `task_id`'s agreement from its rankings; returns it (None below two).
 
     Two raw statements: this runs in every submission (the ORM's compile cost more than the queries)."""
-    value = task_agreement(sql.task_tiers(task_id=task_id))
+    return task_agreement_store(task_id=task_id, tiers=sql.task_tiers(task_id=task_id))
+
+
+def task_agreement_store(*, task_id: int, tiers: list) -> float | None:
+    """Store the agreement of `tiers` (every ranking of the task, oldest first, read under the task
+    row's lock) as task `task_id`'s; returns it (None below two)."""
+    value = task_agreement(tiers)
     sql.set_agreement(task_id=task_id, agreement=value)
     return value

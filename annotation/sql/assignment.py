@@ -190,7 +190,7 @@ _PROJECT_PREFIX = "held_project__"
 
 
 @per_vendor
-def _holder_sql(lock: bool, with_project: bool) -> str:
+def _holder_sql(lock: str, with_project: bool) -> str:
     a, p, t = Names(Assignment, "a"), Names(Project, "p"), Names(RankingTask, "t")
     m = Names(Membership, "m")
     project = "".join(f", p.{quote(f.column)} AS {quote(_PROJECT_PREFIX + f.column)}" for f in Project._meta.concrete_fields)
@@ -202,17 +202,20 @@ def _holder_sql(lock: bool, with_project: bool) -> str:
         "JOIN {t} t ON {t.id} = {a.task} "
         "JOIN {m} m ON {m.project} = {a.project} AND {m.user} = {a.annotator} "
         "WHERE {a.id} = %s AND {a.annotator} = %s{lock}",
-        a=a, p=p, t=t, m=m, lock=Sql(" FOR UPDATE OF a" if lock else ""), project=Sql(project if with_project else ""),
+        a=a, p=p, t=t, m=m, lock=Sql({"": "", "a": " FOR UPDATE OF a", "a, t": " FOR UPDATE OF a, t"}[lock]),
+        project=Sql(project if with_project else ""),
     )
 
 
-def held(*, assignment_id: int, annotator_id: int, lock: bool, with_project: bool = False) -> Assignment | None:
+def held(*, assignment_id: int, annotator_id: int, lock: bool, with_project: bool = False,
+         lock_task: bool = False) -> Assignment | None:
     """The annotator's assignment with the project and task fields the holder's operations need
     (held_allow_ties, held_lease_seconds, held_task_is_gold, held_task_type, held_adaptive, held_agreement_target);
-    `lock`: FOR UPDATE of the assignment row where the database has it. `with_project`: the whole
-    project row too, read in the same statement, as `assignment.project` (no query when it is read)."""
-    found = models_from_sql(model=Assignment, sql=_holder_sql(lock and connection.features.has_select_for_update_of, with_project),
-                            params=[assignment_id, annotator_id])
+    `lock`: FOR UPDATE of the assignment row where the database has it, and with `lock_task` of its
+    task row after it (the rows are locked in that order). `with_project`: the whole project row too,
+    read in the same statement, as `assignment.project` (no query when it is read)."""
+    mode = ("a, t" if lock_task else "a") if lock and connection.features.has_select_for_update_of else ""
+    found = models_from_sql(model=Assignment, sql=_holder_sql(mode, with_project), params=[assignment_id, annotator_id])
     if not found:
         return None
     assignment = found[0]

@@ -53,18 +53,26 @@ WITH stored AS (
     WHERE {task.id} = %(task)s
     RETURNING {task.is_complete}, {task.submitted_count}
 )
-SELECT stored.{ranking.id}, counted.{task.is_complete}, counted.{task.submitted_count} FROM stored, counted
+SELECT stored.{ranking.id}, counted.{task.is_complete}, counted.{task.submitted_count},
+       -- The task's earlier rankings (this statement does not see its own insert), oldest first: the
+       -- caller locked the task row before this statement began, so none is missing (store's docstring).
+       (SELECT json_agg({r.tiers} ORDER BY {r.id}) FROM {ranking} r WHERE {r.task} = %(task)s)
+FROM stored, counted
 """,
         ranking=Names(Ranking), columns=INSERT_COLUMNS.sql(), values=named_placeholders(INSERT_COLUMNS.fields),
-        assignment=Names(Assignment), task=task, count=_count(task),
+        assignment=Names(Assignment), task=task, count=_count(task), r=Names(Ranking, "r"),
     )
 
 
-def store(*, ranking: Ranking, submitted: str, now: datetime) -> tuple[bool, int]:
+def store(*, ranking: Ranking, submitted: str, now: datetime) -> tuple[bool, int, list]:
     """PostgreSQL: INSERT the ranking, mark its assignment `submitted` and count it, in one statement;
     sets the ranking's pk. Returns (whether the count left the task complete, the task's submitted_count
-    after it: read from the locked row's latest version, so it counts concurrent submissions committed
-    before this one; below 2 the statement already stored the task's NULL agreement)."""
+    after it (below 2 the statement already stored the task's NULL agreement), the tiers of every
+    ranking of the task, this one last).
+
+    Call holding the task row's lock from an earlier statement of the transaction (held, lock_task):
+    the statement's snapshot then has every earlier ranking of the task, since a concurrent submission
+    commits before that lock is granted and a later one cannot insert before this commits."""
     params = {
         "assignment": ranking.assignment_id,
         "project": ranking.project_id,
@@ -84,9 +92,10 @@ def store(*, ranking: Ranking, submitted: str, now: datetime) -> tuple[bool, int
     }
     with connection.cursor() as cursor:
         cursor.execute(_store_sql(), params)
-        ranking.pk, complete, submitted_count = cursor.fetchone()
+        ranking.pk, complete, submitted_count, earlier = cursor.fetchone()
     ranking._state.adding, ranking._state.db = False, connection.alias
-    return bool(complete), int(submitted_count)
+    earlier = (json.loads(earlier) if isinstance(earlier, str) else earlier) or []
+    return bool(complete), int(submitted_count), [*earlier, ranking.tiers]
 
 
 @per_vendor
