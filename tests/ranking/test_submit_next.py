@@ -157,3 +157,31 @@ def test_the_progress_read_by_the_lease_equals_a_fresh_count(setup):
     assert body["next"]["progress"]["done_total"] == 1 and body["next"]["progress"]["done_today"] == 1
     resumed = first_task(client, project)
     assert resumed["id"] == body["next"]["id"] and resumed["progress"] == body["next"]["progress"]
+
+
+
+def test_statements_of_one_round_trip():
+    # The hot path's statement budget (issue 16 item 4), counted as the database sees them (BEGIN and
+    # COMMIT included): a first ranking of a task costs no agreement statement (the store statement
+    # leaves its NULL), a later one a single UPDATE (the store statement read the earlier rankings),
+    # and the lease reads the membership and the progress in its lock statement.
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from annotation.models import RankingTask
+
+    project, _ = make_project(name="Budget", tasks=3, k=3, overlap=2)
+    ann, other = make_member(project, "ann"), make_member(project, "ann2")
+    task = first_task(ann.client(), project)
+    with CaptureQueriesContext(connection) as first:
+        assert submit_next(ann.client(), task).json()["next"] is not None
+    statements = [q["sql"] for q in first.captured_queries]
+    assert not any('"agreement"' in s and "annotation_agreementreport" not in s and "CASE WHEN" not in s for s in statements)
+    assert len(statements) <= 12, statements
+    second_task = first_task(other.client(), project)
+    assert Assignment.objects.get(pk=second_task["id"]).task_id == Assignment.objects.get(pk=task["id"]).task_id
+    with CaptureQueriesContext(connection) as second:
+        assert submit_next(other.client(), second_task).status_code == 201
+    assert len(second.captured_queries) <= 13, [q["sql"] for q in second.captured_queries]
+    ranked = RankingTask.objects.get(pk=Assignment.objects.get(pk=task["id"]).task_id)
+    assert ranked.submitted_count == 2 and ranked.agreement is not None
