@@ -156,10 +156,10 @@ def seed(*, tasks: int, k: int, overlap: int, annotators: int, long: bool = Fals
                     copy.write_row((rid, p0 + i + 1, None, j, text, f"{rid:064d}", "stop", 40, "bench-model", False, now))
         with cur.copy(
             "COPY annotation_rankingtask (id, project_id, prompt_id, overlap, is_gold, priority, submitted_count, active_count, "
-            "is_complete, created_at) FROM STDIN"
+            "is_complete, excluded, task_type, created_at) FROM STDIN"
         ) as copy:
             for i in range(tasks):
-                copy.write_row((t0 + i + 1, project.pk, p0 + i + 1, overlap, False, 0, 0, 0, False, now))
+                copy.write_row((t0 + i + 1, project.pk, p0 + i + 1, overlap, False, 0, 0, 0, False, False, "ranking", now))
         with cur.copy("COPY annotation_rankingtask_responses (rankingtask_id, response_id) FROM STDIN") as copy:
             for i in range(tasks):
                 for j in range(k):

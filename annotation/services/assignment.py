@@ -50,7 +50,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from annotation.errors import ApplicationError, Conflict, NotFound
-from annotation.models import Assignment, AssignmentStatus, Project, Prompt, RankingTask, ResponseFlag, TaskType, WebhookEvent
+from annotation.models import Assignment, AssignmentStatus, Membership, Project, Prompt, RankingTask, ResponseFlag, TaskType, WebhookEvent
 from annotation.services.agreement_cache import agreement_schedule_refresh
 from annotation.services.consensus import tiers_problems
 from annotation.services.rendering import markdown_html_many
@@ -77,21 +77,33 @@ def _annotator_lock_key(project_id: int, annotator_id: int) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-def _serialize_annotator(*, project: Project, annotator: AbstractBaseUser, wait: bool = True) -> bool:
+def _serialize_annotator(*, project: Project, annotator: AbstractBaseUser, wait: bool = True,
+                         member_check: bool = False, done_since: datetime | None = None) -> sql.Serialized:
     """Make this transaction the only one leasing for this annotator in this project.
 
-    `wait=False` (PostgreSQL): only try; False when another of their sessions holds the lock now.
+    `wait=False` (PostgreSQL): only try; `held` is False when another of their sessions holds the
+    lock now. `member_check`: `member` says whether they are still a member of the project (else
+    True). `done_since` (PostgreSQL): `done` is their done_counts since then, read in the same
+    statement for the payload's progress (else None).
     """
     if postgres_statements():
         # Leases commit without waiting for the WAL flush. A database crash can forget the last
         # fraction of a second of leases, whole transactions only (row and counter together);
         # submissions stay durable, and their synchronous commit flushes every lease committed before them.
-        return sql.serialize_annotator(lock_key=_annotator_lock_key(project.pk, annotator.pk), wait=wait)
+        done_of = None if done_since is None else (done_since, project.pk, annotator.pk, AssignmentStatus.SUBMITTED.value)
+        return sql.serialize_annotator(lock_key=_annotator_lock_key(project.pk, annotator.pk), wait=wait,
+                                       member_of=(project.pk, annotator.pk) if member_check else None, done_of=done_of)
     else:
         # SQLite: a write as the first statement takes the database's write lock for the whole
         # transaction (a deferred transaction that reads first could fail to upgrade later).
         Project.objects.filter(pk=project.pk).update(lease_seconds=F("lease_seconds"))
-        return True
+        member = not member_check or Membership.objects.filter(project=project, user=annotator).exists()
+        return sql.Serialized(held=True, member=member, done=None)
+
+
+def no_access() -> NoTask:
+    """Why a lease was not given to someone who is no longer a member of the project."""
+    return NoTask("no_access", "You are no longer a member of this project.")
 
 
 def assignment_opaque_ids(*, response_ids: list[int]) -> tuple[list[int], dict[str, int]]:
@@ -111,6 +123,11 @@ def assignment_display(*, assignment: Assignment) -> list[tuple[str, str, int]]:
 def _label(index: int) -> str:
     letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
     return letters[index] if index < len(letters) else f"{letters[index // 26 - 1]}{letters[index % 26]}"
+
+
+def _start_of_day(now: datetime) -> datetime:
+    """The UTC day's start: annotator_progress's "done today" counts from it."""
+    return now.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def _lease_until(project: Project, now: datetime) -> datetime:
@@ -286,7 +303,8 @@ def _create_assignment(
 
 
 def assignment_lease_next(
-    *, project: Project, annotator: AbstractBaseUser, after: int | None = None, now: datetime | None = None
+    *, project: Project, annotator: AbstractBaseUser, after: int | None = None, now: datetime | None = None,
+    member_check: bool = False,
 ) -> Assignment | NoTask:
     """The annotator's current assignment in the project: their live lease, or a newly leased task.
 
@@ -297,6 +315,10 @@ def assignment_lease_next(
 
     Returns NoTask (with the reason) when nothing can be leased to them right now.
 
+    `member_check`: the caller's membership is read by the lease's own first statement (a caller
+    that has not just read it: submit?next, whose project came with the submitted assignment); a
+    non-member gets NoTask "no_access". Superusers need no membership, as project_get_for_user says.
+
     Overdue leases are swept in a transaction of their own, before the claim: a claim that may
     wait for a row lock then never holds other task locks, so the two cannot deadlock.
     """
@@ -304,10 +326,11 @@ def assignment_lease_next(
     swept = _sweep_due(project.pk)
     if swept:
         _sweep(project=project, annotator=annotator, now=now)
-    result = _lease_next(project=project, annotator=annotator, after=after, now=now)
-    if isinstance(result, NoTask) and not swept and _sweep(project=project, annotator=annotator, now=now):
+    member_check = member_check and not getattr(annotator, "is_superuser", False)
+    result = _lease_next(project=project, annotator=annotator, after=after, now=now, member_check=member_check)
+    if isinstance(result, NoTask) and result.code != "no_access" and not swept and _sweep(project=project, annotator=annotator, now=now):
         # Expired leases were all that was left: their slots are free now, try once more.
-        result = _lease_next(project=project, annotator=annotator, after=after, now=now)
+        result = _lease_next(project=project, annotator=annotator, after=after, now=now, member_check=member_check)
     return result
 
 
@@ -318,9 +341,21 @@ def _sweep(*, project: Project, annotator: AbstractBaseUser, now: datetime) -> i
 
 
 @transaction.atomic
-def _lease_next(*, project: Project, annotator: AbstractBaseUser, after: int | None, now: datetime) -> Assignment | NoTask:
+def _lease_next(*, project: Project, annotator: AbstractBaseUser, after: int | None, now: datetime,
+                member_check: bool = False) -> Assignment | NoTask:
+    serialized = _serialize_annotator(project=project, annotator=annotator, wait=False, member_check=member_check,
+                                      done_since=_start_of_day(now))
+    if not serialized.member:
+        return no_access()
+    result = _lease_held(project=project, annotator=annotator, after=after, now=now, held=serialized.held)
+    if not isinstance(result, NoTask):
+        result.held_done_counts = serialized.done  # the payload's progress, read by the lock's statement
+    return result
+
+
+def _lease_held(*, project: Project, annotator: AbstractBaseUser, after: int | None, now: datetime, held: bool) -> Assignment | NoTask:
     live_limit = MAX_LIVE_LEASES + 1
-    if not _serialize_annotator(project=project, annotator=annotator, wait=False):
+    if not held:
         # Another session of this annotator (a parallel tab) is leasing right now. If they already
         # hold a committed live lease that answers this request, that lease is what this one would
         # resume after waiting: share it now instead of keeping a server thread waiting on the lock.
@@ -365,16 +400,20 @@ def _why_nothing(*, project: Project) -> NoTask:
 MAX_ID = 2**63 - 1
 
 
-def assignment_get_for_annotator(*, assignment_id: int, annotator: AbstractBaseUser, lock: bool = False) -> Assignment:
+def assignment_get_for_annotator(*, assignment_id: int, annotator: AbstractBaseUser, lock: bool = False,
+                                 with_project: bool = False, lock_task: bool = False) -> Assignment:
     """The caller's own assignment; anyone else's (any project, any tenant) is NotFound.
 
     Read in one raw statement with the few project and task fields the holder's operations need
     (held_allow_ties, held_lease_seconds, held_task_is_gold): this is the first query of every
     submit, where the ORM's select_related + FOR UPDATE OF compiled slower than it ran.
+    `with_project`: the whole project row too, as `assignment.project`, in the same statement.
+    `lock_task` (with `lock`): the task row is locked too, after the assignment row (the lock order).
     """
     if not str(assignment_id).isdigit() or int(assignment_id) > MAX_ID:
         raise NotFound("Assignment not found.")
-    found = sql.held(assignment_id=int(assignment_id), annotator_id=annotator.pk, lock=lock)
+    found = sql.held(assignment_id=int(assignment_id), annotator_id=annotator.pk, lock=lock, with_project=with_project,
+                      lock_task=lock_task)
     if found is None:
         raise NotFound("Assignment not found.")
     return found
@@ -554,8 +593,11 @@ def _demonstration_payload(*, assignment: Assignment) -> dict[str, Any]:
     }
 
 
-def annotator_progress(*, project: Project, annotator: AbstractBaseUser, now: datetime | None = None) -> dict[str, int]:
+def annotator_progress(*, project: Project, annotator: AbstractBaseUser, now: datetime | None = None,
+                       assignment: Assignment | None = None) -> dict[str, int]:
     """Done today (by this annotator, UTC day), done in total, and tasks left in the project.
+
+    `assignment`: the one just leased to them (assignment_lease_next), whose lease already counted these.
 
     "Left" (open, non-gold tasks) is cached for a few seconds: counting 100k rows on every
     request would cost more than the claim itself.
@@ -563,10 +605,11 @@ def annotator_progress(*, project: Project, annotator: AbstractBaseUser, now: da
     from django.core.cache import cache
 
     now = now or timezone.now()
-    start_of_day = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    # Raw SQL on the hot path: the same query through the ORM costs more to compile than to run.
-    total, today = sql.done_counts(project_id=project.pk, annotator_id=annotator.pk,
-                                   status=AssignmentStatus.SUBMITTED.value, since=start_of_day)
+    # Raw SQL on the hot path: the same query through the ORM costs more to compile than to run. A
+    # lease reads it in its first statement (held_done_counts), for the payload of what it leased.
+    counted = getattr(assignment, "held_done_counts", None) if assignment is not None else None
+    total, today = counted or sql.done_counts(project_id=project.pk, annotator_id=annotator.pk,
+                                              status=AssignmentStatus.SUBMITTED.value, since=_start_of_day(now))
     mine = {"total": total, "today": today}
     key = f"assignment:left:{project.pk}"
     left = cache.get(key)

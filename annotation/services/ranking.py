@@ -16,9 +16,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from annotation.errors import ApplicationError, Conflict, Forbidden, NotFound
+from annotation.errors import ApplicationError, Conflict
 from annotation.models import Assignment, AssignmentStatus, Project, Ranking, ResponseFlag, TaskType, WebhookEvent
-from annotation.services.access import project_get_for_user
 from annotation.services.agreement_cache import agreement_schedule_refresh
 from annotation.services.assignment import (
     NoTask,
@@ -30,7 +29,7 @@ from annotation.services.assignment import (
 )
 from annotation.services.consensus import tiers_problems
 from annotation.services.ranking_stats import ranking_vectors
-from annotation.services.task_agreement import task_agreement_refresh
+from annotation.services.task_agreement import task_agreement_refresh, task_agreement_store
 from annotation.services.validation import is_int, is_number
 from annotation.services.webhooks import webhook_events_emit
 from annotation.sql import postgres_statements
@@ -47,6 +46,7 @@ class SubmitResult:
     ranking: Ranking
     replayed: bool  # True: this answers a retry with the first submission's result
     late: bool  # True: accepted after the lease had run out, because the slot was still free
+    project: Project | None = None  # with read_project: the assignment's project, read with it
 
 
 def ranking_validate(
@@ -122,8 +122,12 @@ def ranking_submit(
     duration_seconds: Any = None,
     idempotency_key: str = "",
     now: datetime | None = None,
+    read_project: bool = False,
 ) -> SubmitResult:
     """Store the lease holder's ranking of their assignment, once.
+
+    `read_project`: the result carries the assignment's whole project row, read by the same first
+    statement (for a caller that leases next in it: ranking_submit_and_lease_next).
 
     - Only the assignment's annotator may submit (anyone else: NotFound).
     - A retry carrying the first submission's Idempotency-Key gets the first result back
@@ -139,7 +143,9 @@ def ranking_submit(
         )
     # The row lock makes concurrent retries of one submission queue up here, so the second one
     # sees the first one's result.
-    assignment = assignment_get_for_annotator(assignment_id=assignment_id, annotator=annotator, lock=True)
+    assignment = assignment_get_for_annotator(assignment_id=assignment_id, annotator=annotator, lock=True, with_project=read_project,
+                                             lock_task=postgres_statements())
+    project = assignment.project if read_project else None
     if held_task_type(assignment) == TaskType.DEMONSTRATION:
         raise ApplicationError(
             "This is a demonstration task: submit `text`, not `ranking`.", fields={"ranking": ["this task is written, not ranked"]}
@@ -147,7 +153,7 @@ def ranking_submit(
     if assignment.status == AssignmentStatus.SUBMITTED:
         existing = Ranking.objects.get(assignment=assignment)
         if idempotency_key and existing.idempotency_key == idempotency_key:
-            return SubmitResult(ranking=existing, replayed=True, late=False)
+            return SubmitResult(ranking=existing, replayed=True, late=False, project=project)
         raise Conflict(
             "This assignment was already submitted; its first ranking is kept.",
             extra={"reason": "already_submitted", "ranking_id": existing.pk},
@@ -190,12 +196,17 @@ def ranking_submit(
         display_vector=display_vector,
     )
     if postgres_statements():
-        complete = sql.store(ranking=stored, submitted=AssignmentStatus.SUBMITTED.value, now=now)
+        # The task row is locked since the first statement (lock_task), so the store statement reads
+        # the task's earlier rankings itself; a first ranking has nothing to agree with (the store
+        # statement left its agreement NULL) and costs no further statement.
+        complete, submitted_count, tiers_of_task = sql.store(ranking=stored, submitted=AssignmentStatus.SUBMITTED.value, now=now)
+        if submitted_count >= 2:
+            task_agreement_store(task_id=assignment.task_id, tiers=tiers_of_task)
     else:  # the portable twin: the same three writes as three statements
         stored.save(force_insert=True)
         Assignment.objects.filter(pk=assignment.pk).update(status=AssignmentStatus.SUBMITTED, finished_at=now)
         complete = sql.count_submission(task_id=assignment.task_id)
-    task_agreement_refresh(task_id=assignment.task_id)
+        task_agreement_refresh(task_id=assignment.task_id)
     if getattr(assignment, "held_adaptive", False) and not complete:
         # Adaptive overlap: the stored agreement decides between complete and one more annotator.
         complete = sql.decide_adaptive(task_id=assignment.task_id, agreement_target=assignment.held_agreement_target)
@@ -204,7 +215,7 @@ def ranking_submit(
     if complete:
         webhook_events_emit(project_id=assignment.project_id, event=WebhookEvent.TASK_COMPLETED, object_id=assignment.task_id, now=now)
     transaction.on_commit(partial(agreement_schedule_refresh, project_id=assignment.project_id))
-    return SubmitResult(ranking=stored, replayed=False, late=late)
+    return SubmitResult(ranking=stored, replayed=False, late=late, project=project)
 
 
 @dataclass
@@ -222,16 +233,15 @@ def ranking_submit_and_lease_next(*, assignment_id: int, annotator: AbstractBase
     (assignment_lease_next: same resume, prefetch with `after`, at most two live leases, its own
     non-durable commit), so a failed or empty lease never undoes a stored ranking. A replayed retry
     (same Idempotency-Key) gets the lease next-task would give now, which resumes the first answer's.
-    Leasing needs the membership next-task needs (project_get_for_user). A removed member's submit
-    is refused before this (membership_remove ends their leases); a removal that commits between
-    the submission and the lease gets NoTask "no_access" rather than an error that would hide that
-    the ranking was stored.
+    Leasing needs the membership next-task needs. A removed member's submit is refused before this
+    (the submitted assignment is read with a membership join, and membership_remove ends their
+    leases); the project comes with that same statement, and the lease re-reads the membership in
+    its own first statement, so a removal that commits between the submission and the lease gets
+    NoTask "no_access" rather than an error that would hide that the ranking was stored.
     """
-    submitted = ranking_submit(assignment_id=assignment_id, annotator=annotator, idempotency_key=idempotency_key, **submission)
-    try:
-        project = project_get_for_user(user=annotator, project_ref=submitted.ranking.project_id)
-    except (NotFound, Forbidden):
-        return SubmitNextResult(submitted=submitted, next=NoTask("no_access", "You are no longer a member of this project."),
-                                project=None)
-    following = assignment_lease_next(project=project, annotator=annotator, after=after)
-    return SubmitNextResult(submitted=submitted, next=following, project=project)
+    submitted = ranking_submit(assignment_id=assignment_id, annotator=annotator, idempotency_key=idempotency_key,
+                               read_project=True, **submission)
+    project = submitted.project
+    following = assignment_lease_next(project=project, annotator=annotator, after=after, member_check=True)
+    return SubmitNextResult(submitted=submitted, next=following, project=None if isinstance(following, NoTask)
+                            and following.code == "no_access" else project)

@@ -7,13 +7,20 @@ concurrent submissions to one task see each other's rankings in order.
 """
 from __future__ import annotations
 
-from annotation.models import Ranking, RankingTask
 from annotation.services.agreement import task_agreement
+from annotation.sql import ranking as sql
 
 
 def task_agreement_refresh(*, task_id: int) -> float | None:
-    """Recompute and store task `task_id`'s agreement from its rankings; returns it (None below two)."""
-    tiers = list(Ranking.objects.filter(task_id=task_id).order_by("id").values_list("tiers", flat=True))
+    """Recompute and store task `task_id`'s agreement from its rankings; returns it (None below two).
+
+    Two raw statements: this runs in every submission (the ORM's compile cost more than the queries)."""
+    return task_agreement_store(task_id=task_id, tiers=sql.task_tiers(task_id=task_id))
+
+
+def task_agreement_store(*, task_id: int, tiers: list) -> float | None:
+    """Store the agreement of `tiers` (every ranking of the task, oldest first, read under the task
+    row's lock) as task `task_id`'s; returns it (None below two)."""
     value = task_agreement(tiers)
-    RankingTask.objects.filter(pk=task_id).update(agreement=value)
+    sql.set_agreement(task_id=task_id, agreement=value)
     return value

@@ -8,6 +8,7 @@ module only holds the text and the parameters' layout.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -15,22 +16,44 @@ from django.db import connection
 
 from annotation.models import Assignment, Membership, Project, Prompt, RankingTask, Response
 from annotation.sql.names import Names, Sql, column_list, per_vendor, placeholders, quote, render
-from annotation.sql.rows import models_from_sql
+from annotation.sql.rows import model_from_columns, models_from_sql
 
 Shown = list[tuple[int, str, list]]  # (response id, text, the prompt's messages)
 
 
-def serialize_annotator(*, lock_key: int, wait: bool = True) -> bool:
+@per_vendor
+def _serialize_sql(wait: bool, member_check: bool, counts: bool) -> str:
+    function = "pg_advisory_xact_lock" if wait else "pg_try_advisory_xact_lock"
+    m = Names(Membership, "m")
+    member = render(", EXISTS (SELECT 1 FROM {m} m WHERE {m.project} = %s AND {m.user} = %s)", m=m) if member_check else ""
+    # done_counts' two figures as one array: a scalar subquery returns one column.
+    done = render(", (SELECT ARRAY[count(*), coalesce(sum(CASE WHEN {a.finished_at} >= %s THEN 1 ELSE 0 END), 0)] FROM {a} a "
+                  "WHERE {a.project} = %s AND {a.annotator} = %s AND {a.status} = %s)", a=Names(Assignment, "a")) if counts else ""
+    return f"SELECT {function}(%s), set_config('synchronous_commit', 'off', true){member}{done}"
+
+
+@dataclass
+class Serialized:
+    held: bool  # this transaction holds the annotator's lock
+    member: bool  # with member_of: whether the user is a member of the project (else True)
+    done: tuple[int, int] | None  # with done_of: done_counts' (all, since), read in the same statement
+
+
+def serialize_annotator(*, lock_key: int, wait: bool = True, member_of: tuple[int, int] | None = None,
+                        done_of: tuple[datetime, int, int, str] | None = None) -> Serialized:
     """PostgreSQL: a transaction-scoped advisory lock (one person's tabs lease one at a time), and
     leases committed without waiting for the WAL flush (one fsync per next-task was most of its
     latency on a busy disk; a crash can forget the last instant of leases, whole transactions only).
 
-    `wait=False`: only try (pg_try_advisory_xact_lock); True when this transaction holds the lock."""
-    function = "pg_advisory_xact_lock" if wait else "pg_try_advisory_xact_lock"
+    `wait=False`: only try (pg_try_advisory_xact_lock). `member_of` (project id, user id): read that
+    membership in the same statement; `done_of` (since, project id, annotator id, status): and the
+    annotator's done_counts (the payload's progress), so neither costs a statement of its own."""
+    params = [lock_key, *(member_of or ()), *(done_of or ())]
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {function}(%s), set_config('synchronous_commit', 'off', true)", [lock_key])  # noqa: S608 (one of two constants)
-        held = cursor.fetchone()[0]
-    return True if wait else bool(held)
+        cursor.execute(_serialize_sql(wait, member_of is not None, done_of is not None), params)
+        row = cursor.fetchone()
+    done = (int(row[-1][0]), int(row[-1][1])) if done_of is not None else None
+    return Serialized(held=True if wait else bool(row[0]), member=bool(row[2]) if member_of is not None else True, done=done)
 
 
 _CLAIM = """
@@ -163,30 +186,43 @@ def live(*, project_id: int, annotator_id: int, status: str, limit: int) -> list
     return models_from_sql(model=Assignment, sql=_live_sql(), params=[project_id, annotator_id, status, limit])
 
 
+_PROJECT_PREFIX = "held_project__"
+
+
 @per_vendor
-def _holder_sql(lock: bool) -> str:
+def _holder_sql(lock: str, with_project: bool) -> str:
     a, p, t = Names(Assignment, "a"), Names(Project, "p"), Names(RankingTask, "t")
     m = Names(Membership, "m")
+    project = "".join(f", p.{quote(f.column)} AS {quote(_PROJECT_PREFIX + f.column)}" for f in Project._meta.concrete_fields)
     # The membership join: a removed member's assignments are no longer theirs (issue 14.1).
     return render(
         "SELECT {a.all}, {p.allow_ties} AS held_allow_ties, {p.lease_seconds} AS held_lease_seconds, "
         "coalesce({p.min_overlap}, {p.overlap}) < {p.overlap} AS held_adaptive, {p.agreement_target} AS held_agreement_target, "
-        "{t.is_gold} AS held_task_is_gold, {t.task_type} AS held_task_type FROM {a} a JOIN {p} p ON {p.id} = {a.project} "
+        "{t.is_gold} AS held_task_is_gold, {t.task_type} AS held_task_type{project} FROM {a} a JOIN {p} p ON {p.id} = {a.project} "
         "JOIN {t} t ON {t.id} = {a.task} "
         "JOIN {m} m ON {m.project} = {a.project} AND {m.user} = {a.annotator} "
         "WHERE {a.id} = %s AND {a.annotator} = %s{lock}",
-        a=a, p=p, t=t, m=m, lock=Sql(" FOR UPDATE OF a" if lock else ""),
+        a=a, p=p, t=t, m=m, lock=Sql({"": "", "a": " FOR UPDATE OF a", "a, t": " FOR UPDATE OF a, t"}[lock]),
+        project=Sql(project if with_project else ""),
     )
 
 
-def held(*, assignment_id: int, annotator_id: int, lock: bool) -> Assignment | None:
+def held(*, assignment_id: int, annotator_id: int, lock: bool, with_project: bool = False,
+         lock_task: bool = False) -> Assignment | None:
     """The annotator's assignment with the project and task fields the holder's operations need
     (held_allow_ties, held_lease_seconds, held_task_is_gold, held_task_type, held_adaptive, held_agreement_target);
-    `lock`: FOR UPDATE of the assignment row
-    where the database has it."""
-    found = models_from_sql(model=Assignment, sql=_holder_sql(lock and connection.features.has_select_for_update_of),
-                            params=[assignment_id, annotator_id])
-    return found[0] if found else None
+    `lock`: FOR UPDATE of the assignment row where the database has it, and with `lock_task` of its
+    task row after it (the rows are locked in that order). `with_project`: the whole project row too,
+    read in the same statement, as `assignment.project` (no query when it is read)."""
+    mode = ("a, t" if lock_task else "a") if lock and connection.features.has_select_for_update_of else ""
+    found = models_from_sql(model=Assignment, sql=_holder_sql(mode, with_project), params=[assignment_id, annotator_id])
+    if not found:
+        return None
+    assignment = found[0]
+    if with_project:
+        values = {f.column: assignment.__dict__.pop(_PROJECT_PREFIX + f.column) for f in Project._meta.concrete_fields}
+        assignment.project = model_from_columns(model=Project, values=values)
+    return assignment
 
 
 @per_vendor

@@ -46,19 +46,33 @@ WITH stored AS (
     UPDATE {assignment} SET {assignment.status} = %(submitted)s, {assignment.finished_at} = %(now)s
     WHERE {assignment.id} = %(assignment)s
 ), counted AS (
-    UPDATE {task} SET {count} WHERE {task.id} = %(task)s
-    RETURNING {task.is_complete}
+    -- Below two rankings a task has no agreement (task_agreement_refresh would store NULL): set here,
+    -- so the first ranking of a task costs no refresh.
+    UPDATE {task} SET {count},
+        {task.agreement} = CASE WHEN {task.submitted_count} + 1 < 2 THEN NULL ELSE {task.agreement} END
+    WHERE {task.id} = %(task)s
+    RETURNING {task.is_complete}, {task.submitted_count}
 )
-SELECT stored.{ranking.id}, counted.{task.is_complete} FROM stored, counted
+SELECT stored.{ranking.id}, counted.{task.is_complete}, counted.{task.submitted_count},
+       -- The task's earlier rankings (this statement does not see its own insert), oldest first: the
+       -- caller locked the task row before this statement began, so none is missing (store's docstring).
+       (SELECT json_agg({r.tiers} ORDER BY {r.id}) FROM {ranking} r WHERE {r.task} = %(task)s)
+FROM stored, counted
 """,
         ranking=Names(Ranking), columns=INSERT_COLUMNS.sql(), values=named_placeholders(INSERT_COLUMNS.fields),
-        assignment=Names(Assignment), task=task, count=_count(task),
+        assignment=Names(Assignment), task=task, count=_count(task), r=Names(Ranking, "r"),
     )
 
 
-def store(*, ranking: Ranking, submitted: str, now: datetime) -> bool:
+def store(*, ranking: Ranking, submitted: str, now: datetime) -> tuple[bool, int, list]:
     """PostgreSQL: INSERT the ranking, mark its assignment `submitted` and count it, in one statement;
-    sets the ranking's pk. True when the count left the task complete."""
+    sets the ranking's pk. Returns (whether the count left the task complete, the task's submitted_count
+    after it (below 2 the statement already stored the task's NULL agreement), the tiers of every
+    ranking of the task, this one last).
+
+    Call holding the task row's lock from an earlier statement of the transaction (held, lock_task):
+    the statement's snapshot then has every earlier ranking of the task, since a concurrent submission
+    commits before that lock is granted and a later one cannot insert before this commits."""
     params = {
         "assignment": ranking.assignment_id,
         "project": ranking.project_id,
@@ -78,9 +92,10 @@ def store(*, ranking: Ranking, submitted: str, now: datetime) -> bool:
     }
     with connection.cursor() as cursor:
         cursor.execute(_store_sql(), params)
-        ranking.pk, complete = cursor.fetchone()
+        ranking.pk, complete, submitted_count, earlier = cursor.fetchone()
     ranking._state.adding, ranking._state.db = False, connection.alias
-    return bool(complete)
+    earlier = (json.loads(earlier) if isinstance(earlier, str) else earlier) or []
+    return bool(complete), int(submitted_count), [*earlier, ranking.tiers]
 
 
 @per_vendor
@@ -125,3 +140,27 @@ def decide_adaptive(*, task_id: int, agreement_target: float) -> bool:
     with connection.cursor() as cursor:
         cursor.execute(_decide_sql(), [agreement_target, agreement_target, task_id])
         return bool(cursor.fetchone()[0])
+
+
+@per_vendor
+def _task_tiers_sql() -> str:
+    return render("SELECT {r.tiers} FROM {r} r WHERE {r.task} = %s ORDER BY {r.id}", r=Names(Ranking, "r"))
+
+
+def task_tiers(*, task_id: int) -> list[list[list[int]]]:
+    """The tiers of every ranking of the task, oldest first (raw: the ORM compiles this on every submit)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_task_tiers_sql(), [task_id])
+        return [json.loads(tiers) if isinstance(tiers, str) else tiers for (tiers,) in cursor.fetchall()]
+
+
+@per_vendor
+def _set_agreement_sql() -> str:
+    task = Names(RankingTask)
+    return render("UPDATE {task} SET {task.agreement} = %s WHERE {task.id} = %s", task=task)
+
+
+def set_agreement(*, task_id: int, agreement: float | None) -> None:
+    """Store the task's agreement column."""
+    with connection.cursor() as cursor:
+        cursor.execute(_set_agreement_sql(), [agreement, task_id])

@@ -55,3 +55,14 @@ def models_from_sql(*, model: type[Model], sql: str, params: Any) -> list:
             setattr(instance, name, values[i])
         out.append(instance)
     return out
+
+
+def model_from_columns(*, model: type[Model], values: dict[str, Any]) -> Model:
+    """One instance of `model` from {column: value} (every concrete column), with the ORM's converters:
+    for a second model's columns read in the same raw statement under other names."""
+    fields = model._meta.concrete_fields
+    converted = dict(values)
+    for column, funcs in _column_converters(model).items():
+        for func, col in funcs:
+            converted[column] = func(converted[column], col, connection)
+    return model.from_db(connection.alias, [field.attname for field in fields], [converted[field.column] for field in fields])

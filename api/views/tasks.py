@@ -94,7 +94,7 @@ class NextTaskApi(APIView):
 
 def _next_task_data(assignment: Assignment, project: Project, request: Request) -> dict:
     data = assignment_payload(assignment=assignment)
-    data["progress"] = annotator_progress(project=project, annotator=request.user)
+    data["progress"] = annotator_progress(project=project, annotator=request.user, assignment=assignment)
     return data
 
 

@@ -126,3 +126,62 @@ def test_a_member_removed_after_leasing_is_refused_and_nothing_is_stored_or_leas
     assert response.status_code == 404 and "error" in response.json()
     assert Ranking.objects.filter(assignment_id=task["id"]).count() == 0
     assert Assignment.objects.filter(annotator=ann.user).count() == 1
+
+
+def test_a_member_removed_between_the_submission_and_the_lease_gets_no_access_and_no_lease(setup):
+    # submit?next reads the project with the submitted assignment and leaves the membership check to
+    # the lease's first statement (annotation.services.assignment.assignment_lease_next, member_check):
+    # a removal committed in between is answered no_access, and nothing is leased.
+    from annotation.services.assignment import assignment_lease_next
+
+    project, ann = setup
+    first_task(ann.client(), project)
+    Membership.objects.filter(user=ann.user, project=project).delete()
+    result = assignment_lease_next(project=project, annotator=ann.user, member_check=True)
+    assert result.code == "no_access" and result.message
+    assert Assignment.objects.filter(annotator=ann.user).count() == 1
+    # Without the check (next-task, which read the membership itself just before) the lease is resumed.
+    assert assignment_lease_next(project=project, annotator=ann.user).annotator_id == ann.user.pk
+
+
+def test_the_progress_read_by_the_lease_equals_a_fresh_count(setup):
+    # The lease reads done_counts in its first statement (held_done_counts); the payload's progress
+    # must equal what annotator_progress counts on its own.
+    from annotation.services.assignment import annotator_progress
+
+    project, ann = setup
+    client = ann.client()
+    task = first_task(client, project)
+    body = submit_next(client, task).json()
+    assert body["next"]["progress"] == annotator_progress(project=project, annotator=ann.user)
+    assert body["next"]["progress"]["done_total"] == 1 and body["next"]["progress"]["done_today"] == 1
+    resumed = first_task(client, project)
+    assert resumed["id"] == body["next"]["id"] and resumed["progress"] == body["next"]["progress"]
+
+
+
+def test_statements_of_one_round_trip():
+    # The hot path's statement budget (issue 16 item 4), counted as the database sees them (BEGIN and
+    # COMMIT included): a first ranking of a task costs no agreement statement (the store statement
+    # leaves its NULL), a later one a single UPDATE (the store statement read the earlier rankings),
+    # and the lease reads the membership and the progress in its lock statement.
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from annotation.models import RankingTask
+
+    project, _ = make_project(name="Budget", tasks=3, k=3, overlap=2)
+    ann, other = make_member(project, "ann"), make_member(project, "ann2")
+    task = first_task(ann.client(), project)
+    with CaptureQueriesContext(connection) as first:
+        assert submit_next(ann.client(), task).json()["next"] is not None
+    statements = [q["sql"] for q in first.captured_queries]
+    assert not any('"agreement"' in s and "annotation_agreementreport" not in s and "CASE WHEN" not in s for s in statements)
+    assert len(statements) <= 12, statements
+    second_task = first_task(other.client(), project)
+    assert Assignment.objects.get(pk=second_task["id"]).task_id == Assignment.objects.get(pk=task["id"]).task_id
+    with CaptureQueriesContext(connection) as second:
+        assert submit_next(other.client(), second_task).status_code == 201
+    assert len(second.captured_queries) <= 13, [q["sql"] for q in second.captured_queries]
+    ranked = RankingTask.objects.get(pk=Assignment.objects.get(pk=task["id"]).task_id)
+    assert ranked.submitted_count == 2 and ranked.agreement is not None
