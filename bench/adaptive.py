@@ -42,6 +42,7 @@ class Rule:
     overlap: int
     min_overlap: int | None
     target: float | None = None  # adaptive: its own agreement target (else --target)
+    adaptive_rule: str = "agreement"  # Project.adaptive_rule: "agreement" (target) or "consensus" (no tie)
 
 
 def parse_rule(text: str) -> Rule:
@@ -52,7 +53,10 @@ def parse_rule(text: str) -> Rule:
     if adaptive:
         target = float(adaptive.group(3)) if adaptive.group(3) else None
         return Rule(text, int(adaptive.group(2)), int(adaptive.group(1)), target)
-    raise SystemExit(f"bad rule {text!r}: fixed<N> or adaptive<M>-<N>[@target]")
+    consensus = re.fullmatch(r"consensus(\d+)-(\d+)", text)
+    if consensus:
+        return Rule(text, int(consensus.group(2)), int(consensus.group(1)), adaptive_rule="consensus")
+    raise SystemExit(f"bad rule {text!r}: fixed<N>, adaptive<M>-<N>[@target] or consensus<M>-<N>")
 
 
 def plackett_luce(rng: random.Random, qualities: dict[int, float], beta: float) -> list[list[int]]:
@@ -85,7 +89,8 @@ def simulate(*, rule: Rule, tasks: int, k: int, target: float, seed: int, tag: s
     rng = random.Random(seed)
     truth_rng = random.Random(seed * 7919 + 1)  # the same hidden truth for every rule
     project = project_create(name=f"bench-adaptive-{tag}-{rule.name}", responses_per_prompt=k, overlap=rule.overlap,
-                             min_overlap=rule.min_overlap, agreement_target=rule.target if rule.target is not None else target)
+                             min_overlap=rule.min_overlap, agreement_target=rule.target if rule.target is not None else target,
+                             adaptive_rule=rule.adaptive_rule)
     lines, truth_by_text = [], {}
     for i in range(tasks):
         responses = []

@@ -171,7 +171,8 @@ def _holder_sql(lock: bool) -> str:
     return render(
         "SELECT {a.all}, {p.allow_ties} AS held_allow_ties, {p.lease_seconds} AS held_lease_seconds, "
         "coalesce({p.min_overlap}, {p.overlap}) < {p.overlap} AS held_adaptive, {p.agreement_target} AS held_agreement_target, "
-        "{t.is_gold} AS held_task_is_gold, {t.task_type} AS held_task_type FROM {a} a JOIN {p} p ON {p.id} = {a.project} "
+        "{p.adaptive_rule} AS held_adaptive_rule, {t.is_gold} AS held_task_is_gold, {t.task_type} AS held_task_type "
+        "FROM {a} a JOIN {p} p ON {p.id} = {a.project} "
         "JOIN {t} t ON {t.id} = {a.task} "
         "JOIN {m} m ON {m.project} = {a.project} AND {m.user} = {a.annotator} "
         "WHERE {a.id} = %s AND {a.annotator} = %s{lock}",
@@ -181,7 +182,8 @@ def _holder_sql(lock: bool) -> str:
 
 def held(*, assignment_id: int, annotator_id: int, lock: bool) -> Assignment | None:
     """The annotator's assignment with the project and task fields the holder's operations need
-    (held_allow_ties, held_lease_seconds, held_task_is_gold, held_task_type, held_adaptive, held_agreement_target);
+    (held_allow_ties, held_lease_seconds, held_task_is_gold, held_task_type, held_adaptive, held_agreement_target,
+    held_adaptive_rule);
     `lock`: FOR UPDATE of the assignment row
     where the database has it."""
     found = models_from_sql(model=Assignment, sql=_holder_sql(lock and connection.features.has_select_for_update_of),
