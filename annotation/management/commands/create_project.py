@@ -22,7 +22,7 @@ class Command(BaseCommand):
                             help="Adaptive overlap: rankings after which a task completes if they agree (1 <= M <= N; default N).")
         parser.add_argument("--agreement-target", type=float,
                             help="Adaptive overlap: the task agreement that completes a task at M rankings, 0..1 (default 0.8).")
-        parser.add_argument("--adaptive-rule", choices=["agreement", "consensus"],
+        parser.add_argument("--adaptive-rule",
                             help="Adaptive overlap: agreement (default): a task completes at M or more rankings whose agreement "
                                  "reaches the target; consensus: once their consensus ranking has no tie.")
         parser.add_argument("--allow-ties", action="store_true", help="Let annotators put responses in the same tier.")
