@@ -35,6 +35,10 @@ class Project(models.Model):
     # to overlap): fixed overlap.
     min_overlap = models.PositiveIntegerField(null=True, blank=True, validators=[MinValueValidator(1)])
     agreement_target = models.FloatField(default=0.8)
+    # What "they agree" means for adaptive overlap (annotation.services.task_agreement.adaptive_decided):
+    # "agreement", the task's pairwise agreement reaches agreement_target; "consensus", the task's
+    # consensus (Borda tiers) orders every response strictly, so no pair of it is a tie.
+    adaptive_rule = models.CharField(max_length=16, default="agreement")
     # Serving order: "fifo" (priority, then oldest) or "uncertainty" (the reward model's smallest
     # margin first, scored by a Celery task into RankingTask.priority; annotation.services.priority).
     priority_mode = models.CharField(max_length=16, default="fifo")
@@ -75,6 +79,7 @@ class Project(models.Model):
                 name="project_min_overlap_range"),
             models.CheckConstraint(condition=Q(agreement_target__gte=0) & Q(agreement_target__lte=1),
                                    name="project_agreement_target_range"),
+            models.CheckConstraint(condition=Q(adaptive_rule__in=["agreement", "consensus"]), name="project_adaptive_rule_known"),
             models.CheckConstraint(condition=Q(gold_rate__gte=0) & Q(gold_rate__lt=1), name="project_gold_rate_range"),
         ]
 

@@ -11,8 +11,11 @@ correct/total with a 95% Wilson interval.
 
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/ann_x .venv/bin/python bench/adaptive.py
     ... bench/adaptive.py --tasks 300 --k 4 --seed 1 --rules fixed3,adaptive2-5
+    ... bench/adaptive.py --seeds 1,2,3 --rules fixed3,adaptive2-5,adaptive2-5@0.65,consensus2-3,consensus2-5
 
-Rules: fixed<N> (overlap N) and adaptive<M>-<N> (min overlap M, overlap N, --target agreement).
+Rules: fixed<N> (overlap N), adaptive<M>-<N>[@X] (min overlap M, overlap N, adaptive rule "agreement" with
+target X, default --target) and consensus<M>-<N> (adaptive rule "consensus": complete once the Borda consensus
+has no tie).
 Writes throwaway projects and users (prefixed bench-adaptive-), deleted afterwards.
 """
 from __future__ import annotations
@@ -42,6 +45,7 @@ class Rule:
     overlap: int
     min_overlap: int | None
     target: float | None = None  # adaptive: its own agreement target (else --target)
+    adaptive_rule: str = "agreement"  # Project.adaptive_rule: "agreement" (target) or "consensus" (no tie)
 
 
 def parse_rule(text: str) -> Rule:
@@ -52,7 +56,10 @@ def parse_rule(text: str) -> Rule:
     if adaptive:
         target = float(adaptive.group(3)) if adaptive.group(3) else None
         return Rule(text, int(adaptive.group(2)), int(adaptive.group(1)), target)
-    raise SystemExit(f"bad rule {text!r}: fixed<N> or adaptive<M>-<N>[@target]")
+    consensus = re.fullmatch(r"consensus(\d+)-(\d+)", text)
+    if consensus:
+        return Rule(text, int(consensus.group(2)), int(consensus.group(1)), adaptive_rule="consensus")
+    raise SystemExit(f"bad rule {text!r}: fixed<N>, adaptive<M>-<N>[@target] or consensus<M>-<N>")
 
 
 def plackett_luce(rng: random.Random, qualities: dict[int, float], beta: float) -> list[list[int]]:
@@ -85,7 +92,8 @@ def simulate(*, rule: Rule, tasks: int, k: int, target: float, seed: int, tag: s
     rng = random.Random(seed)
     truth_rng = random.Random(seed * 7919 + 1)  # the same hidden truth for every rule
     project = project_create(name=f"bench-adaptive-{tag}-{rule.name}", responses_per_prompt=k, overlap=rule.overlap,
-                             min_overlap=rule.min_overlap, agreement_target=rule.target if rule.target is not None else target)
+                             min_overlap=rule.min_overlap, agreement_target=rule.target if rule.target is not None else target,
+                             adaptive_rule=rule.adaptive_rule)
     lines, truth_by_text = [], {}
     for i in range(tasks):
         responses = []
@@ -151,6 +159,7 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=4)
     parser.add_argument("--target", type=float, default=0.8, help="agreement target of the adaptive rules")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--seeds", default="", help="comma-separated seeds (overrides --seed): a table per seed, then all pooled")
     parser.add_argument("--rules", default="fixed3,adaptive2-5")
     parser.add_argument("--betas", default=",".join(str(b) for b in CROWD_BETAS),
                         help="the honest annotators' Plackett-Luce strengths (a spammer, beta 0, is always added)")
@@ -165,21 +174,34 @@ def main() -> None:
     tag = f"{os.getpid()}"
     betas = tuple(float(b) for b in args.betas.split(","))
     mu, sigma = (float(x) for x in args.scale.split(","))
-    results = [simulate(rule=r, tasks=args.tasks, k=args.k, target=args.target, seed=args.seed, tag=tag, betas=betas,
-                        scale=(mu, sigma)) for r in rules]
+    seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else [args.seed]
+    by_seed = {seed: [simulate(rule=r, tasks=args.tasks, k=args.k, target=args.target, seed=seed, tag=tag, betas=betas,
+                               scale=(mu, sigma)) for r in rules] for seed in seeds}
 
     print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
     print(f"crowd: betas {', '.join(str(b) for b in betas)} and one spammer (beta 0); {args.tasks} tasks x K={args.k}; "
           f"qualities exp(N({mu}, {sigma})) x N(0, 1) per task; "
-          f"adaptive target {args.target}; seed {args.seed}; load average {os.getloadavg()[0]:.2f}")
-    base = results[0]
-    print(f"{'rule':<14}{'rankings':>9}{'per task':>9}{'vs ' + base['rule']:>12}{'pair accuracy':>22}{'95% Wilson':>18}{'open':>6}{'s':>7}")
-    for r in results:
-        saved = 1 - r["rankings"] / base["rankings"]
-        print(f"{r['rule']:<14}{r['rankings']:>9}{r['per_task']:>9.2f}{-saved:>+12.1%}"
-              f"{r['correct']:>11}/{r['pairs']:<6}{r['correct'] / r['pairs']:>5.3f}"
-              f"   [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}]{r['incomplete']:>6}{r['seconds']:>7.1f}")
-
+          f"adaptive target {args.target}; seeds {', '.join(map(str, seeds))}; load average {os.getloadavg()[0]:.2f}")
+    tables = [(f"seed {seed}", results) for seed, results in by_seed.items()]
+    if len(seeds) > 1:  # every seed's tasks and rankings together (the same rules on the same hidden truths)
+        pooled = []
+        for i, rule in enumerate(rules):
+            rows = [results[i] for results in by_seed.values()]
+            spent, correct, pairs = (sum(row[key] for row in rows) for key in ("rankings", "correct", "pairs"))
+            pooled.append({"rule": rule.name, "rankings": spent, "per_task": spent / (args.tasks * len(seeds)), "correct": correct,
+                           "pairs": pairs, "ci": wilson(correct, pairs), "incomplete": sum(row["incomplete"] for row in rows),
+                           "seconds": sum(row["seconds"] for row in rows)})
+        tables.append((f"all {len(seeds)} seeds pooled", pooled))
+    for title, results in tables:
+        base = results[0]
+        print(f"-- {title}")
+        print(f"{'rule':<16}{'rankings':>9}{'per task':>9}{'vs ' + base['rule']:>12}{'pair accuracy':>22}{'95% Wilson':>18}"
+              f"{'open':>6}{'s':>7}")
+        for r in results:
+            saved = 1 - r["rankings"] / base["rankings"]
+            print(f"{r['rule']:<16}{r['rankings']:>9}{r['per_task']:>9.2f}{-saved:>+12.1%}"
+                  f"{r['correct']:>11}/{r['pairs']:<6}{r['correct'] / r['pairs']:>5.3f}"
+                  f"   [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}]{r['incomplete']:>6}{r['seconds']:>7.1f}")
 
 if __name__ == "__main__":
     main()

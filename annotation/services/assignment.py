@@ -54,6 +54,7 @@ from annotation.models import Assignment, AssignmentStatus, Membership, Project,
 from annotation.services.agreement_cache import agreement_schedule_refresh
 from annotation.services.consensus import tiers_problems
 from annotation.services.rendering import markdown_html_many
+from annotation.services.task_agreement import adaptive_decided, task_rankings
 from annotation.services.webhooks import webhook_events_emit
 from annotation.sql import assignment as sql
 from annotation.sql import postgres_statements
@@ -489,8 +490,10 @@ def unmarked_gold_complete(*, task: RankingTask, project: Project) -> bool:
     """Whether a task no longer gold has the rankings it needs, by the adaptive rule (the fixed one
     when min_overlap = overlap); if not, its target_overlap lets one more annotator in (set on `task`)."""
     allowed = task.target_overlap if task.target_overlap is not None else task.overlap
-    agreed = task.agreement is not None and task.agreement >= project.agreement_target
-    if task.submitted_count >= task.overlap or (task.submitted_count >= allowed and agreed):
+    if task.submitted_count >= task.overlap:
+        return True
+    if task.submitted_count >= allowed and adaptive_decided(rule=project.adaptive_rule, target=project.agreement_target,
+                                                            rankings=task_rankings(task_id=task.pk), agreement=task.agreement):
         return True
     if task.target_overlap is not None:
         task.target_overlap = min(task.overlap, max(task.target_overlap, task.submitted_count + 1))

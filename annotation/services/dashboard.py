@@ -84,6 +84,7 @@ def dashboard_overlap(*, project: Project) -> dict[str, Any]:
         "min_overlap": project.first_overlap,
         "overlap": project.overlap,
         "agreement_target": project.agreement_target,
+        "adaptive_rule": project.adaptive_rule,
         "tasks": total,
         "distribution": distribution,
         "complete_tasks": complete_tasks,

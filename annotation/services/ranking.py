@@ -29,7 +29,7 @@ from annotation.services.assignment import (
 )
 from annotation.services.consensus import tiers_problems
 from annotation.services.ranking_stats import ranking_vectors
-from annotation.services.task_agreement import task_agreement_refresh, task_agreement_store
+from annotation.services.task_agreement import adaptive_decided, task_agreement_refresh, task_agreement_store, task_rankings
 from annotation.services.validation import is_int, is_number
 from annotation.services.webhooks import webhook_events_emit
 from annotation.sql import postgres_statements
@@ -199,17 +199,20 @@ def ranking_submit(
         # The task row is locked since the first statement (lock_task), so the store statement reads
         # the task's earlier rankings itself; a first ranking has nothing to agree with (the store
         # statement left its agreement NULL) and costs no further statement.
-        complete, submitted_count, tiers_of_task = sql.store(ranking=stored, submitted=AssignmentStatus.SUBMITTED.value, now=now)
-        if submitted_count >= 2:
-            task_agreement_store(task_id=assignment.task_id, tiers=tiers_of_task)
+        complete, submitted_count, rankings = sql.store(ranking=stored, submitted=AssignmentStatus.SUBMITTED.value, now=now)
+        agreement = task_agreement_store(task_id=assignment.task_id, tiers=rankings) if submitted_count >= 2 else None
     else:  # the portable twin: the same three writes as three statements
         stored.save(force_insert=True)
         Assignment.objects.filter(pk=assignment.pk).update(status=AssignmentStatus.SUBMITTED, finished_at=now)
         complete = sql.count_submission(task_id=assignment.task_id)
-        task_agreement_refresh(task_id=assignment.task_id)
+        rankings = task_rankings(task_id=assignment.task_id)
+        agreement = task_agreement_refresh(task_id=assignment.task_id, rankings=rankings)
     if getattr(assignment, "held_adaptive", False) and not complete:
-        # Adaptive overlap: the stored agreement decides between complete and one more annotator.
-        complete = sql.decide_adaptive(task_id=assignment.task_id, agreement_target=assignment.held_agreement_target)
+        # Adaptive overlap: the project's rule, on the rankings read under the task row's lock, decides
+        # between complete and one more annotator.
+        decided = adaptive_decided(rule=assignment.held_adaptive_rule, target=assignment.held_agreement_target,
+                                   rankings=rankings, agreement=agreement)
+        complete = sql.decide_adaptive(task_id=assignment.task_id, decided=decided)
     # task.completed: this submission's counter update (under the task row's lock, which orders
     # concurrent submissions) left the task complete. Sent once per webhook (docs/webhooks.md).
     if complete:

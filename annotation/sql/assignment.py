@@ -198,7 +198,8 @@ def _holder_sql(lock: str, with_project: bool) -> str:
     return render(
         "SELECT {a.all}, {p.allow_ties} AS held_allow_ties, {p.lease_seconds} AS held_lease_seconds, "
         "coalesce({p.min_overlap}, {p.overlap}) < {p.overlap} AS held_adaptive, {p.agreement_target} AS held_agreement_target, "
-        "{t.is_gold} AS held_task_is_gold, {t.task_type} AS held_task_type{project} FROM {a} a JOIN {p} p ON {p.id} = {a.project} "
+        "{p.adaptive_rule} AS held_adaptive_rule, {t.is_gold} AS held_task_is_gold, {t.task_type} AS held_task_type{project} "
+        "FROM {a} a JOIN {p} p ON {p.id} = {a.project} "
         "JOIN {t} t ON {t.id} = {a.task} "
         "JOIN {m} m ON {m.project} = {a.project} AND {m.user} = {a.annotator} "
         "WHERE {a.id} = %s AND {a.annotator} = %s{lock}",
@@ -210,7 +211,8 @@ def _holder_sql(lock: str, with_project: bool) -> str:
 def held(*, assignment_id: int, annotator_id: int, lock: bool, with_project: bool = False,
          lock_task: bool = False) -> Assignment | None:
     """The annotator's assignment with the project and task fields the holder's operations need
-    (held_allow_ties, held_lease_seconds, held_task_is_gold, held_task_type, held_adaptive, held_agreement_target);
+    (held_allow_ties, held_lease_seconds, held_task_is_gold, held_task_type, held_adaptive, held_agreement_target,
+    held_adaptive_rule);
     `lock`: FOR UPDATE of the assignment row where the database has it, and with `lock_task` of its
     task row after it (the rows are locked in that order). `with_project`: the whole project row too,
     read in the same statement, as `assignment.project` (no query when it is read)."""

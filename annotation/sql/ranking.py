@@ -113,17 +113,17 @@ def count_submission(*, task_id: int) -> bool:
 
 # Adaptive overlap, after the counters and the task's agreement were stored in this transaction (which
 # holds the task row's lock): with all the rankings it may get now (target_overlap, NULL: overlap),
-# the task completes if their agreement reaches the target, else it may get one more, up to overlap.
-# Both right-hand sides read the row as it was before this statement.
+# the task completes if they agree (`decided`, the project's rule: task_agreement.adaptive_decided on
+# the rankings read under that lock), else it may get one more, up to overlap. Both right-hand sides
+# read the row as it was before this statement.
 _DECIDE = """
 UPDATE {task} SET
     {task.is_complete} = {task.is_complete} OR (
-        NOT {task.is_gold} AND {task.submitted_count} >= coalesce({task.target_overlap}, {task.overlap})
-        AND coalesce({task.agreement} >= %s, false)),
+        NOT {task.is_gold} AND {task.submitted_count} >= coalesce({task.target_overlap}, {task.overlap}) AND %s),
     {task.target_overlap} = CASE
         WHEN NOT {task.is_gold} AND NOT {task.is_complete}
              AND {task.submitted_count} >= coalesce({task.target_overlap}, {task.overlap})
-             AND {task.submitted_count} < {task.overlap} AND NOT coalesce({task.agreement} >= %s, false)
+             AND {task.submitted_count} < {task.overlap} AND NOT %s
         THEN {task.submitted_count} + 1 ELSE {task.target_overlap} END
 WHERE {task.id} = %s
 RETURNING {task.is_complete}
@@ -135,10 +135,10 @@ def _decide_sql() -> str:
     return render(_DECIDE, task=Names(RankingTask))
 
 
-def decide_adaptive(*, task_id: int, agreement_target: float) -> bool:
+def decide_adaptive(*, task_id: int, decided: bool) -> bool:
     """Complete the task or open one more slot (adaptive overlap); True when it is complete."""
     with connection.cursor() as cursor:
-        cursor.execute(_decide_sql(), [agreement_target, agreement_target, task_id])
+        cursor.execute(_decide_sql(), [bool(decided), bool(decided), task_id])
         return bool(cursor.fetchone()[0])
 
 

@@ -21,6 +21,9 @@ class ProjectCreateInputSerializer(serializers.Serializer):
         help_text="Adaptive overlap: rankings after which a task completes if they agree (1..overlap; default overlap: fixed).")
     agreement_target = serializers.FloatField(
         required=False, help_text="Adaptive overlap: the task agreement that completes a task at min_overlap (0..1).")
+    adaptive_rule = serializers.CharField(
+        required=False, help_text="Adaptive overlap: what completes a task early: agreement (its agreement reaches agreement_target, "
+                                  "the default) or consensus (its consensus ranking has no tie).")
     allow_ties = serializers.BooleanField(required=False)
     gold_rate = serializers.FloatField(required=False, help_text="0 <= rate < 1.")
     lease_seconds = serializers.IntegerField(required=False)
@@ -61,6 +64,7 @@ class ProjectOutputSerializer(serializers.Serializer):
     overlap = serializers.IntegerField()
     min_overlap = serializers.IntegerField(source="first_overlap", help_text="Equal to overlap: fixed overlap.")
     agreement_target = serializers.FloatField()
+    adaptive_rule = serializers.CharField()
     priority_mode = serializers.CharField()
     priority_model = serializers.IntegerField(source="priority_model_id", allow_null=True)
     allow_ties = serializers.BooleanField()

@@ -22,6 +22,7 @@ BAD = [
     ({"min_overlap": 4}, ["--min-overlap", "4"]),  # above the overlap (3)
     ({"min_overlap": 0}, ["--min-overlap", "0"]),
     ({"agreement_target": 1.5}, ["--agreement-target", "1.5"]),
+    ({"adaptive_rule": "unanimous"}, ["--adaptive-rule", "unanimous"]),
 ]
 
 

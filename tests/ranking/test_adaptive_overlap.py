@@ -16,6 +16,7 @@ from django.utils import timezone
 from annotation.models import Assignment, AssignmentStatus, Project, Ranking, RankingTask
 from annotation.services.agreement import task_agreement
 from annotation.services.assignment import assignments_expire
+from annotation.services.consensus import task_consensus
 from annotation.services.dashboard import dashboard_overlap
 from tests.ranking_helpers import make_member, make_project
 from tests.threads import run_threads
@@ -148,12 +149,19 @@ def _open_for(person, project) -> bool:
     return RankingTask.objects.filter(project=project, is_complete=False).exclude(assignments__annotator=person.user).exists()
 
 
-def _allowed_now(tiers: list, *, first: int, most: int, target: float) -> int:
+def _agree(tiers: list, *, rule: str, target: float) -> bool:
+    """The rule written out again here (not adaptive_decided), so the test checks the service against it."""
+    if rule == "consensus":  # the Borda consensus orders every response strictly
+        return all(len(tier) == 1 for tier in task_consensus(tiers).tiers)
+    value = task_agreement(tiers)
+    return value is not None and value >= target
+
+
+def _allowed_now(tiers: list, *, first: int, most: int, target: float, rule: str = "agreement") -> int:
     """The rankings the rule lets a task have, replaying its rankings in order."""
     allowed = first
     while allowed < most and len(tiers) >= allowed:
-        value = task_agreement(tiers[:allowed])
-        if value is not None and value >= target:
+        if _agree(tiers[:allowed], rule=rule, target=target):
             break
         allowed += 1
     return allowed
@@ -161,8 +169,10 @@ def _allowed_now(tiers: list, *, first: int, most: int, target: float) -> int:
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_many_annotators_at_once_never_exceed_what_the_rule_allows_and_counters_equal_rows():
-    project, _ = make_project(name="Adaptive crowd", tasks=60, k=3, overlap=4, min_overlap=2, agreement_target=0.8)
+@pytest.mark.parametrize("rule", ["agreement", "consensus"])
+def test_many_annotators_at_once_never_exceed_what_the_rule_allows_and_counters_equal_rows(rule):
+    project, _ = make_project(name=f"Adaptive crowd {rule}", tasks=60, k=3, overlap=4, min_overlap=2, agreement_target=0.8,
+                              adaptive_rule=rule)
     people = [make_member(project, f"ac{i}") for i in range(12)]
 
     def annotate(person, seed):
@@ -196,7 +206,7 @@ def test_many_annotators_at_once_never_exceed_what_the_rule_allows_and_counters_
     sizes = set()
     for task in rows:
         tiers = list(Ranking.objects.filter(task=task).order_by("id").values_list("tiers", flat=True))
-        allowed = _allowed_now(tiers, first=2, most=4, target=0.8)
+        allowed = _allowed_now(tiers, first=2, most=4, target=0.8, rule=rule)
         assert task.active_count == task.live == task.done == task.ranked == task.submitted_count, task
         assert task.submitted_count == allowed == task.target_overlap <= 4, (task, allowed)
         assert task.is_complete, "twelve annotators are enough for every task"
@@ -236,3 +246,105 @@ def test_a_task_no_longer_gold_follows_the_adaptive_rule(reverse_second, complet
         _rank_when_served(make_member(project, f"g3{reverse_second}"), project)
         task.refresh_from_db()
         assert task.submitted_count == 3
+
+
+CONSENSUS = {**ADAPTIVE, "adaptive_rule": "consensus"}
+
+
+def _ranked_as(task: dict, numbers: list[int]) -> list[list[str]]:
+    """The task's opaque ids in the order of the answers' numbers given ("Answer 2", then ...)."""
+    by_number = {int(re.match(r"Answer (\d+)", r["content"]).group(1)): r["id"] for r in task["responses"]}
+    return [[by_number[n]] for n in numbers]
+
+
+def _submit_as(member, project, numbers: list[int]) -> None:
+    client = member.client()
+    task = client.get(f"/api/v1/projects/{project.pk}/next-task")
+    assert task.status_code == 200, task.content
+    result = client.post(f"/api/v1/assignments/{task.json()['id']}/submit", {"ranking": _ranked_as(task.json(), numbers)},
+                         format="json")
+    assert result.status_code == 201, result.content
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("rule", "complete", "target_overlap"), [("agreement", False, 3), ("consensus", True, 2)])
+def test_the_consensus_rule_completes_when_the_consensus_has_no_tie_however_low_the_agreement(rule, complete, target_overlap):
+    # 0 > 1 > 2 and 2 > 0 > 1 agree on one pair of three (agreement 1/3), yet their Borda consensus is
+    # strict: 0 (2 + 1) > 2 (0 + 2) > 1 (1 + 0). The agreement rule asks for a third, the consensus rule does not.
+    project, _ = make_project(name=f"Strict {rule}", tasks=1, k=3, **{**ADAPTIVE, "adaptive_rule": rule})
+    first, second, third = (make_member(project, f"strict{rule}{i}") for i in range(3))
+    _submit_as(first, project, [0, 1, 2])
+    _submit_as(second, project, [2, 0, 1])
+    task = RankingTask.objects.get(project=project)
+    assert round(task.agreement, 4) == round(1 / 3, 4)
+    assert (task.is_complete, task.submitted_count, task.target_overlap) == (complete, 2, target_overlap)
+    assert _nothing_for(third, project) == complete
+
+
+@pytest.mark.django_db
+def test_the_consensus_rule_takes_one_more_annotator_while_the_consensus_has_a_tie():
+    project, _ = make_project(name="Tied", tasks=1, k=4, **CONSENSUS)
+    people = [make_member(project, f"tied{i}") for i in range(6)]
+    _submit_as(people[0], project, [0, 1, 2, 3])
+    _submit_as(people[1], project, [1, 0, 2, 3])  # Borda 0: 3 + 2 = 1: 2 + 3, a tie
+    task = RankingTask.objects.get(project=project)
+    assert (task.is_complete, task.submitted_count, task.target_overlap) == (False, 2, 3)
+    _submit_as(people[2], project, [2, 3, 0, 1])  # 0: 6, 1: 5, 2: 5, 3: 2, another tie
+    task.refresh_from_db()
+    assert (task.is_complete, task.submitted_count, task.target_overlap) == (False, 3, 4)
+    _submit_as(people[3], project, [0, 1, 2, 3])  # 0: 9, 1: 7, 2: 6, 3: 2: strict
+    task.refresh_from_db()
+    assert (task.is_complete, task.submitted_count, task.target_overlap) == (True, 4, 4)
+    assert _nothing_for(people[4], project)
+    assert dashboard_overlap(project=project)["saved"] == 1
+
+
+@pytest.mark.django_db
+def test_the_consensus_rule_stops_at_the_overlap_whatever_the_consensus():
+    project, _ = make_project(name="Never strict", tasks=1, k=4, overlap=3, min_overlap=2, adaptive_rule="consensus")
+    people = [make_member(project, f"never{i}") for i in range(4)]
+    for person, numbers in zip(people[:3], ([0, 1, 2, 3], [1, 0, 2, 3], [2, 3, 0, 1]), strict=True):
+        _submit_as(person, project, numbers)
+    task = RankingTask.objects.get(project=project)
+    assert (task.is_complete, task.submitted_count) == (True, 3), "at the overlap, complete with a tie (1 and 2)"
+    assert _nothing_for(people[3], project)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("second", "complete", "target"), [([2, 0, 1], True, 2), ([2, 1, 0], False, 3)], ids=["strict", "tie"])
+def test_a_task_no_longer_gold_follows_the_consensus_rule(second, complete, target):
+    from annotation.services.assignment import task_set_gold
+
+    project, _ = make_project(name=f"Gold consensus {second}", tasks=1, k=3, gold_rate=0.999, **CONSENSUS)
+    task = RankingTask.objects.get(project=project)
+    task_set_gold(task=task, gold_ranking=[[rid] for rid in task.responses.values_list("id", flat=True)])
+    for i, numbers in enumerate(([0, 1, 2], second)):
+        member = make_member(project, f"gc{i}{second}")
+        for _ in range(50):  # gold tasks are drawn at random (gold_rate): ask again when this draw missed
+            got = member.client().get(f"/api/v1/projects/{project.pk}/next-task")
+            if got.status_code == 200:
+                member.client().post(f"/api/v1/assignments/{got.json()['id']}/submit",
+                                     {"ranking": _ranked_as(got.json(), numbers)}, format="json")
+                break
+    task.refresh_from_db()
+    assert task.submitted_count == 2 and not task.is_complete, "gold tasks stay open"
+    task = task_set_gold(task=task, gold_ranking=None)
+    task.refresh_from_db()
+    assert (task.is_complete, task.target_overlap) == (complete, target)
+
+
+@pytest.mark.django_db
+def test_the_adaptive_rule_is_an_option_of_the_command_and_the_api(capsys):
+    call_command("create_project", "Consensus cmd", "--overlap", "4", "--min-overlap", "2", "--adaptive-rule", "consensus")
+    project = Project.objects.get(slug=capsys.readouterr().out.strip())
+    assert (project.adaptive_rule, project.is_adaptive) == ("consensus", True)
+    staff = make_member(None, "consensus-staff")
+    staff.user.is_staff = True
+    staff.user.save()
+    created = staff.client().post("/api/v1/projects/", {"name": "Consensus api", "overlap": 4, "min_overlap": 2,
+                                                        "adaptive_rule": "consensus"}, format="json")
+    assert created.status_code == 201, created.content
+    assert created.json()["adaptive_rule"] == "consensus"
+    assert dashboard_overlap(project=Project.objects.get(pk=created.json()["id"]))["adaptive_rule"] == "consensus"
+    default = staff.client().post("/api/v1/projects/", {"name": "Agreement api", "overlap": 4, "min_overlap": 2}, format="json")
+    assert default.json()["adaptive_rule"] == "agreement", "the default: the agreement target"

@@ -22,6 +22,9 @@ class Command(BaseCommand):
                             help="Adaptive overlap: rankings after which a task completes if they agree (1 <= M <= N; default N).")
         parser.add_argument("--agreement-target", type=float,
                             help="Adaptive overlap: the task agreement that completes a task at M rankings, 0..1 (default 0.8).")
+        parser.add_argument("--adaptive-rule",
+                            help="Adaptive overlap: agreement (default): a task completes at M or more rankings whose agreement "
+                                 "reaches the target; consensus: once their consensus ranking has no tie.")
         parser.add_argument("--allow-ties", action="store_true", help="Let annotators put responses in the same tier.")
         parser.add_argument("--gold-rate", type=float, help="Share of gold tasks, 0 <= R < 1 (default 0).")
         parser.add_argument("--lease-seconds", type=int, help="How long an annotator holds a task (default 900).")
@@ -57,6 +60,7 @@ class Command(BaseCommand):
                 overlap=options["overlap"],
                 min_overlap=options["min_overlap"],
                 agreement_target=options["agreement_target"],
+                adaptive_rule=options["adaptive_rule"],
                 allow_ties=options["allow_ties"],
                 gold_rate=options["gold_rate"],
                 lease_seconds=options["lease_seconds"],
