@@ -13,12 +13,15 @@ their messages, unique per project, so importing the same prompts again adds not
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
 import json
 import os
+import queue
 import re
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import IO, Any
@@ -420,6 +423,60 @@ def _records(fileobj: IO[bytes], file_format: str, limits: dict[str, int]):
     return _jsonl_records(fileobj, limits) if file_format == "jsonl" else _csv_records(fileobj, limits)
 
 
+_BATCH = 500  # records handed over from the reading thread at a time
+_DONE = object()
+
+
+def _read_ahead(records: Iterator[Any], *, batches: int = 4) -> Iterator[list[Any]]:
+    """`records` in lists of up to _BATCH, read and parsed by a thread while the caller writes.
+
+    Pass two alternates parsing (client CPU) with COPY and its index and constraint work (server
+    CPU); reading ahead in a thread lets the two overlap, since psycopg releases the GIL while it
+    waits on the server. At most `batches` lists wait at a time, so memory stays flat.
+    Exceptions from the reader are raised here; leaving the loop early stops the thread.
+    """
+    handoff: queue.Queue = queue.Queue(maxsize=batches)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        try:
+            batch: list[Any] = []
+            for record in records:
+                batch.append(record)
+                if len(batch) >= _BATCH:
+                    if not put(batch):
+                        return
+                    batch = []
+            if batch and not put(batch):
+                return
+            put(_DONE)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller, which raises it
+            put(exc)
+
+    reader = threading.Thread(target=read, name="import-read-ahead", daemon=True)
+    reader.start()
+    try:
+        while True:
+            item = handoff.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        reader.join()
+
+
 def _file_size(fileobj: IO[bytes]) -> int:
     fileobj.seek(0, os.SEEK_END)
     size = fileobj.tell()
@@ -499,23 +556,34 @@ def _insert_all(
     # Into an empty project nothing can already exist (repeats within the file are caught by `seen`).
     was_empty = not Prompt.objects.filter(project=project).exists()
     seen: set[bytes] = set()  # 32-byte digests: about 8 MB per 100k prompts
+    copying = postgres_statements() and project.task_type == TaskType.RANKING
+    if copying:
+        # Check the foreign keys of each COPY as it ends rather than all at the commit: the same
+        # checks (a violation still rolls everything back), but done while the reading thread
+        # parses the next lines instead of after the last one, and no queue of deferred checks grows.
+        sql.constraints_immediate(True)
     chunk: list[ParsedLine] = []
-    for number, parsed, position in _records(fileobj, file_format, limits):
-        if isinstance(parsed, str):  # the file changed between the passes
-            raise ImportRejected([LineError(number, parsed)])
-        digest = bytes.fromhex(parsed.content_hash)
-        if digest in seen:
-            result.duplicates_in_file += 1
-            continue
-        seen.add(digest)
-        chunk.append(parsed)
-        if len(chunk) >= CHUNK:
-            _insert_chunk(project=project, chunk=chunk, result=result, was_empty=was_empty)
-            chunk = []
-            if progress:
-                progress("import", position, size)
+    with contextlib.closing(_read_ahead(_records(fileobj, file_format, limits))) as batches:
+        for number, parsed, position in (record for batch in batches for record in batch):
+            if isinstance(parsed, str):  # the file changed between the passes
+                raise ImportRejected([LineError(number, parsed)])
+            digest = bytes.fromhex(parsed.content_hash)
+            if digest in seen:
+                result.duplicates_in_file += 1
+                continue
+            seen.add(digest)
+            chunk.append(parsed)
+            if len(chunk) >= CHUNK:
+                _insert_chunk(project=project, chunk=chunk, result=result, was_empty=was_empty)
+                chunk = []
+                if progress:
+                    progress("import", position, size)
     if chunk:
         _insert_chunk(project=project, chunk=chunk, result=result, was_empty=was_empty)
+    if copying:
+        sql.constraints_immediate(False)
+        if result.tasks_created:  # the COPY path bypasses tasks_create_for_prompts, so it schedules the scoring itself
+            priority_score_new_tasks(project_id=project.pk)  # uncertainty priority: score the new tasks, once
     if project.task_type == TaskType.DEMONSTRATION:
         # Every prompt is a demonstration task, with or without a draft (idempotent: existing ones stay).
         tasks = tasks_create_for_prompts(project=project, prompt_ids=Prompt.objects.filter(project=project).values_list("id", flat=True))
@@ -555,9 +623,7 @@ def _insert_chunk(*, project: Project, chunk: list[ParsedLine], result: ImportRe
         rows.extend((prompt_id, index, text, model) for index, (text, model) in enumerate(p.responses))
     result.responses_created += len(rows)
     if postgres_statements() and project.task_type == TaskType.RANKING:
-        tasks = _copy_responses_and_tasks(project=project, rows=rows)
-        if tasks.created:  # this path bypasses tasks_create_for_prompts, so it schedules the scoring itself
-            priority_score_new_tasks(project_id=project.pk)  # uncertainty priority: score the new tasks
+        tasks = _copy_responses_and_tasks(project=project, rows=rows)  # scored once, after the last chunk (_insert_all)
     else:  # the portable twin: bulk_create, then the tasks built from the rows read back
         _insert_responses(rows)
         tasks = tasks_create_for_prompts(project=project, prompt_ids=touched, run=None) if touched else TaskCreationResult()

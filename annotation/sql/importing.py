@@ -120,3 +120,10 @@ def copy_task_responses(*, rows: Iterable[tuple[int, int]]) -> None:
     with connection.cursor() as cursor, cursor.cursor.copy(_copy_sql("link")) as copy:
         for row in rows:
             copy.write_row(row)
+
+
+def constraints_immediate(immediate: bool) -> None:
+    """Check this transaction's deferrable constraints at the end of each statement (True) or at
+    the commit again (False, Django's default: its foreign keys are DEFERRABLE INITIALLY DEFERRED)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE" if immediate else "SET CONSTRAINTS ALL DEFERRED")

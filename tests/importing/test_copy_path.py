@@ -89,3 +89,19 @@ def test_a_failure_in_the_middle_of_the_copies_leaves_nothing_written(monkeypatc
     assert not Prompt.objects.filter(project=project).exists()
     assert not Response.objects.filter(prompt__project=project).exists()
     assert not RankingTask.objects.filter(project=project).exists()
+
+
+def test_an_uncertainty_project_gets_one_scoring_of_all_the_new_tasks_however_many_chunks(django_capture_on_commit_callbacks):
+    from annotation.models import JobStatus, Project, TrainingJob
+    from annotation.services.importing import CHUNK
+
+    project = project_create(name="Scored once", overlap=1)
+    job = TrainingJob.objects.create(project=project, kind="reward", status=JobStatus.SUCCEEDED)
+    Project.objects.filter(pk=project.pk).update(priority_mode="uncertainty", priority_model=job)
+    lines = [{"prompt": f"Question {i}?", "responses": [f"a{i}", f"b{i}"]} for i in range(CHUNK * 2 + 1)]  # three chunks
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        result = prompts_import(project=project, fileobj=jsonl(lines), file_format="jsonl")
+    assert result.tasks_created == len(lines)
+    assert len(callbacks) == 1  # the scoring, enqueued once after the last chunk
+    project.refresh_from_db()
+    assert (project.priority_status, project.priority_done, project.priority_total) == ("queued", 0, len(lines))
