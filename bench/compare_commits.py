@@ -95,7 +95,7 @@ def table(runs: list[dict], labels: list[str], rounds: int) -> str:
         keys += [k for k in run["figures"] if k not in keys]
     by = {(r["label"], r["round"]): r for r in runs}
     lines = []
-    header = f"| figure | " + " | ".join(f"{lab} (runs; median)" for lab in labels) + " | " + \
+    header = "| figure | " + " | ".join(f"{lab} (runs; median)" for lab in labels) + " | " + \
         " | ".join(f"{lab}/{base} per round (median; min-max)" for lab in labels[1:]) + " |"
     lines += [header, "|" + "---|" * (1 + len(labels) + len(labels) - 1)]
     for key in keys:

@@ -20,6 +20,7 @@ import json
 import os
 import pstats
 import statistics
+import subprocess
 import sys
 import time
 import uuid
@@ -99,7 +100,8 @@ def main() -> None:
     next_ms = [t[0] for t in timed]
     submit_ms = [t[1] for t in timed]
     load = os.getloadavg()[0]
-    print(f"checkout {ROOT} ({os.popen('git rev-parse --short HEAD').read().strip()}), load average {load:.2f}, {args.requests} pairs")
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False).stdout.strip()
+    print(f"checkout {ROOT} ({commit}), load average {load:.2f}, {args.requests} pairs")
     print(f"next-task: mean {statistics.fmean(next_ms):.2f} ms, median {statistics.median(next_ms):.2f} ms; "
           f"submit: mean {statistics.fmean(submit_ms):.2f} ms, median {statistics.median(submit_ms):.2f} ms (test client, no HTTP)")
     for name, queries in (("next-task", next_queries), ("submit", submit_queries)):
@@ -113,7 +115,7 @@ def main() -> None:
     total = sum(tt for (_, _, tt, _, _) in stats.stats.values())  # type: ignore[attr-defined]
     print(f"\nsubmit under cProfile: {1000 * total / args.requests:.2f} ms per submit (profiled); project functions by cumulative time per submit:")
     rows = []
-    for (file, line, func), (cc, nc, tt, ct, _) in stats.stats.items():  # type: ignore[attr-defined]
+    for (file, line, func), (_cc, nc, tt, ct, _) in stats.stats.items():  # type: ignore[attr-defined]
         if str(ROOT) in file and "/.venv/" not in file:
             rows.append((ct, tt, nc, f"{Path(file).relative_to(ROOT)}:{line}({func})"))
     for ct, tt, nc, name in sorted(rows, reverse=True)[: args.top]:
