@@ -34,7 +34,7 @@ SERVING_HEAD = re.compile(r"^== (?P<scenario>[\w-]+)[^:]*: (?P<rps>[\d.]+) req/s
 SERVING_LAT = re.compile(r"^\s+(?P<what>next-task|submit)\s+p50/p95/p99 = (?P<p50>[\d.]+) / (?P<p95>[\d.]+) / (?P<p99>[\d.]+) ms")
 SERVING_CPU = re.compile(r"CPU per request: app (?P<app>[\d.]+) ms, PostgreSQL (?P<db>[\d.]+) ms")
 SERVING_INV = re.compile(r"^\s+invariants: (?P<ok>OK|VIOLATED)")
-EXPORT_LINE = re.compile(r"^round \d+, this checkout: export (?P<fmt>\S+): .* -> (?P<rows>\d+) rows .* in (?P<seconds>[\d.]+) s = .*"
+EXPORT_LINE = re.compile(r"^(?:round \d+, this checkout: )?export (?P<fmt>\S+): .* -> (?P<rows>\d+) rows .* in (?P<seconds>[\d.]+) s = .*"
                          r"CPU time of the export process (?P<cpu>[\d.]+) s.*peak RSS (?P<rss>\d+) MB")
 
 

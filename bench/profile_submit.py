@@ -56,9 +56,12 @@ def main() -> None:
     client = Client(HTTP_AUTHORIZATION=f"Token {key}")
     next_url = f"/api/v1/projects/{project.pk}/next-task"
 
+    cpu: list[tuple[float, float]] = []  # process CPU time of each next-task and submit (less load-sensitive than wall)
+
     def pair(profiler: cProfile.Profile | None = None, capture: bool = False) -> tuple[float, float, list, list]:
         nq: list = []
         sq: list = []
+        c0 = time.process_time()
         t0 = time.perf_counter()
         if capture:
             with CaptureQueriesContext(connection) as ctx:
@@ -67,12 +70,14 @@ def main() -> None:
         else:
             response = client.get(next_url)
         t1 = time.perf_counter()
+        c1 = time.process_time()
         if response.status_code != 200:
             sys.exit(f"next-task answered {response.status_code}: {response.content[:300]!r}")
         task = response.json()
         body = json.dumps({"ranking": [[r["id"]] for r in task["responses"]], "duration_seconds": 2.0})
         url = f"/api/v1/assignments/{task['id']}/submit"
         headers = {"HTTP_IDEMPOTENCY_KEY": f"prof-{uuid.uuid4().hex}"}
+        c2 = time.process_time()
         t2 = time.perf_counter()
         if profiler:
             profiler.enable()
@@ -85,15 +90,20 @@ def main() -> None:
         if profiler:
             profiler.disable()
         t3 = time.perf_counter()
+        c3 = time.process_time()
         if response.status_code != 201:
             sys.exit(f"submit answered {response.status_code}: {response.content[:300]!r}")
+        cpu.append(((c1 - c0) * 1000, (c3 - c2) * 1000))
         return (t1 - t0) * 1000, (t3 - t2) * 1000, nq, sq
 
     for _ in range(args.warmup):
         pair()
     _, _, next_queries, submit_queries = pair(capture=True)
     # timing without the profiler, then the profile (cProfile's own overhead inflates its times)
+    cpu.clear()
     timed = [pair() for _ in range(args.requests)]
+    next_cpu = [c[0] for c in cpu]
+    submit_cpu = [c[1] for c in cpu]
     profiler = cProfile.Profile()
     for _ in range(args.requests):
         pair(profiler)
@@ -104,6 +114,10 @@ def main() -> None:
     print(f"checkout {ROOT} ({commit}), load average {load:.2f}, {args.requests} pairs")
     print(f"next-task: mean {statistics.fmean(next_ms):.2f} ms, median {statistics.median(next_ms):.2f} ms; "
           f"submit: mean {statistics.fmean(submit_ms):.2f} ms, median {statistics.median(submit_ms):.2f} ms (test client, no HTTP)")
+    print(f"CPU of this process: next-task mean {statistics.fmean(next_cpu):.2f} ms, submit mean {statistics.fmean(submit_cpu):.2f} ms")
+    print(json.dumps({"next_ms": round(statistics.median(next_ms), 2), "submit_ms": round(statistics.median(submit_ms), 2),
+                      "next_cpu_ms": round(statistics.fmean(next_cpu), 2), "submit_cpu_ms": round(statistics.fmean(submit_cpu), 2),
+                      "next_sql": len(next_queries), "submit_sql": len(submit_queries), "load": round(load, 2)}))
     for name, queries in (("next-task", next_queries), ("submit", submit_queries)):
         print(f"\n{name}: {len(queries)} SQL statements")
         for i, q in enumerate(queries, 1):
