@@ -231,7 +231,7 @@ class RankingTask(models.Model):
     submitted_count = models.PositiveIntegerField(default=0)
     active_count = models.PositiveIntegerField(default=0, help_text="Submitted plus live leases.")
     is_complete = models.BooleanField(default=False)
-    # Pairwise agreement of the task's rankings (agreement.task_agreement), recomputed in each
+    # Pairwise agreement of the task's rankings (consensus.task_agreement), recomputed in each
     # submission's transaction (services/task_agreement.py); NULL below two rankings.
     agreement = models.FloatField(null=True, blank=True)
     # Left out of every export (curation: services/task_browse.py); the manifest counts them.

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 def backfill(apps, schema_editor):
     """Store the agreement of every task that already has two rankings or more."""
-    from annotation.services.agreement import task_agreement
+    from annotation.services.consensus import task_agreement
 
     Ranking = apps.get_model("annotation", "Ranking")
     RankingTask = apps.get_model("annotation", "RankingTask")

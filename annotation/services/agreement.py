@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,7 +44,7 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 
 from annotation.models import Assignment, AssignmentStatus, Membership, Project, Ranking, RankingTask
-from annotation.services.consensus import Tiers, pair_votes, tiers_to_ranks
+from annotation.services.consensus import tiers_to_ranks
 from annotation.services.ranking_filter import RankingFilter, ranking_filter_queryset
 from annotation.services.ranking_stats import DISPLAY_DTYPE, RANK_DTYPE
 from annotation.sql import agreement as sql
@@ -130,30 +130,6 @@ def tau_b(x: Sequence[float], y: Sequence[float]) -> float:
     sa, da = _signs(np.asarray([x], dtype=float))
     sb, db = _signs(np.asarray([y], dtype=float))
     return float(_tau_b(sa, da, sb, db)[0])
-
-
-def pair_counts_agreement(counts: Iterable[Sequence[int]]) -> float | None:
-    """Pairwise agreement of one task from its pair vote counts; None when no pair was ranked twice.
-
-    `counts` holds, for each response pair of the task, (rankings that put the first above the
-    second, the reverse, ties). Two annotators agree on a pair when they order it the same way
-    (better, worse or tied); the result is the share of agreeing annotator pairs, pooled over the
-    response pairs: the report's `pairwise_agreement` restricted to one task. Rounded to 6 places.
-    """
-    agree = total = 0
-    for x, y, z in counts:
-        n = x + y + z
-        if n > 1:
-            total += n * (n - 1) // 2
-            agree += (x * (x - 1) + y * (y - 1) + z * (z - 1)) // 2
-    return round(agree / total, 6) if total else None
-
-
-def task_agreement(rankings: Sequence[Tiers]) -> float | None:
-    """Pairwise agreement of one task's rankings (see `pair_counts_agreement`); None with fewer than two."""
-    if len(rankings) < 2:
-        return None
-    return pair_counts_agreement((p.a_over_b, p.b_over_a, p.ties) for p in pair_votes(rankings).values())
 
 
 def _ordinal_delta2(n_c: np.ndarray) -> np.ndarray:

@@ -5,7 +5,7 @@ These are pure functions on plain data; agreement.py, export.py, assignment.py a
 """
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
 from typing import Any
@@ -146,3 +146,27 @@ def tiers_problems(*, tiers: Any, allowed: set, allow_ties: bool) -> list[str]:
     if missing:
         problems.append(f"responses missing from the ranking: {', '.join(missing)} (every shown response exactly once)")
     return problems
+
+
+def pair_counts_agreement(counts: Iterable[Sequence[int]]) -> float | None:
+    """Pairwise agreement of one task from its pair vote counts; None when no pair was ranked twice.
+
+    `counts` holds, for each response pair of the task, (rankings that put the first above the
+    second, the reverse, ties). Two annotators agree on a pair when they order it the same way
+    (better, worse or tied); the result is the share of agreeing annotator pairs, pooled over the
+    response pairs: the report's `pairwise_agreement` restricted to one task. Rounded to 6 places.
+    """
+    agree = total = 0
+    for x, y, z in counts:
+        n = x + y + z
+        if n > 1:
+            total += n * (n - 1) // 2
+            agree += (x * (x - 1) + y * (y - 1) + z * (z - 1)) // 2
+    return round(agree / total, 6) if total else None
+
+
+def task_agreement(rankings: Sequence[Tiers]) -> float | None:
+    """Pairwise agreement of one task's rankings (see `pair_counts_agreement`); None with fewer than two."""
+    if len(rankings) < 2:
+        return None
+    return pair_counts_agreement((p.a_over_b, p.b_over_a, p.ties) for p in pair_votes(rankings).values())

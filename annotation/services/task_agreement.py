@@ -1,7 +1,7 @@
 """Each task's own agreement, stored on the task so lists, filters and rules read a column, and the
 adaptive-overlap decision that reads it.
 
-The one definition is `agreement.task_agreement` (the share of annotator pairs that order a
+The one definition is `consensus.task_agreement` (the share of annotator pairs that order a
 response pair the same way, pooled over the task's response pairs; ties as in agreement.py). It is recomputed inside the submission's
 transaction, after the task's counters were updated (which holds the task row's lock), so
 concurrent submissions to one task see each other's rankings in order.
@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from annotation.services.agreement import task_agreement
-from annotation.services.consensus import Tiers, task_consensus
+from annotation.services.consensus import Tiers, task_agreement, task_consensus
 from annotation.sql import ranking as sql
 
 # Adaptive overlap's rules (Project.adaptive_rule; docs/ranking.md "Adaptive overlap"):

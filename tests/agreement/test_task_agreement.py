@@ -6,8 +6,8 @@ import random
 import numpy as np
 import pytest
 
-from annotation.services.agreement import RankData, agreement_compute, pair_counts_agreement, task_agreement
-from annotation.services.consensus import tiers_to_ranks
+from annotation.services.agreement import RankData, agreement_compute
+from annotation.services.consensus import pair_counts_agreement, task_agreement, tiers_to_ranks
 from annotation.services.export.pairs import task_summary, votes_agreement
 
 

@@ -9,7 +9,7 @@ import pytest
 from django.db import connection
 
 from annotation.models import RankingTask, Role
-from annotation.services.agreement import task_agreement
+from annotation.services.consensus import task_agreement
 from tests.ranking_helpers import make_member, make_project
 
 pytestmark = pytest.mark.django_db

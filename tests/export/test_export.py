@@ -20,7 +20,7 @@ from rest_framework.test import APIClient
 
 from annotation.errors import ApplicationError
 from annotation.models import ExportSnapshot, JobStatus, Role
-from annotation.services.agreement import task_agreement
+from annotation.services.consensus import task_agreement
 from annotation.services.export import (
     export_options_from_input,
     export_snapshot_create,

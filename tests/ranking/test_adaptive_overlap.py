@@ -14,9 +14,8 @@ from django.test import Client
 from django.utils import timezone
 
 from annotation.models import Assignment, AssignmentStatus, Project, Ranking, RankingTask
-from annotation.services.agreement import task_agreement
 from annotation.services.assignment import assignments_expire
-from annotation.services.consensus import task_consensus
+from annotation.services.consensus import task_agreement, task_consensus
 from annotation.services.dashboard import dashboard_overlap
 from tests.ranking_helpers import make_member, make_project
 from tests.threads import run_threads

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from annotation.models import RankingTask, Role
-from annotation.services.agreement import task_agreement
+from annotation.services.consensus import task_agreement
 from tests.ranking_helpers import make_member, make_project
 
 pytestmark = pytest.mark.django_db

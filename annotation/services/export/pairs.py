@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from annotation.errors import ApplicationError
-from annotation.services.agreement import pair_counts_agreement
-from annotation.services.consensus import scores_to_tiers
+from annotation.services.consensus import pair_counts_agreement, scores_to_tiers
 
 Votes = dict[tuple[int, int], list[int]]  # (a, b) with a < b -> [a over b, b over a, ties]
 
@@ -61,7 +60,7 @@ def task_summary(rankings: list[list[list[int]]]) -> tuple[list[list[int]], Vote
 
 
 def votes_agreement(votes: Votes) -> float | None:
-    """The task's pairwise agreement (annotation.services.agreement.pair_counts_agreement) from its votes."""
+    """The task's pairwise agreement (annotation.services.consensus.pair_counts_agreement) from its votes."""
     return pair_counts_agreement(votes.values())
 
 
