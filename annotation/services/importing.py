@@ -19,9 +19,7 @@ import hashlib
 import io
 import json
 import os
-import queue
 import re
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import IO, Any
@@ -34,6 +32,7 @@ from annotation.errors import ApplicationError
 from annotation.limits import JSONTooDeep, json_loads_bounded
 from annotation.models import Project, Prompt, RankingTask, Response, TaskType
 from annotation.services.priority_schedule import priority_score_new_tasks
+from annotation.services.read_ahead import read_ahead
 from annotation.services.tasks import TaskCreationResult, distinct_responses, response_text_hash, tasks_create_for_prompts
 from annotation.sql import importing as sql
 from annotation.sql import postgres_statements
@@ -424,57 +423,28 @@ def _records(fileobj: IO[bytes], file_format: str, limits: dict[str, int]):
 
 
 _BATCH = 500  # records handed over from the reading thread at a time
-_DONE = object()
+
+
+def _batched(records: Iterator[Any]) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for record in records:
+        batch.append(record)
+        if len(batch) >= _BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _read_ahead(records: Iterator[Any], *, batches: int = 4) -> Iterator[list[Any]]:
     """`records` in lists of up to _BATCH, read and parsed by a thread while the caller writes.
 
     Pass two alternates parsing (client CPU) with COPY and its index and constraint work (server
-    CPU); reading ahead in a thread lets the two overlap, since psycopg releases the GIL while it
-    waits on the server. At most `batches` lists wait at a time, so memory stays flat.
-    Exceptions from the reader are raised here; leaving the loop early stops the thread.
+    CPU); reading ahead in a thread (services/read_ahead.py) lets the two overlap. At most
+    `batches` lists wait at a time, so memory stays flat. Exceptions from the reader are raised
+    here; leaving the loop early stops the thread.
     """
-    handoff: queue.Queue = queue.Queue(maxsize=batches)
-    stop = threading.Event()
-
-    def put(item: Any) -> bool:
-        while not stop.is_set():
-            try:
-                handoff.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def read() -> None:
-        try:
-            batch: list[Any] = []
-            for record in records:
-                batch.append(record)
-                if len(batch) >= _BATCH:
-                    if not put(batch):
-                        return
-                    batch = []
-            if batch and not put(batch):
-                return
-            put(_DONE)
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller, which raises it
-            put(exc)
-
-    reader = threading.Thread(target=read, name="import-read-ahead", daemon=True)
-    reader.start()
-    try:
-        while True:
-            item = handoff.get()
-            if item is _DONE:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        reader.join()
+    return read_ahead(lambda: _batched(records), depth=batches, name="import-read-ahead")
 
 
 def _file_size(fileobj: IO[bytes]) -> int:

@@ -6,8 +6,6 @@ in its own thread and connection, so the database works on the next chunk while 
 """
 from __future__ import annotations
 
-import queue
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import islice
@@ -19,6 +17,7 @@ from annotation.models import GenerationRun, Project, RankingTask
 from annotation.services.export.options import ExportOptions
 from annotation.services.export.sql import fetch_chunk
 from annotation.services.ranking_filter import RankingFilter
+from annotation.services.read_ahead import read_ahead
 
 
 @dataclass
@@ -93,11 +92,6 @@ def task_data_iter(project: Project, opts: ExportOptions, ranking_filter: Rankin
         yield batch
 
 
-class _Failure:
-    def __init__(self, exc: BaseException) -> None:
-        self.exc = exc
-
-
 def in_background(make_iterator: Callable[[], Iterator[Any]], *, depth: int = 2) -> Iterator[Any]:
     """Run the reading in a thread with its own database connection, `depth` chunks ahead.
 
@@ -111,43 +105,7 @@ def in_background(make_iterator: Callable[[], Iterator[Any]], *, depth: int = 2)
     if connection.vendor != "postgresql" or connection.in_atomic_block:
         yield from make_iterator()
         return
-    chunks: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    done = object()
-
-    def put(item: Any) -> None:
-        while not stop.is_set():
-            try:
-                chunks.put(item, timeout=0.5)
-                return
-            except queue.Full:
-                continue
-
-    def produce() -> None:
-        try:
-            for item in make_iterator():
-                put(item)
-                if stop.is_set():
-                    return
-            put(done)
-        except BaseException as exc:  # handed to the consumer, which raises it
-            put(_Failure(exc))
-        finally:
-            connections.close_all()  # this thread's connections only
-
-    thread = threading.Thread(target=produce, name="export-reader", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = chunks.get()
-            if item is done:
-                return
-            if isinstance(item, _Failure):
-                raise item.exc
-            yield item
-    finally:
-        stop.set()
-        thread.join()
+    yield from read_ahead(make_iterator, depth=depth, name="export-reader", on_thread_exit=connections.close_all)
 
 
 def runs_provenance(run_ids: set[int]) -> dict[int, dict[str, Any]]:
