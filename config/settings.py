@@ -80,20 +80,10 @@ WSGI_APPLICATION = "config.wsgi.application"
 
 # SQLite when DATABASE_URL is unset, so `make demo` needs nothing installed.
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
-# Server-side parameter binding (PostgreSQL): psycopg then prepares a statement the second time a
-# connection runs it, so the hot path's statements are planned once per connection instead of once
-# per request (bench/serving.py: -39% database CPU per request at saturation). Set
-# DB_SERVER_SIDE_BINDING=0 behind a pooler in transaction mode (PgBouncer before 1.21), which cannot
-# keep prepared statements.
-DB_SERVER_SIDE_BINDING = env_bool("DB_SERVER_SIDE_BINDING", True)
-POSTGRES_OPTIONS = {"server_side_binding": True, "prepare_threshold": 2} if DB_SERVER_SIDE_BINDING else {}
 DATABASES = {
     # Health checks off by default: they add a SELECT 1 to every request. A connection broken by a
     # database restart then fails one request per worker thread and is replaced after it.
-    "default": {
-        **dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=env_bool("DB_CONN_HEALTH_CHECKS", False)),
-        "OPTIONS": POSTGRES_OPTIONS,
-    }
+    "default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=env_bool("DB_CONN_HEALTH_CHECKS", False))
     if DATABASE_URL
     else {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "db.sqlite3", "OPTIONS": {"timeout": 30}}
 }

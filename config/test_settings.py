@@ -10,7 +10,7 @@ from urllib.parse import urlparse
 import dj_database_url
 
 from .settings import *  # noqa: F403
-from .settings import BASE_DIR, POSTGRES_OPTIONS, env_bool
+from .settings import BASE_DIR, env_bool
 
 REQUIRE_SERVICES = env_bool("REQUIRE_SERVICES", False)
 TEST_DATABASE_URL = os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/annotation"
@@ -34,8 +34,7 @@ if REQUIRE_SERVICES and not REDIS_AVAILABLE:
     raise RuntimeError(f"REQUIRE_SERVICES=1 but Redis is not reachable at {TEST_BROKER_URL}")
 
 if POSTGRES_AVAILABLE:
-    # The production connection options (server-side binding), so the tests run the statements as served.
-    DATABASES = {"default": {**dj_database_url.parse(TEST_DATABASE_URL, conn_max_age=0), "OPTIONS": dict(POSTGRES_OPTIONS)}}
+    DATABASES = {"default": dj_database_url.parse(TEST_DATABASE_URL, conn_max_age=0)}
 else:
     DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "test-db.sqlite3"}}
 
