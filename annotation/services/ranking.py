@@ -29,7 +29,7 @@ from annotation.services.assignment import (
 )
 from annotation.services.consensus import tiers_problems
 from annotation.services.ranking_stats import ranking_vectors
-from annotation.services.task_agreement import adaptive_decided, task_agreement_refresh, task_agreement_store, task_rankings
+from annotation.services.task_agreement import adaptive_decided, task_agreement_store, task_rankings
 from annotation.services.validation import is_int, is_number
 from annotation.services.webhooks import webhook_events_emit
 from annotation.sql import postgres_statements
@@ -206,7 +206,7 @@ def ranking_submit(
         Assignment.objects.filter(pk=assignment.pk).update(status=AssignmentStatus.SUBMITTED, finished_at=now)
         complete = sql.count_submission(task_id=assignment.task_id)
         rankings = task_rankings(task_id=assignment.task_id)
-        agreement = task_agreement_refresh(task_id=assignment.task_id, rankings=rankings)
+        agreement = task_agreement_store(task_id=assignment.task_id, tiers=rankings)
     if getattr(assignment, "held_adaptive", False) and not complete:
         # Adaptive overlap: the project's rule, on the rankings read under the task row's lock, decides
         # between complete and one more annotator.

@@ -30,10 +30,9 @@ def task_rankings(*, task_id: int) -> list[Tiers]:
     return sql.task_tiers(task_id=task_id)
 
 
-def task_agreement_refresh(*, task_id: int, rankings: Sequence[Tiers] | None = None) -> float | None:
-    """Recompute and store task `task_id`'s agreement from its rankings (`rankings`, when the caller
-    has just read them under the task row's lock in this transaction); returns it (None below two)."""
-    return task_agreement_store(task_id=task_id, tiers=task_rankings(task_id=task_id) if rankings is None else rankings)
+def task_agreement_refresh(*, task_id: int) -> float | None:
+    """Recompute and store task `task_id`'s agreement from its rankings; returns it (None below two)."""
+    return task_agreement_store(task_id=task_id, tiers=task_rankings(task_id=task_id))
 
 
 def task_agreement_store(*, task_id: int, tiers: Sequence[Tiers]) -> float | None:
