@@ -123,7 +123,9 @@ def _write_rows(options: ExportOptions, sources: list[RowSource], writers: dict,
     last_prompt: int | None = None
     for source in sources:
         for batch in source.batches(stats):
+            units = 0
             for prompt_id, rows in batch:
+                units += 1
                 if not rows:
                     continue
                 split = split_of(prompt_id=prompt_id, seed=options.seed, test_fraction=options.test_fraction)
@@ -138,7 +140,7 @@ def _write_rows(options: ExportOptions, sources: list[RowSource], writers: dict,
                     stats.prompts[split] += 1
             for writer in writers.values():
                 writer.flush()
-            done += len(batch)
+            done += units
             if progress:
                 progress(done, max(total, done))
 
