@@ -48,12 +48,15 @@ def wait_until(done: Callable[[], bool], progress: Callable[[], object], what: s
 
 
 def kill_and_resume(*, first: CeleryWorker, queues: tuple[str, ...], monkeypatch, resumed: Callable[[], bool],
-                    done: Callable[[], bool], progress: Callable[[], object], capsys, what: str) -> float:
+                    done: Callable[[], bool], progress: Callable[[], object], capsys, what: str,
+                    after_kill: Callable[[], None] | None = None) -> float:
     """SIGKILL `first` (a task of it beating), start a second worker, reap each second until `done`.
-    Returns the seconds from the kill until `resumed()`."""
+    `after_kill` runs right after the SIGKILL. Returns the seconds from the kill until `resumed()`."""
     assert WorkHeartbeat.objects.exists(), "the kill must land inside a task"
     first.kill()
     killed_at = time.monotonic()
+    if after_kill:
+        after_kill()
     first.stop()
     monkeypatch.setattr(app.control, "purge", lambda: 0)  # keep the messages still queued
     second = CeleryWorker(queues=queues, extra_env=WORKER_ENV)
@@ -109,6 +112,35 @@ def test_a_generation_batch_of_a_killed_worker_resumes_on_another_worker_and_wri
     assert not WorkHeartbeat.objects.exists()
 
 
+def hold_mid_export(snapshot_id: int, worker: CeleryWorker):
+    """A connection of its own holding the snapshot's row lock while the export is part-way (a chunk or
+    more written, not finished): the worker then blocks at its next progress update, so the kill lands
+    mid-export however fast the machine is (an export of 600 tasks can finish between two polls)."""
+    import psycopg
+    from django.db import connection
+
+    holder = psycopg.connect(**connection.get_connection_params())
+    deadline = time.monotonic() + NO_PROGRESS_LIMIT
+    while True:
+        status, done = holder.execute(f"SELECT status, rows_done FROM {ExportSnapshot._meta.db_table} "  # noqa: S608
+                                      "WHERE id = %s FOR UPDATE", [snapshot_id]).fetchone()
+        if status == JobStatus.RUNNING and 10 <= done < 600 and WorkHeartbeat.objects.exists():
+            return holder  # the transaction stays open: the lock is held
+        holder.rollback()
+        assert status in (JobStatus.QUEUED, JobStatus.RUNNING), f"the export finished before the kill ({status}, {done} rows)"
+        assert time.monotonic() < deadline, f"the export did not start\n{worker.log()[-4000:]}"
+        time.sleep(0.01)
+
+
+def release_as_a_dead_client(holder) -> None:
+    """End the killed worker's backends that wait on the held lock, as PostgreSQL would once it noticed the
+    client gone (a backend waiting on a lock does not look at its socket: it would otherwise commit the
+    dead worker's progress update and keep its session advisory lock), then release the lock."""
+    holder.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid))")
+    holder.rollback()
+    holder.close()
+
+
 def test_an_export_of_a_killed_worker_resumes_on_another_worker(monkeypatch, capsys, settings):
     from tests.export_factories import bulk_tasks, engineer_project
 
@@ -122,11 +154,11 @@ def test_an_export_of_a_killed_worker_resumes_on_another_worker(monkeypatch, cap
         snapshot = export_snapshot_create(project=project, created_by=engineer,
                                           options={"format": "rankings", "file_format": "parquet"})
         row = ExportSnapshot.objects.filter(pk=snapshot.pk)
-        wait_until(lambda: row.filter(status=JobStatus.RUNNING, rows_done__gte=50).exists() and WorkHeartbeat.objects.exists(),
-                   lambda: row.values_list("rows_done", flat=True).first(), "the export to start", first)
+        holder = hold_mid_export(snapshot.pk, first)
         assert row.get().rows_done < 600, "the export finished before the kill"
         kill_and_resume(
             first=first, queues=("default",), monkeypatch=monkeypatch, capsys=capsys, what="export",
+            after_kill=lambda: release_as_a_dead_client(holder),
             resumed=lambda: WorkHeartbeat.objects.filter(requeues__gte=1).exclude(worker="").exists()
             or row.filter(status=JobStatus.SUCCEEDED).exists(),
             done=lambda: row.filter(status__in=[JobStatus.SUCCEEDED, JobStatus.FAILED]).exists(),
