@@ -89,6 +89,17 @@ def api_client(user=None, *, token: bool = False) -> APIClient:
     return client
 
 
+def next_task_retrying_gold_draws(client, project: Project) -> dict:
+    """next-task's answer where the only open task may be gold. Gold is drawn at random (gold_rate),
+    so a draw that missed it answers 204: ask again (50 misses at 0.99 do not happen)."""
+    for _ in range(50):
+        response = client.get(f"/api/v1/projects/{project.pk}/next-task")
+        if response.status_code == 200:
+            return response.json()
+        assert response.status_code == 204, response.content
+    raise AssertionError("the gold task was never served")
+
+
 # --- projects ----------------------------------------------------------------------------------
 
 

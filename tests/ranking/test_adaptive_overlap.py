@@ -17,6 +17,7 @@ from annotation.models import Assignment, AssignmentStatus, Project, Ranking, Ra
 from annotation.services.assignment import assignments_expire
 from annotation.services.consensus import task_agreement, task_consensus
 from annotation.services.dashboard import dashboard_overlap
+from tests.factories import next_task_retrying_gold_draws
 from tests.ranking_helpers import make_member, make_project
 from tests.threads import run_threads
 
@@ -217,13 +218,8 @@ def test_many_annotators_at_once_never_exceed_what_the_rule_allows_and_counters_
 
 
 def _rank_when_served(member, project, *, reverse: bool = False) -> None:
-    for _ in range(50):  # gold tasks are drawn at random (gold_rate): ask again when this draw missed
-        task = member.client().get(f"/api/v1/projects/{project.pk}/next-task")
-        if task.status_code == 200:
-            body = task.json()
-            member.client().post(f"/api/v1/assignments/{body['id']}/submit", {"ranking": _order(body, reverse)}, format="json")
-            return
-    raise AssertionError("never served")
+    body = next_task_retrying_gold_draws(member.client(), project)
+    member.client().post(f"/api/v1/assignments/{body['id']}/submit", {"ranking": _order(body, reverse)}, format="json")
 
 
 @pytest.mark.django_db
@@ -319,12 +315,8 @@ def test_a_task_no_longer_gold_follows_the_consensus_rule(second, complete, targ
     task_set_gold(task=task, gold_ranking=[[rid] for rid in task.responses.values_list("id", flat=True)])
     for i, numbers in enumerate(([0, 1, 2], second)):
         member = make_member(project, f"gc{i}{second}")
-        for _ in range(50):  # gold tasks are drawn at random (gold_rate): ask again when this draw missed
-            got = member.client().get(f"/api/v1/projects/{project.pk}/next-task")
-            if got.status_code == 200:
-                member.client().post(f"/api/v1/assignments/{got.json()['id']}/submit",
-                                     {"ranking": _ranked_as(got.json(), numbers)}, format="json")
-                break
+        body = next_task_retrying_gold_draws(member.client(), project)
+        member.client().post(f"/api/v1/assignments/{body['id']}/submit", {"ranking": _ranked_as(body, numbers)}, format="json")
     task.refresh_from_db()
     assert task.submitted_count == 2 and not task.is_complete, "gold tasks stay open"
     task = task_set_gold(task=task, gold_ranking=None)

@@ -17,7 +17,7 @@ import pytest
 from annotation.models import RankingTask, WebhookDelivery
 from annotation.services.assignment import task_set_gold
 from annotation.services.webhooks import webhook_create
-from tests.factories import make_member, make_ranked_project
+from tests.factories import make_member, make_ranked_project, next_task_retrying_gold_draws
 from tests.threads import run_threads
 
 pytestmark = [pytest.mark.needs_postgres]
@@ -27,17 +27,6 @@ def next_task(client, project) -> dict:
     response = client.get(f"/api/v1/projects/{project.pk}/next-task")
     assert response.status_code == 200, response.content
     return response.json()
-
-
-def next_gold_task(client, project) -> dict:
-    """next-task for a project whose only open task is gold: gold is drawn at random (gold_rate), so a
-    draw that missed answers 204; ask again (50 misses at 0.99 do not happen)."""
-    for _ in range(50):
-        response = client.get(f"/api/v1/projects/{project.pk}/next-task")
-        if response.status_code == 200:
-            return response.json()
-        assert response.status_code == 204, response.content
-    raise AssertionError("the gold task was never served")
 
 
 def submit(client, task: dict):
@@ -78,7 +67,7 @@ def test_a_gold_task_never_completes_and_unmarking_it_completes_it_once(allow_pr
     task_set_gold(task=task, gold_ranking=[[i] for i in ids])
     for i in range(3):  # gold tasks are not limited by the overlap
         person = make_member(project, f"g{i}")
-        assert submit(person.client(), next_gold_task(person.client(), project)).status_code == 201
+        assert submit(person.client(), next_task_retrying_gold_draws(person.client(), project)).status_code == 201
     assert not WebhookDelivery.objects.exists()
     task_set_gold(task=task, gold_ranking=None)  # 3 rankings >= overlap 2: complete now
     assert list(WebhookDelivery.objects.values_list("object_id", flat=True)) == [task.pk]

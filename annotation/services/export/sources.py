@@ -1,8 +1,9 @@
 """Row sources: where an export's rows come from, one unit (a task) at a time, in prompt order.
 
-A source yields batches of (prompt_id, rows) (any iterable, consumed once) with rows in the format's COLUMNS order (tuples, or
-finished JSONL lines), and counts what it kept and dropped in ExportStats. export_write splits
-and writes whatever its sources give, so the writers never depend on where rows come from.
+A source yields batches of (prompt_id, rows) (any iterable, consumed once) with rows in the
+format's COLUMNS order (tuples, or finished JSONL lines), and counts what it kept and dropped in
+ExportStats. export_write splits and writes whatever its sources give, so the writers never
+depend on where rows come from.
 
 Every format reads the project's ranking tasks (RankingTaskSource), except sft on a demonstration
 project, which reads the demonstrations annotators wrote (DemonstrationSource, origin

@@ -117,9 +117,8 @@ def _responses_sql(full: bool) -> str:
     tr, r = "tr", "r"
     through = _through()
     fields = RESPONSE_FIELDS + (RESPONSE_DETAIL_FIELDS if full else ())
-    picked = ", ".join(column(r, Response, name) for name in fields)
-    columns = ", ".join([column(tr, through, "rankingtask"), *(f"{_quote(r)}.{_quote(Response._meta.get_field(name).column)}"
-                                                             for name in fields)])
+    picked = ", ".join(column(r, Response, name) for name in fields)  # the subquery keeps the column names
+    columns = f"{column(tr, through, 'rankingtask')}, {picked}"
     # Each link's response looked up by primary key (LATERAL ... LIMIT 1 keeps the planner from
     # flattening it): a plain join is planned as a hash join over a scan of the whole response
     # table, once per chunk, which costs 2-3x the lookups at 150k rankings and grows with the table.
