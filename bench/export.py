@@ -146,21 +146,6 @@ def seed(*, rankings: int, k: int, overlap: int, annotators: int) -> dict:
     return {"tasks": tasks, "rankings": tasks * overlap, "responses": tasks * k, "seconds": round(time.monotonic() - started, 1)}
 
 
-def peak_rss_kb() -> int:
-    """This process's own peak RSS: VmHWM, where Linux has it.
-
-    Not ru_maxrss: Linux carries it across exec from the forked image, so a child started by a parent
-    that has just seeded a million rankings reported the parent's size (448 MB at 1M) as its own."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-
 def export_child(args: argparse.Namespace) -> None:
     """Runs in the measured child process: one export, then its figures as one JSON line."""
     setup_django(args.database_url)
@@ -175,6 +160,8 @@ def export_child(args: argparse.Namespace) -> None:
     rows = sum(split["rows"] for split in manifest["splits"].values())
     size = sum(split["bytes"] for split in manifest["splits"].values())
     usage = resource.getrusage(resource.RUSAGE_SELF)
+    from bench.memory import peak_rss_kb
+
     peak_mb = peak_rss_kb() / 1024
     print(json.dumps({"seconds": round(seconds, 2), "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2), "rows": rows, "bytes": size, "peak_rss_mb": round(peak_mb, 1),
                       "tasks": manifest["counts"]["tasks_seen"]}))

@@ -1,6 +1,6 @@
 """Benchmark: import N prompts from a JSONL file through the import service into PostgreSQL.
 
-Prints prompts per second and the importing process's peak memory (ru_maxrss), at N/10 and at N,
+Prints prompts per second and the importing process's peak memory (VmHWM), at N/10 and at N,
 so you can see memory stays flat as the file grows. Uses its own database (created, migrated,
 dropped unless --keep). Each size is imported twice in the same run: "before", the portable ORM
 twin (PORTABLE_SQL=1: bulk_create, then the tasks built from the rows read back), and "after", the
@@ -68,12 +68,13 @@ def child(path: str, slug: str) -> None:
 
     from annotation.services.importing import prompts_import
     from annotation.services.projects import project_create
+    from bench.memory import peak_rss_kb
 
     project = project_create(name=slug, slug=slug)
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         backend = cursor.fetchone()[0]
-    base_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    base_kb = peak_rss_kb()
     server0, client0 = backend_cpu(backend), process_cpu()
     start = time.perf_counter()
     with open(path, "rb") as fileobj:
@@ -81,7 +82,7 @@ def child(path: str, slug: str) -> None:
     seconds = time.perf_counter() - start
     client, server1 = process_cpu() - client0, backend_cpu(backend)
     server = None if server0 is None or server1 is None else server1 - server0
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak_kb = peak_rss_kb()
     print(json.dumps({"seconds": seconds, "client_cpu": client, "server_cpu": server, "base_kb": base_kb, "peak_kb": peak_kb,
                       **result.as_dict()}))
 
