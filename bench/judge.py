@@ -1,13 +1,15 @@
 """Judge throughput: comparisons per second, batched forward passes against one prompt at a time.
 
 A comparison is one pair asked in both orders (two judge prompts, one forward pass each, reading
-the next-token probabilities of "A" and "B"). CPU (default): the tiny local model through
-sampling.judge.TransformersJudge, --comparisons pairs of synthetic responses, once with
---batch-size prompts per forward pass and once with one. Prints the median comparisons/s of
---runs runs of each and their ratio (the target is >= 3x).
+the next-token probabilities of "A" and "B"). The prompts are what `judge --pairs all` asks: tasks
+of --responses answers, every pair in both orders, so one task's prompts share the system message
+and the conversation. CPU (default): the tiny local model through sampling.judge.TransformersJudge,
+three paths alternated run by run: --batch-size prompts per forward pass with the shared beginning
+computed once (the default path), the same without prefix sharing, and one prompt per forward
+pass. Prints the median comparisons/s of --runs runs of each and the ratios (the target is >= 3x).
 
 GPU (--gpu, only where CUDA exists): a model of Qwen2-0.5B's architecture with random weights
-(bench/generation.py builds it; nothing downloaded), bfloat16, same two paths.
+(bench/generation.py builds it; nothing downloaded), bfloat16, same three paths.
 
     python bench/judge.py                         # CPU, tiny model
     python bench/judge.py --gpu --comparisons 512 --batch-size 64
@@ -23,6 +25,7 @@ import statistics
 import sys
 import tempfile
 import time
+from itertools import combinations
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,21 +34,48 @@ sys.path.insert(0, str(ROOT))
 import workers  # noqa: E402,F401  (sets OMP_WAIT_POLICY before torch loads)
 from sampling.judge import JudgeQuery, TransformersJudge, judge_messages  # noqa: E402
 
+TOPICS = ("reverse a list", "read a file line by line", "count the words in a string", "sort a dict by its values",
+          "remove duplicates from a list", "merge two dicts", "check whether a number is prime", "flatten a nested list")
+PRINCIPLES = ("Prefer the response that is correct and honest about what it does not know.",
+              "Prefer the response a beginner can follow.",
+              "Prefer the response that is concise and does not pad.")
+OPENINGS = ("Sure. The simplest way", "You can do it with a built-in:", "One idiomatic option", "Here is a short example")
 
-def queries(count: int) -> list[JudgeQuery]:
+
+def task_responses(task: int, k: int) -> list[str]:
+    """K different answers to one task's question: prose, a code block, and caveats of their own."""
+    topic = TOPICS[task % len(TOPICS)]
     out = []
-    for i in range(count):
-        a = f"Answer {i}: the capital of France is Paris, a city on the Seine. " * (1 + i % 3)
-        b = f"Answer {i}: I think it might be Lyon, but I am not sure at all. " * (1 + (i + 1) % 3)
-        for order, (first, second) in enumerate(((a, b), (b, a))):
-            messages = judge_messages(conversation=[{"role": "user", "content": f"Question {i}: what is the capital of France?"}],
-                                      principle="Prefer the response that is honest and correct.", response_a=first, response_b=second)
-            out.append(JudgeQuery(key=(i, order), messages=messages))
+    for r in range(k):
+        body = f"{OPENINGS[r % len(OPENINGS)]} to {topic}.\n\n```python\nresult = do({r})\n```\n"
+        if r % 2:
+            body += "\nThis runs in linear time and keeps the order of the items.\n"
+        if r % 3 == 2:
+            body += "\nI am not sure this handles every case.\n"
+        out.append(body)
     return out
 
 
-def timed(judge: TransformersJudge, batch_size: int, items: list[JudgeQuery]) -> float:
-    judge.batch_size = batch_size
+def queries(comparisons: int, k: int = 4) -> list[JudgeQuery]:
+    """What `judge --pairs all` asks: per task of k responses every pair, each in both orders, one principle per pair."""
+    out: list[JudgeQuery] = []
+    task = 0
+    while len(out) < 2 * comparisons:
+        conversation = [{"role": "user", "content": f"Task {task}: how do I {TOPICS[task % len(TOPICS)]} in Python? "
+                                                    "Show a short example."}]
+        responses = task_responses(task, k)
+        for a, b in combinations(range(k), 2):
+            principle = PRINCIPLES[(task + a * k + b) % len(PRINCIPLES)]
+            for order, (first, second) in enumerate(((a, b), (b, a))):
+                messages = judge_messages(conversation=conversation, principle=principle,
+                                          response_a=responses[first], response_b=responses[second])
+                out.append(JudgeQuery(key=(task, a, b, order), messages=messages))
+        task += 1
+    return out[: 2 * comparisons]
+
+
+def timed(judge: TransformersJudge, batch_size: int, items: list[JudgeQuery], share_prefix: bool = True) -> float:
+    judge.batch_size, judge.share_prefix = batch_size, share_prefix
     started = time.perf_counter()
     answers = judge.judge(items)
     seconds = time.perf_counter() - started
@@ -55,7 +85,8 @@ def timed(judge: TransformersJudge, batch_size: int, items: list[JudgeQuery]) ->
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--comparisons", type=int, default=32)
+    parser.add_argument("--comparisons", type=int, default=48, help="response pairs (each asked in both orders)")
+    parser.add_argument("--responses", type=int, default=4, help="responses per task (its pairs share the conversation)")
     parser.add_argument("--batch-size", type=int, default=16, help="prompts per forward pass on the batched path")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--gpu", action="store_true", help="CUDA, a Qwen2-0.5B-sized model with random weights")
@@ -82,23 +113,30 @@ def main(argv: list[str] | None = None) -> int:
 
         model = str(ensure_tiny_model(default_tiny_model_dir()))
     judge = TransformersJudge(model=model)
-    items = queries(args.comparisons)
-    timed(judge, args.batch_size, items[:4])  # warm-up
-    batched, single = [], []
-    for _ in range(args.runs):  # alternated, so a change in the shared machine's load hits both paths alike
+    items = queries(args.comparisons, args.responses)
+    timed(judge, args.batch_size, items)  # warm-up, every path
+    timed(judge, args.batch_size, items, share_prefix=False)
+    timed(judge, 1, items)
+    batched, unshared, single = [], [], []
+    for _ in range(args.runs):  # alternated, so a change in the shared machine's load hits every path alike
         batched.append(timed(judge, args.batch_size, items))
+        unshared.append(timed(judge, args.batch_size, items, share_prefix=False))
         single.append(timed(judge, 1, items))
-    b, s = statistics.median(batched), statistics.median(single)
+    b, u, s = statistics.median(batched), statistics.median(unshared), statistics.median(single)
     report = {
         "device": torch.cuda.get_device_name(0) if args.gpu else f"cpu ({platform.processor() or platform.machine()}, "
                                                                  f"{torch.get_num_threads()} threads)",
         "model": model if not args.gpu else "Qwen2-0.5B architecture, random weights, bfloat16",
         "comparisons": args.comparisons,
         "batch_size": args.batch_size,
+        "responses_per_task": args.responses,
         "batched_comparisons_per_second": round(b, 2),
+        "batched_without_prefix_sharing_comparisons_per_second": round(u, 2),
         "one_at_a_time_comparisons_per_second": round(s, 2),
         "ratio": round(b / s, 2),
+        "ratio_without_prefix_sharing": round(u / s, 2),
         "all_batched": [round(x, 2) for x in batched],
+        "all_batched_without_prefix_sharing": [round(x, 2) for x in unshared],
         "all_one_at_a_time": [round(x, 2) for x in single],
         "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         "command": "python " + shlex.join(["bench/judge.py", *(argv if argv is not None else sys.argv[1:])]),

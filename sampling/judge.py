@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import string
 from collections.abc import Hashable
 from concurrent.futures import ThreadPoolExecutor
@@ -121,20 +122,24 @@ def _two_way(logit_a: float, logit_b: float) -> float:
 
 
 class TransformersJudge:
-    """Next-token probabilities of "A" and "B" from a causal LM, `batch_size` prompts per forward pass."""
+    """Next-token probabilities of "A" and "B" from a causal LM, `batch_size` prompts per forward pass.
+
+    With `share_prefix` (the default) the beginning a chunk's prompts share goes through the model once.
+    """
 
     name = "transformers"
 
-    def __init__(self, *, model: str, revision: str = "", batch_size: int = 16) -> None:
+    def __init__(self, *, model: str, revision: str = "", batch_size: int = 16, share_prefix: bool = True) -> None:
         from .transformers_backend import load_model
 
         self.model_id = model
         self.model, self.tokenizer = load_model(model, revision)
         self.batch_size = max(1, batch_size)
+        self.share_prefix = share_prefix
         self.letter_ids = letter_token_ids(self.tokenizer)
 
     def judge(self, queries: list[JudgeQuery]) -> list[LetterAnswer]:
-        from .transformers_backend import _render, context_length
+        from .transformers_backend import _free_cuda, _is_cuda_oom, _render, context_length
 
         room = context_length(self.model, self.tokenizer)
         encoded = []
@@ -143,14 +148,17 @@ class TransformersJudge:
             truncated = len(ids) > room
             # Keep the end: the question and the letter cue come last in the template.
             encoded.append((query, ids[-room:] if truncated else ids, truncated))
-        # Similar lengths together: less padding per forward pass.
-        encoded.sort(key=lambda item: -len(item[1]))
-        from .transformers_backend import _free_cuda, _is_cuda_oom
-
+        if self.share_prefix:
+            # Prompts that begin alike side by side (token ids in lexicographic order): one task's prompts
+            # share the system message and the conversation, a pair's two orders the principle too.
+            encoded.sort(key=lambda item: item[1])
+        else:
+            encoded.sort(key=lambda item: -len(item[1]))  # similar lengths together: less padding
         answers: list[LetterAnswer] = []
         start, size = 0, self.batch_size
+        plan = self._chunk_sizes(encoded, size)
         while start < len(encoded):
-            chunk = encoded[start : start + size]
+            chunk = encoded[start : start + plan[0]]
             try:
                 answers.extend(self._forward(chunk))
             except Exception as exc:
@@ -159,35 +167,92 @@ class TransformersJudge:
                 _free_cuda()
                 size = max(1, size // 2)  # as generation does: halve the batch and try again
                 logger.warning("CUDA out of memory: retrying with %d judge prompts per forward pass", size)
+                plan = self._chunk_sizes(encoded[start:], size)
                 continue
-            start += len(chunk)
+            start += plan.pop(0)
         return answers
 
+    def _chunk_sizes(self, encoded: list[tuple[JudgeQuery, list[int], bool]], size: int) -> list[int]:
+        if self.share_prefix:
+            return chunk_sizes_sharing_prefix([ids for _, ids, _ in encoded], size)
+        return [min(size, len(encoded) - start) for start in range(0, len(encoded), size)]
+
     def _forward(self, chunk: list[tuple[JudgeQuery, list[int], bool]]) -> list[LetterAnswer]:
+        """One chunk's answers: the chunk's shared beginning through the model once, then every row's rest.
+
+        The beginning's keys and values (its KV cache) are repeated for each row, so a row reads exactly
+        what it would alone; only the positions after it are computed per row.
+        """
         import torch
 
-        # Right padding and no attention mask: in a causal model no real token attends to the padding after
-        # it, so each row's last real position reads as it would alone, and without a mask the attention
-        # takes its fused causal kernel instead of materialising a padded mask (2x the batched throughput
-        # on CPU; left padding with a mask made batch 16 no faster than batch 1).
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        width = max(len(ids) for _, ids, _ in chunk)
-        input_ids = torch.full((len(chunk), width), pad, dtype=torch.long)
-        for row, (_, ids, _) in enumerate(chunk):
-            input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-        last = torch.tensor([len(ids) - 1 for _, ids, _ in chunk], dtype=torch.long)
-        # Only the rows' last positions go through the LM head (most of a big-vocabulary model's cost);
-        # the chunk is sorted by length, so they are few.
-        keep = torch.unique(last)
+        shared = shared_prefix_length([ids for _, ids, _ in chunk]) if self.share_prefix and len(chunk) > 1 else 0
         device = self.model.device
+        cache = None
         with torch.inference_mode():
-            logits = self.model(input_ids=input_ids.to(device), logits_to_keep=keep.to(device)).logits
+            if shared >= MIN_SHARED_PREFIX:
+                from transformers import DynamicCache
+
+                cache = DynamicCache(config=self.model.config)
+                self.model(input_ids=torch.tensor([chunk[0][1][:shared]], device=device), cache=cache, use_cache=True,
+                           logits_to_keep=1)
+                cache.batch_repeat_interleave(len(chunk))
+            else:
+                shared = 0
+            # Right padding and no attention mask: in a causal model no real token attends to the padding after
+            # it, so each row's last real position reads as it would alone, and without a mask the attention
+            # takes its fused causal kernel instead of materialising a padded mask (2x the batched throughput
+            # on CPU; left padding with a mask made batch 16 no faster than batch 1). After a shared
+            # beginning the model builds the causal mask offset by the cache's length itself.
+            pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+            rests = [ids[shared:] for _, ids, _ in chunk]
+            width = max(len(rest) for rest in rests)
+            input_ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+            for row, rest in enumerate(rests):
+                input_ids[row, : len(rest)] = torch.tensor(rest, dtype=torch.long)
+            last = torch.tensor([len(rest) - 1 for rest in rests], dtype=torch.long)
+            # Only the rows' last positions go through the LM head (most of a big-vocabulary model's cost).
+            keep = torch.unique(last)
+            extra = {"cache": cache, "use_cache": True} if cache is not None else {}
+            logits = self.model(input_ids=input_ids.to(device), logits_to_keep=keep.to(device), **extra).logits
             logits = logits[torch.arange(len(chunk), device=device), torch.searchsorted(keep, last).to(device)].float()
         pair = torch.log_softmax(logits, dim=-1)[:, list(self.letter_ids)].cpu().tolist()
         return [
             LetterAnswer(key=query.key, p_a=_two_way(la, lb), truncated=truncated)
             for (query, _, truncated), (la, lb) in zip(chunk, pair, strict=True)
         ]
+
+
+# A shorter shared beginning is not worth a forward pass of its own.
+MIN_SHARED_PREFIX = 16
+
+
+def shared_prefix_length(rows: list[list[int]]) -> int:
+    """Tokens every row begins with, less one where a row would have none of its own left (its last token is read)."""
+    first, last = min(rows), max(rows)  # in lexicographic order the extremes share the least
+    common = len(os.path.commonprefix([first, last]))
+    return min(common, min(len(row) for row in rows) - 1)
+
+
+def chunk_sizes_sharing_prefix(rows: list[list[int]], size: int) -> list[int]:
+    """How many consecutive rows (token ids, sorted) each forward pass takes, at most `size` each.
+
+    Neighbours that begin most alike are joined first (a pair's two orders, then one task's prompts,
+    then tasks together), so a chunk keeps to one conversation where it can and small groups, such as
+    tasks of two responses, still fill a chunk. Rows sorted, the beginning a run of them shares is the
+    least their neighbours share, so each boundary is looked at once, longest first.
+    """
+    n = len(rows)
+    boundaries = sorted(range(1, n), key=lambda i: -len(os.path.commonprefix([rows[i - 1], rows[i]])))
+    first_of, last_of = list(range(n)), list(range(n))  # a run's bounds, kept at its two ends
+    for i in boundaries:  # between rows i-1 and i: the run ending at i-1 and the run starting at i
+        left, right = first_of[i - 1], last_of[i]
+        if right - left + 1 <= size:
+            last_of[left], first_of[right] = right, left
+    sizes, start = [], 0
+    while start < n:
+        sizes.append(last_of[start] - start + 1)
+        start = last_of[start] + 1
+    return sizes
 
 
 def letter_token_ids(tokenizer: Any) -> tuple[int, int]:

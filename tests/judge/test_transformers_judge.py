@@ -3,7 +3,14 @@ from __future__ import annotations
 
 import torch
 
-from sampling.judge import JudgeQuery, TransformersJudge, judge_messages
+from sampling.judge import (
+    MIN_SHARED_PREFIX,
+    JudgeQuery,
+    TransformersJudge,
+    chunk_sizes_sharing_prefix,
+    judge_messages,
+    shared_prefix_length,
+)
 from sampling.transformers_backend import _render
 
 
@@ -37,3 +44,69 @@ def test_batched_answers_equal_each_prompt_alone(tiny_model_path):
     # The prompts really differ in length, so the batch was padded.
     lengths = {len(_render(judge.tokenizer, q.messages)) for q in queries}
     assert len(lengths) >= 4
+
+
+def _task_queries(tasks: int = 3, k: int = 4) -> list[JudgeQuery]:
+    """What a judge run asks: per task every pair of its responses in both orders, under one principle each."""
+    out = []
+    for t in range(tasks):
+        conversation = [{"role": "user", "content": f"Task {t}: how do I merge two dicts in Python? Show an example."}]
+        responses = [f"Option {r}: use the union operator.\n\n```python\nmerged = a | b  # {r}\n```\n"
+                     + "It keeps the right-hand values.\n" * r for r in range(k)]
+        for a in range(k):
+            for b in range(a + 1, k):
+                principle = ("Prefer the correct response.", "Prefer the concise response.")[(a + b + t) % 2]
+                for order, (x, y) in enumerate(((a, b), (b, a))):
+                    out.append(JudgeQuery(key=(t, a, b, order), messages=judge_messages(
+                        conversation=conversation, principle=principle, response_a=responses[x], response_b=responses[y])))
+    return out
+
+
+def test_prompts_sharing_a_beginning_read_as_each_alone(tiny_model_path):
+    judge = TransformersJudge(model=str(tiny_model_path), batch_size=8)
+    queries = _task_queries() + [_task_queries(tasks=1)[0]]  # and one prompt twice: nothing of its own after the shared part
+    duplicate = JudgeQuery(key="again", messages=queries[-1].messages)
+    queries[-1] = duplicate
+    encoded = sorted(([q, _render(judge.tokenizer, q.messages), False] for q in queries), key=lambda item: item[1])
+    chunks, start = [], 0
+    for size in chunk_sizes_sharing_prefix([ids for _, ids, _ in encoded], judge.batch_size):
+        chunks.append(encoded[start : start + size])
+        start += size
+    # Every chunk shares the system message; each task has a chunk of its own that shares its conversation.
+    assert start == len(encoded) and max(len(c) for c in chunks) <= judge.batch_size
+    assert min(shared_prefix_length([ids for _, ids, _ in c]) for c in chunks) >= MIN_SHARED_PREFIX
+    own = [c for c in chunks if len({q.key[0] if isinstance(q.key, tuple) else 0 for q, _, _ in c}) == 1]
+    assert {c[0][0].key[0] for c in own if isinstance(c[0][0].key, tuple)} == {0, 1, 2}
+
+    batched = {a.key: a.p_a for a in judge.judge(queries)}
+    judge.share_prefix = False
+    unshared = {a.key: a.p_a for a in judge.judge(queries)}
+    a_id, b_id = judge.letter_ids
+    for query in queries:
+        ids = torch.tensor([_render(judge.tokenizer, query.messages)])
+        with torch.inference_mode():
+            logits = judge.model(input_ids=ids).logits[0, -1].float()
+        expected = torch.softmax(logits[[a_id, b_id]], dim=-1)[0].item()
+        assert abs(batched[query.key] - expected) < 1e-5, query.key
+        assert abs(unshared[query.key] - expected) < 1e-5, query.key
+    assert batched["again"] == batched[(0, 0, 1, 0)]
+
+
+def test_shared_prefix_leaves_every_row_its_last_token():
+    assert shared_prefix_length([[1, 2, 3, 4], [1, 2, 3, 5], [1, 2, 9]]) == 2
+    assert shared_prefix_length([[1, 2, 3], [1, 2, 3]]) == 2  # identical rows keep their last token to read
+    assert shared_prefix_length([[1, 2], [1, 2, 3, 4]]) == 1  # one row is the other's beginning
+    assert shared_prefix_length([[7, 1], [8, 1]]) == 0
+
+
+def test_chunks_join_the_rows_that_begin_most_alike_first():
+    task_a = [[0, 0, 0, 5, i] for i in range(3)] + [[0, 0, 0, 6, i] for i in range(3)]
+    task_b = [[0, 1, 1, 5, i] for i in range(4)]
+    rows = task_a + task_b
+    assert chunk_sizes_sharing_prefix(rows, 8) == [6, 4]  # one task per chunk, though 8 would fit across
+    assert chunk_sizes_sharing_prefix(rows, 10) == [10]
+    assert chunk_sizes_sharing_prefix(rows, 4) == [3, 3, 4]  # a task split where its own rows differ most
+    assert chunk_sizes_sharing_prefix(rows, 1) == [1] * 10
+    two_response_tasks = [[t, 0, 0, i] for t in range(6) for i in range(2)]  # two prompts per task fill chunks
+    assert chunk_sizes_sharing_prefix(two_response_tasks, 8) == [8, 4]
+    assert chunk_sizes_sharing_prefix([], 8) == []
