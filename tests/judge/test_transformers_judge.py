@@ -25,6 +25,15 @@ def _queries() -> list[JudgeQuery]:
     return out
 
 
+def _alone(judge: TransformersJudge, query: JudgeQuery) -> float:
+    """The reference: P("A") from a plain forward pass over the prompt alone, nothing padded or shared."""
+    a_id, b_id = judge.letter_ids
+    ids = torch.tensor([_render(judge.tokenizer, query.messages)])
+    with torch.inference_mode():
+        logits = judge.model(input_ids=ids).logits[0, -1].float()
+    return torch.softmax(logits[[a_id, b_id]], dim=-1)[0].item()
+
+
 def test_batched_answers_equal_each_prompt_alone(tiny_model_path):
     judge = TransformersJudge(model=str(tiny_model_path), batch_size=16)
     queries = _queries()
@@ -32,13 +41,8 @@ def test_batched_answers_equal_each_prompt_alone(tiny_model_path):
     judge.batch_size = 1
     alone = {a.key: a.p_a for a in judge.judge(queries)}
     assert sorted(batched) == sorted(alone) == list(range(7))
-    # The reference: a plain forward pass over each prompt with nothing padded.
-    a_id, b_id = judge.letter_ids
     for query in queries:
-        ids = torch.tensor([_render(judge.tokenizer, query.messages)])
-        with torch.inference_mode():
-            logits = judge.model(input_ids=ids).logits[0, -1].float()
-        expected = torch.softmax(logits[[a_id, b_id]], dim=-1)[0].item()
+        expected = _alone(judge, query)
         assert abs(batched[query.key] - expected) < 1e-5
         assert abs(alone[query.key] - expected) < 1e-5
     # The prompts really differ in length, so the batch was padded.
@@ -81,12 +85,8 @@ def test_prompts_sharing_a_beginning_read_as_each_alone(tiny_model_path):
     batched = {a.key: a.p_a for a in judge.judge(queries)}
     judge.share_prefix = False
     unshared = {a.key: a.p_a for a in judge.judge(queries)}
-    a_id, b_id = judge.letter_ids
     for query in queries:
-        ids = torch.tensor([_render(judge.tokenizer, query.messages)])
-        with torch.inference_mode():
-            logits = judge.model(input_ids=ids).logits[0, -1].float()
-        expected = torch.softmax(logits[[a_id, b_id]], dim=-1)[0].item()
+        expected = _alone(judge, query)
         assert abs(batched[query.key] - expected) < 1e-5, query.key
         assert abs(unshared[query.key] - expected) < 1e-5, query.key
     assert batched["again"] == batched[(0, 0, 1, 0)]
