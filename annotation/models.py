@@ -39,6 +39,10 @@ class Project(models.Model):
     # "agreement", the task's pairwise agreement reaches agreement_target; "consensus", the task's
     # consensus (Borda tiers) orders every response strictly, so no pair of it is a tie.
     adaptive_rule = models.CharField(max_length=16, default="agreement")
+    # What each annotator's rankings count in the people's consensus (exports, the judge comparison, the
+    # task page): "none", one each; "reliability", the weight the last agreement report estimated from
+    # how often they agree with the others (annotation.services.reliability).
+    consensus_weighting = models.CharField(max_length=16, default="none")
     # Serving order: "fifo" (priority, then oldest) or "uncertainty" (the reward model's smallest
     # margin first, scored by a Celery task into RankingTask.priority; annotation.services.priority).
     priority_mode = models.CharField(max_length=16, default="fifo")
@@ -80,6 +84,8 @@ class Project(models.Model):
             models.CheckConstraint(condition=Q(agreement_target__gte=0) & Q(agreement_target__lte=1),
                                    name="project_agreement_target_range"),
             models.CheckConstraint(condition=Q(adaptive_rule__in=["agreement", "consensus"]), name="project_adaptive_rule_known"),
+            models.CheckConstraint(condition=Q(consensus_weighting__in=["none", "reliability"]),
+                                   name="project_consensus_weighting_known"),
             models.CheckConstraint(condition=Q(gold_rate__gte=0) & Q(gold_rate__lt=1), name="project_gold_rate_range"),
         ]
 

@@ -15,12 +15,16 @@ correct/total with a 95% Wilson interval.
 
 Rules: fixed<N> (overlap N), adaptive<M>-<N>[@X] (min overlap M, overlap N, adaptive rule "agreement" with
 target X, default --target) and consensus<M>-<N> (adaptive rule "consensus": complete once the Borda consensus
-has no tie).
+has no tie); a rule ending in +w runs in a project whose consensus is reliability-weighted (consensus_weighting
+"reliability": the weights of the agreement report refreshed after the last submission, as the worker does).
+
+    ... bench/adaptive.py --seeds 1,2,3,4,5 --rules fixed3,fixed3+w,fixed2+w,consensus2-3+w
 Writes throwaway projects and users (prefixed bench-adaptive-), deleted afterwards.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import json
 import math
@@ -46,9 +50,12 @@ class Rule:
     min_overlap: int | None
     target: float | None = None  # adaptive: its own agreement target (else --target)
     adaptive_rule: str = "agreement"  # Project.adaptive_rule: "agreement" (target) or "consensus" (no tie)
+    weighting: str = "none"  # Project.consensus_weighting: "none" or "reliability" (rule name ending in +w)
 
 
 def parse_rule(text: str) -> Rule:
+    if text.endswith("+w"):
+        return dataclasses.replace(parse_rule(text[:-2]), name=text, weighting="reliability")
     fixed = re.fullmatch(r"fixed(\d+)", text)
     if fixed:
         return Rule(text, int(fixed.group(1)), None)
@@ -59,7 +66,7 @@ def parse_rule(text: str) -> Rule:
     consensus = re.fullmatch(r"consensus(\d+)-(\d+)", text)
     if consensus:
         return Rule(text, int(consensus.group(2)), int(consensus.group(1)), adaptive_rule="consensus")
-    raise SystemExit(f"bad rule {text!r}: fixed<N>, adaptive<M>-<N>[@target] or consensus<M>-<N>")
+    raise SystemExit(f"bad rule {text!r}: fixed<N>, adaptive<M>-<N>[@target] or consensus<M>-<N>, each optionally +w")
 
 
 def plackett_luce(rng: random.Random, qualities: dict[int, float], beta: float) -> list[list[int]]:
@@ -83,17 +90,19 @@ def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
 def simulate(*, rule: Rule, tasks: int, k: int, target: float, seed: int, tag: str, betas: tuple[float, ...],
              scale: tuple[float, float]) -> dict:
     from annotation.models import Ranking, RankingTask, Response
+    from annotation.services.agreement_cache import agreement_report_refresh
     from annotation.services.assignment import NoTask, assignment_lease_next
     from annotation.services.consensus import task_consensus
     from annotation.services.importing import prompts_import
     from annotation.services.projects import membership_add, project_create, user_create
     from annotation.services.ranking import ranking_submit
+    from annotation.services.reliability import consensus_weights
 
     rng = random.Random(seed)
     truth_rng = random.Random(seed * 7919 + 1)  # the same hidden truth for every rule
     project = project_create(name=f"bench-adaptive-{tag}-{rule.name}", responses_per_prompt=k, overlap=rule.overlap,
                              min_overlap=rule.min_overlap, agreement_target=rule.target if rule.target is not None else target,
-                             adaptive_rule=rule.adaptive_rule)
+                             adaptive_rule=rule.adaptive_rule, consensus_weighting=rule.weighting)
     lines, truth_by_text = [], {}
     for i in range(tasks):
         responses = []
@@ -128,14 +137,22 @@ def simulate(*, rule: Rule, tasks: int, k: int, target: float, seed: int, tag: s
             ranking_submit(assignment_id=got.pk, annotator=user, ranking=[[by_response[r] for r in tier] for tier in tiers])
     seconds = time.perf_counter() - started
 
+    # What the worker's agreement refresh does after submissions: the report, with the reliability weights
+    # a weighted project's consensus then reads (annotation.services.reliability.consensus_weights).
+    agreement_report_refresh(project_id=project.pk)
+    weights = consensus_weights(project=project)
     rankings: dict[int, list] = {}
-    for task_id, tiers in Ranking.objects.filter(project=project).order_by("id").values_list("task_id", "tiers"):
+    annotators: dict[int, list] = {}
+    for task_id, annotator_id, tiers in Ranking.objects.filter(project=project).order_by("id").values_list(
+            "task_id", "annotator_id", "tiers"):
         rankings.setdefault(task_id, []).append(tiers)
+        annotators.setdefault(task_id, []).append(annotator_id)
     correct = total = 0
     for task in RankingTask.objects.filter(project=project).prefetch_related("responses"):
         ids = [r.pk for r in task.responses.all()]
         position = {}
-        for place, tier in enumerate(task_consensus(rankings.get(task.pk, [])).tiers):
+        counts = None if weights is None else [weights.of(a) for a in annotators.get(task.pk, [])]
+        for place, tier in enumerate(task_consensus(rankings.get(task.pk, []), weights=counts).tiers):
             for rid in tier:
                 position[rid] = place
         for a in range(len(ids)):

@@ -12,11 +12,11 @@ duality), which is what is printed. No real rule can do better than a clairvoyan
 bound at B = 70% of fixed 3's rankings is below fixed 3's accuracy, "30% fewer rankings for the
 same accuracy" is out of reach for every rule of this form on this crowd.
 
---weights estimated|oracle asks the same of a reliability-weighted consensus (not in the platform
-yet): each ranking's Borda points count log(p / (1 - p)) for its annotator, p their chance of
-ordering a pair right, either estimated from how often annotators agree with each other on the
-first two rankings of every task (skills_estimate, no hidden truth) or measured against the truth
-(oracle). It also prints a rule any platform can run with that consensus: two rankings, a third
+--weights estimated|oracle asks the same of the reliability-weighted consensus (a project's
+consensus_weighting "reliability"): each ranking's Borda points count log(p / (1 - p)) for its
+annotator, p their chance of ordering a pair right, either estimated as the platform does from how
+often annotators agree with each other (annotation.services.reliability), here on the first two
+rankings of every task, or measured against the truth (oracle). It also prints a rule any platform can run with that consensus: two rankings, a third
 where they agree on fewer than 0.8 of the pairs.
 
     .venv/bin/python bench/adaptive_bound.py --seeds 1,2,3,4,5 [--weights estimated]
@@ -31,7 +31,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import numpy as np  # noqa: E402
+
 from annotation.services.consensus import scores_to_tiers, task_consensus  # noqa: E402  (pure functions, no Django)
+from annotation.services.reliability import annotator_skills, log_odds_weight  # noqa: E402
 from bench.adaptive import CROWD_BETAS, plackett_luce  # noqa: E402
 
 
@@ -68,9 +71,9 @@ def crowd_tasks(*, seed: int, tasks: int, k: int, most: int, betas: tuple[float,
                 scale: tuple[float, float], weights: str = "none") -> list[list[int]]:
     """Per task, the correct pairs of the consensus of its first n rankings, n = 1..most.
 
-    weights: "none" (the platform's consensus), "estimated" (each annotator weighted by the log-odds of
-    the skill skills_estimate finds from the first two rankings of every task, what any rule with
-    min overlap 2 has), or "oracle" (the log-odds of each annotator's true chance of ordering a pair
+    weights: "none" (the platform's consensus), "estimated" (each annotator weighted as the platform's
+    reliability weighting does, from the first two rankings of every task, what any rule with min
+    overlap 2 has), or "oracle" (the log-odds of each annotator's true chance of ordering a pair
     right, measured on the draws: the most weighting could give).
     """
     crowd = (*betas, 0.0)
@@ -78,10 +81,9 @@ def crowd_tasks(*, seed: int, tasks: int, k: int, most: int, betas: tuple[float,
     if weights == "none":
         weight_of = None
     elif weights == "estimated":
-        weight_of = [log_odds(q) for q in skills_estimate([(quality, people[:2], ranked[:2]) for quality, people, ranked in draws],
-                                                          len(crowd))]
+        weight_of = weights_estimate([(quality, people[:2], ranked[:2]) for quality, people, ranked in draws], len(crowd))
     else:
-        weight_of = [log_odds(q) for q in skills_true(draws, len(crowd))]
+        weight_of = [log_odds_weight(q) for q in skills_true(draws, len(crowd))]
     return [[correct_pairs(ranked[:n], quality, None if weight_of is None else [weight_of[p] for p in people[:n]])
              for n in range(1, most + 1)] for quality, people, ranked in draws]
 
@@ -92,16 +94,10 @@ def _pair_orders(tiers: list) -> dict[tuple[int, int], bool]:
     return {(a, b): place[a] < place[b] for i, a in enumerate(ids) for b in ids[i + 1:]}
 
 
-def skills_estimate(tasks: list[tuple[dict, list[int], list]], crowd_size: int, rounds: int = 100) -> list[float]:
-    """Each annotator's skill q = 2p - 1 (p: the chance they order a pair as the truth does), from agreement alone.
-
-    Two annotators agree on a pair with probability p_i p_j + (1 - p_i)(1 - p_j) = (1 + q_i q_j) / 2, so
-    2 * agreement - 1 estimates q_i q_j: a rank-one matrix (diagonal unseen), whose factor alternating
-    least squares finds. No hidden truth used. (Pairs within one ranking are not independent; a spectral
-    estimate of this kind is what crowdsourcing uses for binary labels, Dalvi et al. 2013.)
-    """
-    agree = [[0] * crowd_size for _ in range(crowd_size)]
-    total = [[0] * crowd_size for _ in range(crowd_size)]
+def weights_estimate(tasks: list[tuple[dict, list[int], list]], crowd_size: int) -> list[float]:
+    """Each annotator's weight as the platform estimates it (annotation.services.reliability: skills
+    from how often annotators agree, no hidden truth) from these rankings' response pairs."""
+    agree, total = np.zeros((crowd_size, crowd_size)), np.zeros((crowd_size, crowd_size))
     for _, people, ranked in tasks:
         orders = [_pair_orders(tiers) for tiers in ranked]
         for x in range(len(people)):
@@ -109,17 +105,9 @@ def skills_estimate(tasks: list[tuple[dict, list[int], list]], crowd_size: int, 
                 i, j = people[x], people[y]
                 same = sum(orders[x][pair] == orders[y][pair] for pair in orders[x])
                 for u, v in ((i, j), (j, i)):
-                    agree[u][v] += same
-                    total[u][v] += len(orders[x])
-    q = [0.5] * crowd_size
-    for _ in range(rounds):
-        new = []
-        for i in range(crowd_size):
-            num = sum((2 * agree[i][j] / total[i][j] - 1) * q[j] * total[i][j] for j in range(crowd_size) if total[i][j])
-            den = sum(q[j] * q[j] * total[i][j] for j in range(crowd_size) if total[i][j])
-            new.append(min(0.999, max(0.0, num / den)) if den else 0.0)
-        q = new
-    return q
+                    agree[u, v] += same
+                    total[u, v] += len(orders[x])
+    return annotator_skills(agree=agree, compared=total, n_annotators=crowd_size).weight.tolist()
 
 
 def skills_true(tasks: list[tuple[dict, list[int], list]], crowd_size: int) -> list[float]:
@@ -131,12 +119,6 @@ def skills_true(tasks: list[tuple[dict, list[int], list]], crowd_size: int) -> l
                 right[person] += a_first == (quality[a] > quality[b])
                 total[person] += 1
     return [min(0.999, max(0.0, 2 * r / t - 1)) if t else 0.0 for r, t in zip(right, total, strict=True)]
-
-
-def log_odds(skill: float) -> float:
-    """The weight of a voter right with probability p = (1 + q) / 2 in a weighted majority: log(p / (1 - p))."""
-    p = (1 + skill) / 2
-    return math.log(p / (1 - p))
 
 
 def clairvoyant_bound(correct: list[list[int]], *, budget: float, least: int) -> float:

@@ -18,7 +18,8 @@ Definitions (docs/agreement.md has the long form):
   the share ordered the same way (a tie agrees only with a tie). The same definition on one task
   is `task_agreement` (what exports call a task's `agreement`).
 - per annotator: `agreement` = mean tau-b between their ranking and the leave-one-out consensus of
-  the others on the same task; `gold_score` = mean tau-b against the gold ranking.
+  the others on the same task; `gold_score` = mean tau-b against the gold ranking; `skill` and
+  `weight`, what their rankings count in a reliability-weighted consensus (services/reliability.py).
 - flag rule (FLAG_RULE): see `_flag`. A rule relative to the crowd alone cannot work with few
   annotators (with three, one random ranker widens the spread so much that nothing is "far below
   the median"), so an annotator is also flagged when they agree with no other annotator better
@@ -47,6 +48,7 @@ from annotation.models import Assignment, AssignmentStatus, Membership, Project,
 from annotation.services.consensus import tiers_to_ranks
 from annotation.services.ranking_filter import RankingFilter, ranking_filter_queryset
 from annotation.services.ranking_stats import DISPLAY_DTYPE, RANK_DTYPE
+from annotation.services.reliability import WEIGHT_RULE, skills_from_signs
 from annotation.sql import agreement as sql
 from annotation.sql import postgres_statements
 
@@ -468,6 +470,11 @@ def agreement_compute(
     both = defined[first] & defined[second]
     same = (sign[first] == sign[second]) & both
     compared = int(both.sum())
+    ordered = sign != 0  # boolean, so gathering it per annotator pair is cheap
+    strict = both & ordered[first] & ordered[second]
+    skills = skills_from_signs(strict=strict, same=same, first_annotator=annotator[first], second_annotator=annotator[second],
+                               n_annotators=n_annotators)
+    del ordered, strict
     pairwise_agreement = float(same.sum() / compared) if compared else math.nan
 
     # Leave-one-out consensus: the mean rank the other annotators of the task gave each slot.
@@ -518,6 +525,9 @@ def agreement_compute(
             "too_fast": bool(fast[i]),
             "flagged": bool(flags[i]),
             "flag_reasons": reasons[i],
+            "skill": _num(skills.skill[i]),
+            "weight": _num(skills.weight[i]),
+            "skill_pairs": int(skills.pairs[i]),
             "best_partner": None if partners[i] is None else {
                 "username": names[partners[i]["partner"]], "tasks": partners[i]["tasks"], "tau_b": _num(partners[i]["tau_b"]),
                 "ci": [_num(partners[i]["ci"][0]), _num(partners[i]["ci"][1])],
@@ -549,6 +559,7 @@ def agreement_compute(
         "annotators": annotators,
         "flag_rule": FLAG_RULE,
         "fast_rule": FAST_RULE,
+        "weight_rule": WEIGHT_RULE,
         "flag_median": _num(flag_median),
         "flag_threshold": _num(flag_threshold),
     }
@@ -748,7 +759,7 @@ def project_agreement_compute(
         by_id[uid] = {
             "username": names[uid], "tasks": 0, "agreement": None, "agreement_tasks": 0, "agreement_ci": None, "gold_score": None,
             "gold_tasks": 0, "gold_ci": None, "median_seconds": None, "others_median_seconds": None, "too_fast": False,
-            "flagged": False, "flag_reasons": [],
+            "flagged": False, "flag_reasons": [], "skill": None, "weight": None, "skill_pairs": 0,
         }
     for uid, row in by_id.items():
         counts = finished.get(uid)

@@ -25,16 +25,18 @@ def tiers_to_ranks(tiers: Tiers) -> dict[Hashable, float]:
     return ranks
 
 
-def borda_scores(rankings: Sequence[Tiers]) -> dict[Hashable, float]:
-    """Borda with ties: an item scores 1 for each item below it and 1/2 for each item tied with it."""
+def borda_scores(rankings: Sequence[Tiers], weights: Sequence[float] | None = None) -> dict[Hashable, float]:
+    """Borda with ties: an item scores 1 for each item below it and 1/2 for each item tied with it,
+    times the ranking's weight when `weights` (one per ranking: reliability.ConsensusWeights) is given."""
     scores: dict[Hashable, float] = {}
-    for tiers in rankings:
+    for index, tiers in enumerate(rankings):
+        weight = 1.0 if weights is None else float(weights[index])
         total = sum(len(tier) for tier in tiers)
         above = 0
         for tier in tiers:
             below = total - above - len(tier)
             for item in tier:
-                scores[item] = scores.get(item, 0.0) + below + 0.5 * (len(tier) - 1)
+                scores[item] = scores.get(item, 0.0) + weight * (below + 0.5 * (len(tier) - 1))
             above += len(tier)
     return scores
 
@@ -112,9 +114,13 @@ class Consensus:
     votes: int = 0
 
 
-def task_consensus(rankings: Sequence[Tiers], *, with_bradley_terry: bool = False) -> Consensus:
-    """The consensus ranking of one task (Borda tiers), optionally with Bradley-Terry strengths."""
-    borda = borda_scores(rankings)
+def task_consensus(rankings: Sequence[Tiers], *, with_bradley_terry: bool = False,
+                   weights: Sequence[float] | None = None) -> Consensus:
+    """The consensus ranking of one task (Borda tiers, each ranking counting its weight when `weights` is
+    given), optionally with Bradley-Terry strengths (unweighted)."""
+    if weights is not None and len(weights) != len(rankings):
+        raise ValueError(f"{len(weights)} weights for {len(rankings)} rankings")
+    borda = borda_scores(rankings, weights)
     strengths = bradley_terry_strengths(rankings) if with_bradley_terry and rankings else {}
     return Consensus(tiers=scores_to_tiers(borda), borda=borda, bradley_terry=strengths, votes=len(rankings))
 

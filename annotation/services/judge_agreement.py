@@ -27,6 +27,7 @@ from typing import Any
 from annotation.models import JudgeComparison, JudgeRanking, JudgeRun, Project, Ranking, RankingTask, Response
 from annotation.services.consensus import tiers_to_ranks
 from annotation.services.ranking_filter import RankingFilter, ranking_filter_queryset
+from annotation.services.reliability import consensus_weights
 
 
 def wilson(successes: int, n: int, z: float = 1.96) -> list[float] | None:
@@ -53,17 +54,19 @@ def pair_label(ranks: dict, a: int, b: int) -> str:
     return "tie"
 
 
-def consensus_labels(rankings: list[list[list[int]]]) -> dict[tuple[int, int], str]:
-    """(a, b) with a < b -> the human consensus label over these rankings of one task."""
-    votes: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0, 0])
-    for tiers in rankings:
+def consensus_labels(rankings: list[list[list[int]]], weights: list[float] | None = None) -> dict[tuple[int, int], str]:
+    """(a, b) with a < b -> the human consensus label over these rankings of one task: the pair's majority,
+    each ranking counting its weight when `weights` (the project's reliability weights) is given."""
+    votes: dict[tuple[int, int], list[float]] = defaultdict(lambda: [0.0, 0.0])
+    for index, tiers in enumerate(rankings):
+        weight = 1.0 if weights is None else weights[index]
         ranks = tiers_to_ranks(tiers)
         for a, b in combinations(sorted(ranks), 2):
             label = pair_label(ranks, a, b)
             if label == "a":
-                votes[(a, b)][0] += 1
+                votes[(a, b)][0] += weight
             elif label == "b":
-                votes[(a, b)][1] += 1
+                votes[(a, b)][1] += weight
             else:
                 votes.setdefault((a, b), votes[(a, b)])
     return {pair: "a" if up > down else "b" if down > up else "tie" for pair, (up, down) in votes.items()}
@@ -104,9 +107,13 @@ def judge_agreement_compute(*, project: Project, run: JudgeRun | None = None,
     if filters is not None and not filters.is_empty:
         rankings = ranking_filter_queryset(rankings, filters)
     by_task: dict[int, list] = defaultdict(list)
-    for task_id, tiers in rankings.values_list("task_id", "tiers"):
+    annotators: dict[int, list] = defaultdict(list)
+    for task_id, annotator_id, tiers in rankings.values_list("task_id", "annotator_id", "tiers"):
         by_task[task_id].append(tiers)
-    human = {tid: consensus_labels(tiers) for tid, tiers in by_task.items()}
+        annotators[task_id].append(annotator_id)
+    weights = consensus_weights(project=project)
+    human = {tid: consensus_labels(tiers, None if weights is None else [weights.of(a) for a in annotators[tid]])
+             for tid, tiers in by_task.items()}
     lengths = dict(Response.objects.filter(prompt__project=project).values_list("id", "text"))
     lengths = {rid: len(text) for rid, text in lengths.items()}
 
@@ -178,11 +185,14 @@ def judge_routing_stats(*, project: Project, run: JudgeRun) -> dict[str, Any]:
     audit_pairs: list[tuple[str, str]] = []
     if audited:
         by_task: dict[int, list] = defaultdict(list)
-        for task_id, tiers in Ranking.objects.filter(task_id__in=audited).values_list("task_id", "tiers"):
+        annotators: dict[int, list] = defaultdict(list)
+        for task_id, annotator_id, tiers in Ranking.objects.filter(task_id__in=audited).values_list("task_id", "annotator_id", "tiers"):
             by_task[task_id].append(tiers)
+            annotators[task_id].append(annotator_id)
+        weights = consensus_weights(project=project)
         for tid, tiers in JudgeRanking.objects.filter(run=run, task_id__in=by_task).values_list("task_id", "tiers"):
             ranks = tiers_to_ranks(tiers)
-            people = consensus_labels(by_task[tid])
+            people = consensus_labels(by_task[tid], None if weights is None else [weights.of(a) for a in annotators[tid]])
             audit_pairs += [(pair_label(ranks, a, b), label) for (a, b), label in people.items() if a in ranks and b in ranks]
     return {
         "mode": project.judge_routing,

@@ -20,6 +20,7 @@ from annotation.models import Membership, Project, Role
 from annotation.services.agreement_cache import agreement_schedule_refresh
 from annotation.services.assignment import assignments_end_for_annotator
 from annotation.services.generation import MAX_MODEL_CHARS, sampling_problems
+from annotation.services.reliability import WEIGHTING
 from annotation.services.task_agreement import ADAPTIVE_RULES
 from annotation.services.validation import int_problem, integral_floats_as_ints, is_number, string_problem
 
@@ -57,6 +58,7 @@ class ProjectOptions:
     min_overlap: int | None = None  # None: the overlap (fixed overlap, the behaviour before adaptive overlap)
     agreement_target: float = DEFAULT_AGREEMENT_TARGET
     adaptive_rule: str = "agreement"  # what "they agree" means (task_agreement.ADAPTIVE_RULES)
+    consensus_weighting: str = "none"  # what a ranking counts in the consensus (reliability.WEIGHTING)
     allow_ties: bool = False
     gold_rate: float = 0.0
     lease_seconds: int = 900
@@ -105,6 +107,7 @@ class ProjectOptions:
             if is_number(self.agreement_target) and 0 <= self.agreement_target <= 1
             else "must be a number with 0 <= agreement_target <= 1",
             "adaptive_rule": "" if self.adaptive_rule in ADAPTIVE_RULES else f"must be one of {', '.join(ADAPTIVE_RULES)}",
+            "consensus_weighting": "" if self.consensus_weighting in WEIGHTING else f"must be one of {', '.join(WEIGHTING)}",
             "gold_rate": ("must be a number with 0 <= gold_rate < 1" if not (is_number(self.gold_rate) and 0 <= self.gold_rate < 1)
                           else "must be 0 in a demonstration project (gold tasks have a known ranking)"
                           if self.gold_rate and self.task_type == "demonstration" else ""),

@@ -49,6 +49,12 @@ class AnnotatorStatsSerializer(serializers.Serializer):
                                          help_text="The partner agreed with most surely: username, tasks, tau_b, ci (95%).")
     too_fast = serializers.BooleanField(required=False, help_text="See fast_rule.")
     others_median_seconds = serializers.FloatField(allow_null=True, required=False)
+    skill = serializers.FloatField(allow_null=True, required=False,
+                                   help_text="2p - 1, p the estimated chance of ordering a pair right (weight_rule); "
+                                             "null under its minimum of compared pairs.")
+    weight = serializers.FloatField(allow_null=True, required=False,
+                                    help_text="What a ranking counts in a reliability-weighted consensus: log(p / (1 - p)).")
+    skill_pairs = serializers.IntegerField(required=False, help_text="Response pairs compared strictly with other annotators.")
 
 
 class AgreementHistogramSerializer(serializers.Serializer):
@@ -88,6 +94,7 @@ class AgreementReportSerializer(serializers.Serializer):
     annotators = AnnotatorStatsSerializer(many=True)
     flag_rule = serializers.CharField()
     fast_rule = serializers.CharField(required=False)
+    weight_rule = serializers.CharField(required=False)
     flag_median = serializers.FloatField(allow_null=True)
     flag_threshold = serializers.FloatField(allow_null=True)
     judge = serializers.JSONField(allow_null=True, required=False,

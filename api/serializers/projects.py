@@ -24,6 +24,9 @@ class ProjectCreateInputSerializer(serializers.Serializer):
     adaptive_rule = serializers.CharField(
         required=False, help_text="Adaptive overlap: what completes a task early: agreement (its agreement reaches agreement_target, "
                                   "the default) or consensus (its consensus ranking has no tie).")
+    consensus_weighting = serializers.CharField(
+        required=False, help_text="What each annotator's rankings count in the consensus: none (default, one each) or "
+                                  "reliability (the weight the agreement report estimates from agreement with the others).")
     allow_ties = serializers.BooleanField(required=False)
     gold_rate = serializers.FloatField(required=False, help_text="0 <= rate < 1.")
     lease_seconds = serializers.IntegerField(required=False)
@@ -65,6 +68,7 @@ class ProjectOutputSerializer(serializers.Serializer):
     min_overlap = serializers.IntegerField(source="first_overlap", help_text="Equal to overlap: fixed overlap.")
     agreement_target = serializers.FloatField()
     adaptive_rule = serializers.CharField()
+    consensus_weighting = serializers.CharField()
     priority_mode = serializers.CharField()
     priority_model = serializers.IntegerField(source="priority_model_id", allow_null=True)
     allow_ties = serializers.BooleanField()

@@ -25,6 +25,9 @@ class Command(BaseCommand):
         parser.add_argument("--adaptive-rule",
                             help="Adaptive overlap: agreement (default): a task completes at M or more rankings whose agreement "
                                  "reaches the target; consensus: once their consensus ranking has no tie.")
+        parser.add_argument("--consensus-weighting",
+                            help="What each annotator's rankings count in the consensus: none (default), or reliability: the "
+                                 "weight estimated from how often they agree with the others (docs/agreement.md).")
         parser.add_argument("--allow-ties", action="store_true", help="Let annotators put responses in the same tier.")
         parser.add_argument("--gold-rate", type=float, help="Share of gold tasks, 0 <= R < 1 (default 0).")
         parser.add_argument("--lease-seconds", type=int, help="How long an annotator holds a task (default 900).")
@@ -61,6 +64,7 @@ class Command(BaseCommand):
                 min_overlap=options["min_overlap"],
                 agreement_target=options["agreement_target"],
                 adaptive_rule=options["adaptive_rule"],
+                consensus_weighting=options["consensus_weighting"],
                 allow_ties=options["allow_ties"],
                 gold_rate=options["gold_rate"],
                 lease_seconds=options["lease_seconds"],

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from annotation.errors import ApplicationError
-from annotation.services.consensus import pair_counts_agreement, scores_to_tiers
+from annotation.services.consensus import pair_counts_agreement, scores_to_tiers, task_consensus
 
 Votes = dict[tuple[int, int], list[int]]  # (a, b) with a < b -> [a over b, b over a, ties]
 
@@ -108,26 +108,46 @@ class Plan:
     without_votes: int  # pairs dropped because no ranking showed both
 
 
-def plan_make(tiers_list: list, policy: str) -> Plan:
-    """The consensus, agreement and policy pairs of one task's rankings."""
+def weighted_votes(rankings: list[list[list[int]]], weights: tuple[float, ...]) -> Votes:
+    """Pair votes as task_summary counts them, each ranking counting its weight: (a, b), a < b ->
+    [weight of a over b, of b over a, of ties]."""
+    votes: dict[tuple[int, int], list[float]] = {}
+    for tiers, weight in zip(rankings, weights, strict=True):
+        placed = sorted((item, index) for index, tier in enumerate(tiers) for item in tier)
+        for i, (a, tier_a) in enumerate(placed):
+            for b, tier_b in placed[i + 1 :]:
+                counts = votes.setdefault((a, b), [0.0, 0.0, 0.0])
+                counts[0 if tier_a < tier_b else 1 if tier_b < tier_a else 2] += weight
+    return votes  # type: ignore[return-value]
+
+
+def plan_make(tiers_list: list, policy: str, weights: tuple[float, ...] | None = None) -> Plan:
+    """The consensus, agreement and policy pairs of one task's rankings.
+
+    With `weights` (one per ranking, the project's reliability weights) the consensus is the weighted
+    Borda one, a pair is kept when its weighted votes favour the consensus order, and its margin is
+    the weighted share; the vote columns and the agreement stay counts of people.
+    """
     consensus, votes = task_summary(tiers_list)
+    decisive = votes
+    if weights is not None:
+        consensus = task_consensus(tiers_list, weights=weights).tiers
+        decisive = weighted_votes(tiers_list, weights)
     pairs = []
     contradicted = without_votes = 0
     for better, worse in consensus_pairs(consensus, policy):
-        if better < worse:
-            counts = votes.get((better, worse))
-            if counts is not None:
-                chosen_votes, rejected_votes, ties = counts
-        else:
-            counts = votes.get((worse, better))
-            if counts is not None:
-                rejected_votes, chosen_votes, ties = counts
+        key, flipped = ((better, worse), False) if better < worse else ((worse, better), True)
+        counts = votes.get(key)
         if counts is None:  # never ranked side by side (incomplete rankings): no evidence
             without_votes += 1
-        elif chosen_votes <= rejected_votes:
+            continue
+        chosen_votes, rejected_votes = (counts[1], counts[0]) if flipped else (counts[0], counts[1])
+        weighed = decisive[key]
+        chosen_weight, rejected_weight = (weighed[1], weighed[0]) if flipped else (weighed[0], weighed[1])
+        if chosen_weight <= rejected_weight:
             # Borda can order a pair against its own head-to-head votes; such a pair is noise.
             contradicted += 1
         else:
-            pairs.append((better, worse, chosen_votes, rejected_votes, round(chosen_votes / (chosen_votes + rejected_votes + ties), 6)))
+            pairs.append((better, worse, chosen_votes, rejected_votes, round(chosen_weight / sum(weighed), 6)))
     tied = sum(len(t) * (len(t) - 1) // 2 for t in consensus)
     return Plan(consensus, votes_agreement(votes), pairs, tied, contradicted, without_votes)

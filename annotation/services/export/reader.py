@@ -60,10 +60,11 @@ def _message_list(messages: Any) -> list[dict[str, str]]:
 
 
 def task_data_iter(project: Project, opts: ExportOptions, ranking_filter: RankingFilter,
-                   runs: dict[int, dict[str, Any]]) -> Iterator[list[TaskData]]:
+                   runs: dict[int, dict[str, Any]], *, annotators: bool = False) -> Iterator[list[TaskData]]:
     """The project's tasks in chunks of TaskData (`ranking_filter` resolved for the project).
 
-    `runs` (run id -> provenance) is filled as runs are met; the row builders read it.
+    `runs` (run id -> provenance) is filled as runs are met; the row builders read it. `annotators`:
+    every format's rankings name who ranked (the rankings format always does).
     """
     size = settings.EXPORT_CHUNK_TASKS
     # By prompt, so a prompt's tasks (one per generation run) are adjacent: rows of a prompt stay
@@ -73,7 +74,7 @@ def task_data_iter(project: Project, opts: ExportOptions, ranking_filter: Rankin
     for chunk in _chunks(task_rows.iterator(chunk_size=size), size):
         task_ids = [row[0] for row in chunk]
         prompt_ids = sorted({row[1] for row in chunk})
-        by_task, responses, prompts = fetch_chunk(opts, ranking_filter, task_ids, prompt_ids)
+        by_task, responses, prompts = fetch_chunk(opts, ranking_filter, task_ids, prompt_ids, annotators=annotators)
         missing_runs = {r[1] for task in responses.values() for r in task.values() if r[1] is not None} - runs.keys()
         if missing_runs:
             runs.update(runs_provenance(missing_runs))

@@ -17,10 +17,12 @@ import secrets
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from annotation.services.consensus import task_consensus
 from annotation.services.export.options import ExportOptions
 from annotation.services.export.pairs import Plan, plan_make, task_summary, tiers_as_ints, tiers_restrict
 from annotation.services.export.reader import TaskData
 from annotation.services.export.writers import LINES, dumps, encode_str, messages_json
+from annotation.services.reliability import ConsensusWeights
 
 
 @dataclass
@@ -92,8 +94,9 @@ HUMAN_JSON = '"human"'
 class RowBuilder:
     """Turns one task's data into rows of one format (tuples in COLUMNS order, or finished JSONL lines)."""
 
-    def __init__(self, opts: ExportOptions) -> None:
+    def __init__(self, opts: ExportOptions, weights: ConsensusWeights | None = None) -> None:
         self.opts = opts
+        self.weights = weights  # the project's reliability weights; None: every ranking counts 1
         self.salt = secrets.token_bytes(32)  # never stored: pseudonyms cannot be reversed
         self.pseudonyms: dict[int, str] = {}
         self.runs: dict[int, dict[str, Any]] = {}  # run id -> provenance, filled while reading
@@ -109,7 +112,8 @@ class RowBuilder:
             name = self.pseudonyms[user_id] = "a_" + hmac.new(self.salt, str(user_id).encode(), "sha256").hexdigest()[:16]
         return name
 
-    def _plan(self, tiers_list: list[list[list[int]]], ranked: set[int]) -> tuple[list[int], Plan]:
+    def _plan(self, tiers_list: list[list[list[int]]], ranked: set[int],
+              weights: tuple[float, ...] | None = None) -> tuple[list[int], Plan]:
         """The task's plan over local labels 0..n-1 (its response ids in string order), and those ids.
 
         Tasks ranked alike (same shape in local labels) share one plan: with K=4 and three
@@ -118,10 +122,11 @@ class RowBuilder:
         """
         items = sorted(ranked, key=str)  # string order, as consensus.scores_to_tiers breaks ties
         local = {item: index for index, item in enumerate(items)}
-        key = tuple([tuple([tuple([local[x] for x in tier]) for tier in tiers]) for tiers in tiers_list])
+        shape = tuple([tuple([tuple([local[x] for x in tier]) for tier in tiers]) for tiers in tiers_list])
+        key = shape if weights is None else (shape, weights)
         plan = self.plans.get(key) if len(items) <= 10 else None  # labels 0..9 sort the same as strings
         if plan is None:
-            plan = plan_make(list(key), self.opts.policy)
+            plan = plan_make(list(shape), self.opts.policy, weights)
             if len(items) <= 10:
                 if len(self.plans) >= PLAN_CACHE_SIZE:
                     self.plans.clear()
@@ -144,7 +149,8 @@ class RowBuilder:
             tiers_list = [tiers_as_ints(t) for t in tiers_list]
             ranked = {int(item) for item in ranked}
             normalised = True
-        items, plan = self._plan(tiers_list, ranked)
+        weights = None if self.weights is None else tuple([self.weights.of(r[0]) for r in task.rankings])
+        items, plan = self._plan(tiers_list, ranked, weights)
         agreement = plan.agreement if len(tiers_list) > 1 else None
         if opts.min_agreement is not None and (agreement is None or agreement < opts.min_agreement):
             stats.tasks_below_min_agreement += 1
@@ -154,7 +160,9 @@ class RowBuilder:
         if opts.format == "rankings":
             if len(items) <= 10:
                 consensus = [[items[i] for i in tier] for tier in plan.consensus]
-            else:  # uncached plans are over local labels whose string order is not the ids'
+            elif weights is not None:  # uncached plans are over local labels whose string order is not the ids'
+                consensus = task_consensus(tiers_list, weights=weights).tiers
+            else:
                 consensus = task_summary(tiers_list)[0]
             if self.jsonl:
                 return [self._ranking_line(task, tiers_list if normalised else None, consensus, agreement)]
@@ -169,7 +177,7 @@ class RowBuilder:
             ranked &= keep
             if not ranked:
                 return []
-            items, plan = self._plan(tiers_list, ranked)
+            items, plan = self._plan(tiers_list, ranked, weights)
         if opts.format == "sft":
             return self._sft_rows(task, plan, items, len(tiers_list), agreement, stats)
         responses = task.responses

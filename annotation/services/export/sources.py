@@ -21,6 +21,7 @@ from annotation.services.export.options import ExportOptions
 from annotation.services.export.reader import in_background, task_data_iter, task_queryset
 from annotation.services.export.rows import SFT_ORIGIN_DEMONSTRATION, SOURCE_HUMAN, ExportStats, RowBuilder, sft_line, sft_messages
 from annotation.services.ranking_filter import RankingFilter
+from annotation.services.reliability import consensus_weights
 
 Batch = Iterable[tuple[int, list]]  # (prompt id, that unit's rows), one entry per unit of progress
 
@@ -40,7 +41,8 @@ class RankingTaskSource:
 
     def __init__(self, *, project: Project, options: ExportOptions, ranking_filter: RankingFilter) -> None:
         self.project, self.options, self.ranking_filter = project, options, ranking_filter
-        self.builder = RowBuilder(options)
+        self.weights = consensus_weights(project=project)
+        self.builder = RowBuilder(options, self.weights)
 
     def total(self) -> int:
         return task_queryset(self.project, self.options).count()
@@ -49,7 +51,8 @@ class RankingTaskSource:
         builder = self.builder
 
         def read() -> Iterator:
-            return task_data_iter(self.project, self.options, self.ranking_filter, builder.runs)
+            return task_data_iter(self.project, self.options, self.ranking_filter, builder.runs,
+                                  annotators=self.weights is not None)
 
         for chunk in in_background(read):
             stats.tasks_seen += len(chunk)

@@ -82,8 +82,9 @@ def _timestamp_text(expression: str) -> str:
     return f"""replace(to_char({expression} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'), '.000000+', '+')"""
 
 
-def rankings_chunk_sql(opts: ExportOptions, ranking_filter: RankingFilter) -> tuple[str, list[Any]]:
-    """The rankings query of one chunk of tasks (its first parameter, the task ids, comes first at run time)."""
+def rankings_chunk_sql(opts: ExportOptions, ranking_filter: RankingFilter, *, annotators: bool = False) -> tuple[str, list[Any]]:
+    """The rankings query of one chunk of tasks (its first parameter, the task ids, comes first at run time).
+    `annotators`: pairs, unpaired and sft also read who ranked (a reliability-weighted consensus needs it)."""
     r = "r"
     col = {name: column(r, RankingRow, name) for name in (*RANKING_FIELDS, "id", "assignment")}
     order = ", ".join(col[name] for name in RANKING_ORDER)
@@ -103,7 +104,8 @@ def rankings_chunk_sql(opts: ExportOptions, ranking_filter: RankingFilter) -> tu
         # row per task with its rankings aggregated, in submission order.
         after_task = ", ".join(col[name] for name in RANKING_ORDER[1:])
         flags = f"json_agg({col['flags']} ORDER BY {after_task})::text" if opts.exclude_flagged else "NULL"
-        columns = f"{col['task']}, json_agg({col['tiers']} ORDER BY {after_task})::text, {flags}"
+        who = f"array_agg({col['annotator']} ORDER BY {after_task})" if annotators else "NULL"
+        columns = f"{col['task']}, json_agg({col['tiers']} ORDER BY {after_task})::text, {flags}, {who}"
         source = f"{table(RankingRow)} {_quote(r)}"
         tail = f"GROUP BY {col['task']}"
     conditions, params = ranking_filter_sql(ranking_filter, alias=r)
@@ -166,10 +168,11 @@ def fetch_chunk_postgres(rankings_sql: str, rankings_params: list, task_ids: lis
                 if task_rankings is None:
                     task_rankings = by_task[row[0]] = []
                 task_rankings.append(ranking)
-        else:  # (None, tiers, flags): all that pairs, unpaired and sft read
-            for task_id, tiers_agg, flags_agg in cursor.fetchall():
+        else:  # (annotator or None, tiers, flags): all that pairs, unpaired and sft read
+            for task_id, tiers_agg, flags_agg, who in cursor.fetchall():
                 flags = loads(flags_agg) if flags_agg else None
-                by_task[task_id] = [(None, tiers, (flags[i] or None) if flags else None) for i, tiers in enumerate(loads(tiers_agg))]
+                by_task[task_id] = [(who[i] if who else None, tiers, (flags[i] or None) if flags else None)
+                                    for i, tiers in enumerate(loads(tiers_agg))]
         cursor.execute(_responses_sql(full), [tasks_param])
         for row in cursor.fetchall():
             responses.setdefault(row[0], {})[row[1]] = row[2:]
@@ -184,7 +187,8 @@ def _compact(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def fetch_chunk_orm(opts: ExportOptions, ranking_filter: RankingFilter, task_ids: list[int], prompt_ids: list[int]) -> Chunk:
+def fetch_chunk_orm(opts: ExportOptions, ranking_filter: RankingFilter, task_ids: list[int], prompt_ids: list[int], *,
+                    annotators: bool = False) -> Chunk:
     """The ORM twin of fetch_chunk_postgres (SQLite, the demo): the same rows in the same shapes."""
     full = opts.format == "rankings"
     rankings = ranking_filter_queryset(RankingRow.objects.filter(task_id__in=task_ids), ranking_filter)
@@ -198,7 +202,7 @@ def fetch_chunk_orm(opts: ExportOptions, ranking_filter: RankingFilter, task_ids
             row = (annotator, tiers, flags or None, rating, rationale, duration, created.isoformat() if created else None,
                    _compact(display), _compact(tiers))
         else:
-            row = (None, tiers, (flags or None) if opts.exclude_flagged else None)
+            row = (annotator if annotators else None, tiers, (flags or None) if opts.exclude_flagged else None)
         by_task.setdefault(task_id, []).append(row)
     fields = ["rankingtask_id", "response_id", "response__text", "response__run_id"]
     if full:
@@ -213,10 +217,10 @@ def fetch_chunk_orm(opts: ExportOptions, ranking_filter: RankingFilter, task_ids
 
 
 def fetch_chunk(opts: ExportOptions, ranking_filter: RankingFilter, task_ids: list[int], prompt_ids: list[int], *,
-                engine: str | None = None) -> Chunk:
+                engine: str | None = None, annotators: bool = False) -> Chunk:
     """One chunk through raw SQL on PostgreSQL, through the ORM elsewhere (`engine` "sql" | "orm" forces one)."""
     engine = engine or ("sql" if connection.vendor == "postgresql" else "orm")
     if engine == "orm":
-        return fetch_chunk_orm(opts, ranking_filter, task_ids, prompt_ids)
-    sql, params = rankings_chunk_sql(opts, ranking_filter)
+        return fetch_chunk_orm(opts, ranking_filter, task_ids, prompt_ids, annotators=annotators)
+    sql, params = rankings_chunk_sql(opts, ranking_filter, annotators=annotators)
     return fetch_chunk_postgres(sql, params, task_ids, prompt_ids, full=opts.format == "rankings")

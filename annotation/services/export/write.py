@@ -19,7 +19,7 @@ from annotation.models import Project
 from annotation.services.export.options import ExportOptions
 from annotation.services.export.reader import excluded_task_count
 from annotation.services.export.rows import ExportStats
-from annotation.services.export.sources import DemonstrationSource, RowSource, sources_for
+from annotation.services.export.sources import DemonstrationSource, RankingTaskSource, RowSource, sources_for
 from annotation.services.export.split import SPLIT_RULE, split_of
 from annotation.services.export.writers import COLUMNS, writer_for, writer_path
 from annotation.services.ranking_filter import ranking_filter_resolve
@@ -96,7 +96,8 @@ def export_write(
         "seed": options.seed,
         "test_fraction": options.test_fraction,
         "filters": options.filters(),
-        "policy": sources[0].policy() if isinstance(sources[0], DemonstrationSource) else options.policy_description(),
+        "policy": sources[0].policy() if isinstance(sources[0], DemonstrationSource) else options.policy_description()
+        | _weights_description(sources),
         "columns": COLUMNS[options.format],
         "split": SPLIT_RULE,
         "splits": splits,
@@ -109,6 +110,12 @@ def export_write(
     tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     os.replace(tmp, out / "manifest.json")
     return manifest
+
+
+def _weights_description(sources: list[RowSource]) -> dict:
+    """The reliability weights the people's consensus used, when the project weighs its annotators."""
+    weights = next((s.weights for s in sources if isinstance(s, RankingTaskSource) and s.weights is not None), None)
+    return {} if weights is None else {"consensus_weights": weights.as_json()}
 
 
 def _write_rows(options: ExportOptions, sources: list[RowSource], writers: dict, stats: ExportStats,
