@@ -10,12 +10,13 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.test import Client
 
-from annotation.models import Project
+from annotation.models import Project, RankingTask
 from annotation.services.agreement_cache import agreement_report_refresh
 from annotation.services.consensus import task_consensus
 from annotation.services.export import export_options_from_input, export_write
 from annotation.services.judge_agreement import consensus_labels
 from annotation.services.reliability import MIN_SKILL_PAIRS, annotator_skills, consensus_weights
+from annotation.services.task_browse import task_detail
 from tests.agreement_fixtures import add_rankings, add_tasks, pair_accuracy, simulate_crowd
 from tests.factories import api_client, make_user
 
@@ -91,9 +92,16 @@ def test_the_pairs_export_follows_the_careful_annotator_where_one_vote_each_is_a
     assert {(r["votes_chosen"], r["votes_rejected"]) for r in rows} == {(1, 1)}
     assert all(r["margin"] > 0.8 for r in rows), [r["margin"] for r in rows]
 
+    # The task page's consensus is the same weighted one.
+    task = RankingTask.objects.get(pk=built.tasks[-1].pk)
+    task.project = Project.objects.get(pk=built.project.pk)
+    assert task_detail(task=task, role="admin")["consensus"]["tiers"] == order
+
     Project.objects.filter(pk=built.project.pk).update(consensus_weighting="none")
     manifest, rows = rows_of_task("unweighted")
     assert rows == [] and "consensus_weights" not in manifest["policy"]  # a 1-1 split on every pair: all tied
+    task.project = Project.objects.get(pk=built.project.pk)
+    assert task_detail(task=task, role="admin")["consensus"]["tiers"] == [sorted(ids, key=str)]  # one tier, in string order
 
 
 def test_weights_decide_a_split_the_plain_consensus_leaves_tied():
