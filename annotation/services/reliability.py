@@ -16,12 +16,13 @@ Ties do not enter: a response pair counts for two annotators when both ordered i
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:  # numpy and scipy load in the functions that need them: an export only reads the weights
+    import numpy as np
 
-if TYPE_CHECKING:
     from annotation.models import Project
 
 # Fewer strictly compared pairs than this (over all partners) and the estimate is noise: such an
@@ -53,6 +54,7 @@ def log_odds_weight(skill: float) -> float:
 def annotator_skills(*, agree: Any, compared: Any, n_annotators: int) -> Skills:
     """Skills from pair counts between annotators: agree[i, j] and compared[i, j] (scipy sparse or dense,
     symmetric, zero diagonal)."""
+    import numpy as np
     from scipy import sparse
 
     agree, compared = sparse.csr_matrix(agree, dtype=float), sparse.csr_matrix(compared, dtype=float)
@@ -83,6 +85,7 @@ def skills_from_signs(*, strict: np.ndarray, same: np.ndarray, first_annotator: 
                       n_annotators: int) -> Skills:
     """Skills from every two rankings of one task (the agreement module's rows): per response pair whether
     both ordered it strictly and whether they ordered it alike, and who the two annotators are."""
+    import numpy as np
     from scipy import sparse
 
     compared = strict.sum(axis=1)
@@ -123,6 +126,6 @@ def consensus_weights(*, project: Project) -> ConsensusWeights | None:
     report = AgreementReport.objects.filter(project=project).values("result", "computed_at").first()
     rows = ((report or {}).get("result") or {}).get("annotators") or []
     by_user = {int(r["user_id"]): float(r["weight"]) for r in rows if r.get("user_id") is not None and r.get("weight") is not None}
-    default = float(np.median(list(by_user.values()))) if by_user else 1.0
+    default = float(statistics.median(by_user.values())) if by_user else 1.0
     computed = report["computed_at"].isoformat() if report and report.get("computed_at") else None
     return ConsensusWeights(by_user=by_user, default=default, report_computed_at=computed)

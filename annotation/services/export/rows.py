@@ -15,14 +15,16 @@ import json
 import math
 import secrets
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from annotation.services.consensus import task_consensus
 from annotation.services.export.options import ExportOptions
 from annotation.services.export.pairs import Plan, plan_make, task_summary, tiers_as_ints, tiers_restrict
 from annotation.services.export.reader import TaskData
 from annotation.services.export.writers import LINES, dumps, encode_str, messages_json
-from annotation.services.reliability import ConsensusWeights
+
+if TYPE_CHECKING:
+    from annotation.services.reliability import ConsensusWeights
 
 
 @dataclass
