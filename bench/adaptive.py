@@ -209,14 +209,16 @@ def main() -> None:
                            "pairs": pairs, "ci": wilson(correct, pairs), "incomplete": sum(row["incomplete"] for row in rows),
                            "seconds": sum(row["seconds"] for row in rows)})
         tables.append((f"all {len(seeds)} seeds pooled", pooled))
+    name_width = max(16, *(len(rule.name) + 2 for rule in rules))
     for title, results in tables:
         base = results[0]
+        versus = max(12, len(base["rule"]) + 5)
         print(f"-- {title}")
-        print(f"{'rule':<16}{'rankings':>9}{'per task':>9}{'vs ' + base['rule']:>12}{'pair accuracy':>22}{'95% Wilson':>18}"
-              f"{'open':>6}{'s':>7}")
+        print(f"{'rule':<{name_width}}{'rankings':>9}{'per task':>9}{'vs ' + base['rule']:>{versus}}{'pair accuracy':>22}"
+              f"{'95% Wilson':>18}{'open':>6}{'s':>7}")
         for r in results:
             saved = 1 - r["rankings"] / base["rankings"]
-            print(f"{r['rule']:<16}{r['rankings']:>9}{r['per_task']:>9.2f}{-saved:>+12.1%}"
+            print(f"{r['rule']:<{name_width}}{r['rankings']:>9}{r['per_task']:>9.2f}{-saved:>+{versus}.1%}"
                   f"{r['correct']:>11}/{r['pairs']:<6}{r['correct'] / r['pairs']:>5.3f}"
                   f"   [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}]{r['incomplete']:>6}{r['seconds']:>7.1f}")
 
