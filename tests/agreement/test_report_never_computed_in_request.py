@@ -43,6 +43,10 @@ def test_the_dashboard_shows_refresh_in_progress_then_the_workers_report(celery_
     _wait(lambda: AgreementReport.objects.filter(project=project, computed_at__isnull=False).exists())
     after = client.get(f"/api/v1/projects/{project.slug}/agreement/").json()
     assert after["cache"]["source"] == "cache" and after["rankings"] == 120 and after["cache"]["age_seconds"] >= 0
+    # The worker's report carries the reliability weights a weighted project's consensus reads; the random
+    # ranker's is the smallest.
+    weights = {row["username"]: row["weight"] for row in after["annotators"]}
+    assert min(weights, key=weights.get) == crowd.spammer and all(w is not None for w in weights.values()), weights
     assert "refresh in progress" not in client.get(f"/projects/{project.slug}/dashboard/").content.decode()
     # The report came from the worker's refresh task.
     _wait(lambda: any("agreement.agreement_refresh[" in line and "succeeded" in line for line in celery_worker.log().splitlines()))
