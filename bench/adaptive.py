@@ -96,7 +96,7 @@ def simulate(*, rule: Rule, tasks: int, k: int, target: float, seed: int, tag: s
     from annotation.services.importing import prompts_import
     from annotation.services.projects import membership_add, project_create, user_create
     from annotation.services.ranking import ranking_submit
-    from annotation.services.reliability import consensus_weights
+    from annotation.services.reliability import consensus_weights, ranking_weights
 
     rng = random.Random(seed)
     truth_rng = random.Random(seed * 7919 + 1)  # the same hidden truth for every rule
@@ -151,7 +151,7 @@ def simulate(*, rule: Rule, tasks: int, k: int, target: float, seed: int, tag: s
     for task in RankingTask.objects.filter(project=project).prefetch_related("responses"):
         ids = [r.pk for r in task.responses.all()]
         position = {}
-        counts = None if weights is None else [weights.of(a) for a in annotators.get(task.pk, [])]
+        counts = ranking_weights(weights, annotators.get(task.pk, []))
         for place, tier in enumerate(task_consensus(rankings.get(task.pk, []), weights=counts).tiers):
             for rid in tier:
                 position[rid] = place

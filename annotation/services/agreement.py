@@ -48,7 +48,7 @@ from annotation.models import Assignment, AssignmentStatus, Membership, Project,
 from annotation.services.consensus import tiers_to_ranks
 from annotation.services.ranking_filter import RankingFilter, ranking_filter_queryset
 from annotation.services.ranking_stats import DISPLAY_DTYPE, RANK_DTYPE
-from annotation.services.reliability import WEIGHT_RULE, skills_from_signs
+from annotation.services.reliability import WEIGHT_RULE, consensus_weights, skills_from_signs
 from annotation.sql import agreement as sql
 from annotation.sql import postgres_statements
 
@@ -772,6 +772,8 @@ def project_agreement_compute(
     report["filters"] = filters.as_json()
     from annotation.services.judge_agreement import judge_agreement_compute
 
-    report["judge"] = judge_agreement_compute(project=project, filters=filters)
+    # Unfiltered, this is the report the weights will be read from: its judge section uses them already.
+    weights = consensus_weights(project=project, annotators=report["annotators"]) if filters.is_empty else "stored"
+    report["judge"] = judge_agreement_compute(project=project, filters=filters, weights=weights)
     report["computed_at"] = timezone.now().isoformat()
     return report

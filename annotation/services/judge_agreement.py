@@ -22,12 +22,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from itertools import combinations
-from typing import Any
+from typing import Any, Literal
 
 from annotation.models import JudgeComparison, JudgeRanking, JudgeRun, Project, Ranking, RankingTask, Response
 from annotation.services.consensus import tiers_to_ranks
 from annotation.services.ranking_filter import RankingFilter, ranking_filter_queryset
-from annotation.services.reliability import consensus_weights
+from annotation.services.reliability import ConsensusWeights, consensus_weights, ranking_weights
 
 
 def wilson(successes: int, n: int, z: float = 1.96) -> list[float] | None:
@@ -95,10 +95,11 @@ def human_human_labels(rankings_by_task: dict[int, list[list[list[int]]]]) -> li
     return out
 
 
-def judge_agreement_compute(*, project: Project, run: JudgeRun | None = None,
-                            filters: RankingFilter | None = None) -> dict[str, Any] | None:
+def judge_agreement_compute(*, project: Project, run: JudgeRun | None = None, filters: RankingFilter | None = None,
+                            weights: ConsensusWeights | None | Literal["stored"] = "stored") -> dict[str, Any] | None:
     """The `judge` section of the agreement report: `run` (default: the latest run with comparisons)
-    against the project's human rankings (restricted by `filters`, resolved). None without any judge run."""
+    against the project's human rankings (restricted by `filters`, resolved). None without any judge run.
+    `weights`: the people's consensus weights, by default the stored report's (reliability.consensus_weights)."""
     if run is None:
         run = JudgeRun.objects.filter(project=project, comparisons_done__gt=0).select_related("constitution").order_by("-id").first()
     if run is None:
@@ -111,9 +112,9 @@ def judge_agreement_compute(*, project: Project, run: JudgeRun | None = None,
     for task_id, annotator_id, tiers in rankings.values_list("task_id", "annotator_id", "tiers"):
         by_task[task_id].append(tiers)
         annotators[task_id].append(annotator_id)
-    weights = consensus_weights(project=project)
-    human = {tid: consensus_labels(tiers, None if weights is None else [weights.of(a) for a in annotators[tid]])
-             for tid, tiers in by_task.items()}
+    if weights == "stored":
+        weights = consensus_weights(project=project)
+    human = {tid: consensus_labels(tiers, ranking_weights(weights, annotators[tid])) for tid, tiers in by_task.items()}
     lengths = dict(Response.objects.filter(prompt__project=project).values_list("id", "text"))
     lengths = {rid: len(text) for rid, text in lengths.items()}
 
@@ -167,11 +168,11 @@ def judge_agreement_compute(*, project: Project, run: JudgeRun | None = None,
              "judge_human_agreement": _agreement(labels)[0]}
             for principle, labels in sorted(by_principle.items())
         ],
-        "routing": judge_routing_stats(project=project, run=run),
+        "routing": judge_routing_stats(project=project, run=run, weights=weights),
     }
 
 
-def judge_routing_stats(*, project: Project, run: JudgeRun) -> dict[str, Any]:
+def judge_routing_stats(*, project: Project, run: JudgeRun, weights: ConsensusWeights | None) -> dict[str, Any]:
     """What routing (Project.judge_routing) did: confident tasks, human rankings it saved, the audit's agreement."""
     from annotation.services.judge_routing import audited_task_ids
 
@@ -189,10 +190,9 @@ def judge_routing_stats(*, project: Project, run: JudgeRun) -> dict[str, Any]:
         for task_id, annotator_id, tiers in Ranking.objects.filter(task_id__in=audited).values_list("task_id", "annotator_id", "tiers"):
             by_task[task_id].append(tiers)
             annotators[task_id].append(annotator_id)
-        weights = consensus_weights(project=project)
         for tid, tiers in JudgeRanking.objects.filter(run=run, task_id__in=by_task).values_list("task_id", "tiers"):
             ranks = tiers_to_ranks(tiers)
-            people = consensus_labels(by_task[tid], None if weights is None else [weights.of(a) for a in annotators[tid]])
+            people = consensus_labels(by_task[tid], ranking_weights(weights, annotators[tid]))
             audit_pairs += [(pair_label(ranks, a, b), label) for (a, b), label in people.items() if a in ranks and b in ranks]
     return {
         "mode": project.judge_routing,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -116,16 +117,24 @@ class ConsensusWeights:
                 "default_weight": round(self.default, 4), "rule": WEIGHT_RULE}
 
 
-def consensus_weights(*, project: Project) -> ConsensusWeights | None:
+def consensus_weights(*, project: Project, annotators: list[dict] | None = None) -> ConsensusWeights | None:
     """The project's reliability weights (None when its consensus is unweighted), from the last stored
-    agreement report (refreshed by a worker after submissions); all 1 until a report exists."""
+    agreement report (refreshed by a worker after submissions), or from `annotators`, the rows of the
+    report being computed; all 1 until a report exists."""
     if getattr(project, "consensus_weighting", "none") != "reliability":
         return None
-    from annotation.models import AgreementReport
+    computed = None
+    if annotators is None:
+        from annotation.models import AgreementReport
 
-    report = AgreementReport.objects.filter(project=project).values("result", "computed_at").first()
-    rows = ((report or {}).get("result") or {}).get("annotators") or []
-    by_user = {int(r["user_id"]): float(r["weight"]) for r in rows if r.get("user_id") is not None and r.get("weight") is not None}
+        report = AgreementReport.objects.filter(project=project).values("result", "computed_at").first()
+        annotators = ((report or {}).get("result") or {}).get("annotators") or []
+        computed = report["computed_at"].isoformat() if report and report.get("computed_at") else None
+    by_user = {int(r["user_id"]): float(r["weight"]) for r in annotators if r.get("user_id") is not None and r.get("weight") is not None}
     default = float(statistics.median(by_user.values())) if by_user else 1.0
-    computed = report["computed_at"].isoformat() if report and report.get("computed_at") else None
     return ConsensusWeights(by_user=by_user, default=default, report_computed_at=computed)
+
+
+def ranking_weights(weights: ConsensusWeights | None, annotator_ids: Iterable[int]) -> list[float] | None:
+    """What each of these rankings (by these annotators) counts in the consensus; None: one each."""
+    return None if weights is None else [weights.of(a) for a in annotator_ids]

@@ -27,7 +27,7 @@ from annotation.errors import ApplicationError, NotFound
 from annotation.models import GenerationRun, JudgeComparison, JudgeRanking, JudgeRun, Project, Ranking, RankingTask, Role
 from annotation.services.access import project_and_role_get_for_user
 from annotation.services.consensus import task_consensus
-from annotation.services.reliability import consensus_weights
+from annotation.services.reliability import consensus_weights, ranking_weights
 from annotation.services.validation import INT32_MAX, INT32_MIN
 from annotation.sql import curation as sql
 from annotation.sql import postgres_statements
@@ -282,9 +282,8 @@ def task_detail(*, task: RankingTask, role: str) -> dict[str, Any]:
         Ranking.objects.filter(task=task).select_related("annotator").order_by("id")
         .only("id", "tiers", "flags", "rating", "rationale", "duration_seconds", "created_at", "annotator__id", "annotator__username")
     )
-    weights = consensus_weights(project=task.project)
-    consensus = task_consensus([r.tiers for r in rankings], with_bradley_terry=True,
-                               weights=None if weights is None else [weights.of(r.annotator_id) for r in rankings])
+    weights = ranking_weights(consensus_weights(project=task.project), [r.annotator_id for r in rankings])
+    consensus = task_consensus([r.tiers for r in rankings], with_bradley_terry=True, weights=weights)
     names_shown = role == Role.ADMIN
     return {
         "id": task.pk,

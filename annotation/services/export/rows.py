@@ -22,6 +22,7 @@ from annotation.services.export.options import ExportOptions
 from annotation.services.export.pairs import Plan, plan_make, task_summary, tiers_as_ints, tiers_restrict
 from annotation.services.export.reader import TaskData
 from annotation.services.export.writers import LINES, dumps, encode_str, messages_json
+from annotation.services.reliability import ranking_weights
 
 if TYPE_CHECKING:
     from annotation.services.reliability import ConsensusWeights
@@ -151,7 +152,8 @@ class RowBuilder:
             tiers_list = [tiers_as_ints(t) for t in tiers_list]
             ranked = {int(item) for item in ranked}
             normalised = True
-        weights = None if self.weights is None else tuple([self.weights.of(r[0]) for r in task.rankings])
+        per_ranking = ranking_weights(self.weights, [r[0] for r in task.rankings])
+        weights = None if per_ranking is None else tuple(per_ranking)  # a tuple: part of the plan cache's key
         items, plan = self._plan(tiers_list, ranked, weights)
         agreement = plan.agreement if len(tiers_list) > 1 else None
         if opts.min_agreement is not None and (agreement is None or agreement < opts.min_agreement):
