@@ -16,8 +16,8 @@ same accuracy" is out of reach for every rule of this form on this crowd.
 consensus_weighting "reliability"): each ranking's Borda points count log(p / (1 - p)) for its
 annotator, p their chance of ordering a pair right, either estimated as the platform does from how
 often annotators agree with each other (annotation.services.reliability), here on the first two
-rankings of every task, or measured against the truth (oracle). It also prints a rule any platform can run with that consensus: two rankings, a third
-where they agree on fewer than 0.8 of the pairs.
+rankings of every task, or measured against the truth (oracle). It also prints a rule any platform
+can run with that consensus: two rankings, a third where they agree on fewer than 0.8 of the pairs.
 
     .venv/bin/python bench/adaptive_bound.py --seeds 1,2,3,4,5 [--weights estimated]
 """
@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from annotation.services.consensus import scores_to_tiers, task_consensus  # noqa: E402  (pure functions, no Django)
+from annotation.services.consensus import task_consensus  # noqa: E402  (pure functions, no Django)
 from annotation.services.reliability import annotator_skills, log_odds_weight  # noqa: E402
 from bench.adaptive import CROWD_BETAS, plackett_luce  # noqa: E402
 
@@ -41,14 +41,7 @@ from bench.adaptive import CROWD_BETAS, plackett_luce  # noqa: E402
 def correct_pairs(rankings: list, quality: dict[int, float], weights: list[float] | None = None) -> int:
     """Pairs the consensus orders as the hidden truth does (a consensus tie is wrong): the platform's Borda
     consensus, or with `weights` a Borda consensus where each ranking's points count its annotator's weight."""
-    if weights is None:
-        place = {rid: i for i, tier in enumerate(task_consensus(rankings).tiers) for rid in tier}
-    else:
-        points = {rid: 0.0 for rid in quality}
-        for tiers, weight in zip(rankings, weights, strict=True):
-            for above, (rid,) in enumerate(tiers):
-                points[rid] += weight * (len(quality) - 1 - above)
-        place = {rid: i for i, tier in enumerate(scores_to_tiers(points)) for rid in tier}
+    place = {rid: i for i, tier in enumerate(task_consensus(rankings, weights=weights).tiers) for rid in tier}
     ids = sorted(quality)
     return sum(1 for i, a in enumerate(ids) for b in ids[i + 1:]
                if place[a if quality[a] > quality[b] else b] < place[b if quality[a] > quality[b] else a])
@@ -67,25 +60,23 @@ def crowd_draws(*, seed: int, tasks: int, k: int, most: int, crowd: tuple[float,
     return out
 
 
-def crowd_tasks(*, seed: int, tasks: int, k: int, most: int, betas: tuple[float, ...],
-                scale: tuple[float, float], weights: str = "none") -> list[list[int]]:
-    """Per task, the correct pairs of the consensus of its first n rankings, n = 1..most.
+def crowd_tasks(draws: list[tuple[dict[int, float], list[int], list]], *, crowd_size: int,
+                weights: str = "none") -> list[list[int]]:
+    """Per task of `draws` (crowd_draws), the correct pairs of the consensus of its first n rankings, n = 1..most.
 
     weights: "none" (the platform's consensus), "estimated" (each annotator weighted as the platform's
     reliability weighting does, from the first two rankings of every task, what any rule with min
     overlap 2 has), or "oracle" (the log-odds of each annotator's true chance of ordering a pair
     right, measured on the draws: the most weighting could give).
     """
-    crowd = (*betas, 0.0)
-    draws = crowd_draws(seed=seed, tasks=tasks, k=k, most=most, crowd=crowd, scale=scale)
     if weights == "none":
         weight_of = None
     elif weights == "estimated":
-        weight_of = weights_estimate([(quality, people[:2], ranked[:2]) for quality, people, ranked in draws], len(crowd))
+        weight_of = weights_estimate([(quality, people[:2], ranked[:2]) for quality, people, ranked in draws], crowd_size)
     else:
-        weight_of = [log_odds_weight(q) for q in skills_true(draws, len(crowd))]
+        weight_of = [log_odds_weight(q) for q in skills_true(draws, crowd_size)]
     return [[correct_pairs(ranked[:n], quality, None if weight_of is None else [weight_of[p] for p in people[:n]])
-             for n in range(1, most + 1)] for quality, people, ranked in draws]
+             for n in range(1, len(ranked) + 1)] for quality, people, ranked in draws]
 
 
 def _pair_orders(tiers: list) -> dict[tuple[int, int], bool]:
@@ -164,14 +155,14 @@ def main() -> None:
         header = f"{'seed':>5}{'fixed 3 unweighted':>20}{'fixed 3':>10}{'fixed 2':>10}" + header[25:] + f"{'2, a 3rd below 0.8':>22}"
     print(header)
     for seed in (int(s) for s in args.seeds.split(",")):
-        common = dict(seed=seed, tasks=args.tasks, k=args.k, most=args.most, betas=betas, scale=(mu, sigma))
-        correct = crowd_tasks(**common, weights=args.weights)
+        crowd = (*betas, 0.0)
+        draws = crowd_draws(seed=seed, tasks=args.tasks, k=args.k, most=args.most, crowd=crowd, scale=(mu, sigma))
+        correct = crowd_tasks(draws, crowd_size=len(crowd), weights=args.weights)
         fixed3, fixed2 = (sum(c[n - 1] for c in correct) / pairs for n in (3, 2))
         bounds = [clairvoyant_bound(correct, budget=share * 3 * args.tasks, least=2) / pairs for share in (0.70, 0.80, 0.90)]
         row = f"{seed:>5}{fixed3:>10.3f}{fixed2:>10.3f}" + "".join(f"{b:>20.3f}" for b in bounds)
         if weighted:
-            plain3 = sum(c[2] for c in crowd_tasks(**common)) / pairs
-            draws = crowd_draws(seed=seed, tasks=args.tasks, k=args.k, most=args.most, crowd=(*betas, 0.0), scale=(mu, sigma))
+            plain3 = sum(c[2] for c in crowd_tasks(draws, crowd_size=len(crowd))) / pairs
             spent, right = agreement_then_third(draws, correct, 0.8)
             row = f"{seed:>5}{plain3:>20.3f}" + row[5:] + f"{f'{right / pairs:.3f} ({spent / (3 * args.tasks) - 1:+.0%})':>22}"
         print(row)
