@@ -37,6 +37,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=30)
     parser.add_argument("--stats", help="write the submits' pstats here")
     parser.add_argument("--top", type=int, default=45)
+    parser.add_argument("--next", action="store_true",
+                        help="profile submit?next=true (one request per ranking) instead of the next-task + submit pair")
     args = parser.parse_args()
     os.environ.update(DATABASE_URL=args.database_url, DJANGO_SETTINGS_MODULE="config.settings", DEBUG="0", SECURE_SSL_REDIRECT="0",
                       ALLOWED_HOSTS="127.0.0.1,localhost,testserver", LOG_LEVEL="ERROR", CELERY_BROKER_URL="")
@@ -58,12 +60,16 @@ def main() -> None:
 
     cpu: list[tuple[float, float]] = []  # process CPU time of each next-task and submit (less load-sensitive than wall)
 
+    held: dict = {}  # --next: the assignment the previous submit?next=true answered
+
     def pair(profiler: cProfile.Profile | None = None, capture: bool = False) -> tuple[float, float, list, list]:
         nq: list = []
         sq: list = []
         c0 = time.process_time()
         t0 = time.perf_counter()
-        if capture:
+        if args.next and held.get("task"):
+            response = None
+        elif capture:
             with CaptureQueriesContext(connection) as ctx:
                 response = client.get(next_url)
             nq = ctx.captured_queries
@@ -71,11 +77,14 @@ def main() -> None:
             response = client.get(next_url)
         t1 = time.perf_counter()
         c1 = time.process_time()
-        if response.status_code != 200:
+        if response is None:
+            task = held.pop("task")
+        elif response.status_code != 200:
             sys.exit(f"next-task answered {response.status_code}: {response.content[:300]!r}")
-        task = response.json()
+        else:
+            task = response.json()
         body = json.dumps({"ranking": [[r["id"]] for r in task["responses"]], "duration_seconds": 2.0})
-        url = f"/api/v1/assignments/{task['id']}/submit"
+        url = f"/api/v1/assignments/{task['id']}/submit" + ("?next=true" if args.next else "")
         headers = {"HTTP_IDEMPOTENCY_KEY": f"prof-{uuid.uuid4().hex}"}
         c2 = time.process_time()
         t2 = time.perf_counter()
@@ -93,6 +102,8 @@ def main() -> None:
         c3 = time.process_time()
         if response.status_code != 201:
             sys.exit(f"submit answered {response.status_code}: {response.content[:300]!r}")
+        if args.next:
+            held["task"] = response.json()["next"]
         cpu.append(((c1 - c0) * 1000, (c3 - c2) * 1000))
         return (t1 - t0) * 1000, (t3 - t2) * 1000, nq, sq
 
