@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.postgres.search import SearchVectorField
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
@@ -217,6 +218,28 @@ class Response(models.Model):
 
     def __str__(self) -> str:
         return f"response {self.pk} of prompt {self.prompt_id}"
+
+
+class ResponseSearchVector(models.Model):
+    """A response's full-text vector (PostgreSQL), written by the response table's trigger or, for a
+    deferred bulk import, by the fill (annotation.sql.curation). Never written through the ORM; a model
+    so that deleting a response deletes its vector and a test database's flush empties the table."""
+
+    response = models.OneToOneField(Response, primary_key=True, on_delete=models.CASCADE, related_name="+")
+    vector = SearchVectorField()
+
+    class Meta:
+        db_table = "annotation_response_search"
+
+
+class ResponseSearchPending(models.Model):
+    """A response whose vector a deferred import left to the fill. No foreign key, so queueing costs
+    the import no per-row check; the fill drops the id of a response deleted meanwhile."""
+
+    response_id = models.BigIntegerField(primary_key=True)
+
+    class Meta:
+        db_table = "annotation_response_search_pending"
 
 
 class RankingTask(models.Model):

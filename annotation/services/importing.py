@@ -33,6 +33,7 @@ from annotation.limits import JSONTooDeep, json_loads_bounded
 from annotation.models import Project, Prompt, RankingTask, Response, TaskType
 from annotation.services.priority_schedule import priority_score_new_tasks
 from annotation.services.read_ahead import read_ahead
+from annotation.services.response_search import response_vectors_defer, response_vectors_fill_after_commit
 from annotation.services.tasks import TaskCreationResult, distinct_responses, response_text_hash, tasks_create_for_prompts
 from annotation.sql import importing as sql
 from annotation.sql import postgres_statements
@@ -532,6 +533,9 @@ def _insert_all(
         # checks (a violation still rolls everything back), but done while the reading thread
         # parses the next lines instead of after the last one, and no queue of deferred checks grows.
         sql.constraints_immediate(True)
+        # The responses' full-text vectors are most of the database's work here: the fill computes
+        # them after the commit, and the search reads them from the text until then.
+        response_vectors_defer()
     chunk: list[ParsedLine] = []
     with contextlib.closing(_read_ahead(_records(fileobj, file_format, limits))) as batches:
         for number, parsed, position in (record for batch in batches for record in batch):
@@ -552,6 +556,8 @@ def _insert_all(
         _insert_chunk(project=project, chunk=chunk, result=result, was_empty=was_empty)
     if copying:
         sql.constraints_immediate(False)
+        if result.responses_created:
+            response_vectors_fill_after_commit()
         if result.tasks_created:  # the COPY path bypasses tasks_create_for_prompts, so it schedules the scoring itself
             priority_score_new_tasks(project_id=project.pk)  # uncertainty priority: score the new tasks, once
     if project.task_type == TaskType.DEMONSTRATION:

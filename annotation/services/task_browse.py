@@ -147,7 +147,7 @@ def _search(tasks: QuerySet, *, project: Project, q: str) -> QuerySet:
     if postgres_statements():
         # Statements built from names only (annotation.sql.curation); the values travel as parameters.
         prompts = RawSQL(sql.prompts_matching_sql(), [project.pk, q])  # noqa: S611
-        with_response = RawSQL(sql.tasks_with_response_matching_sql(), [q])  # noqa: S611
+        with_response = RawSQL(sql.tasks_with_response_matching_sql(), [q, project.pk, q])  # noqa: S611
         return tasks.filter(Q(prompt_id__in=prompts) | Q(id__in=with_response))
     through = RankingTask.responses.through
     with_response = through.objects.filter(response__text__icontains=q).values("rankingtask_id")

@@ -50,7 +50,7 @@ def test_the_search_uses_the_gin_indexes():
         cursor.execute("SELECT indexname FROM pg_indexes WHERE indexname IN (%s, %s)", [sql.PROMPT_INDEX, sql.RESPONSE_INDEX])
         assert {row[0] for row in cursor.fetchall()} == {sql.PROMPT_INDEX, sql.RESPONSE_INDEX}
         cursor.execute("SET enable_seqscan = off")  # tiny tables: make the planner show it can use them
-        cursor.execute("EXPLAIN " + sql.tasks_with_response_matching_sql(), ["paris"])
+        cursor.execute("EXPLAIN " + sql.tasks_with_response_matching_sql(), ["paris", 1, "paris"])
         assert sql.RESPONSE_INDEX in " ".join(row[0] for row in cursor.fetchall())
         # The prompt predicate's expression is the index's (with a project filter the planner may
         # prefer the project index on a tiny table, so the expression is checked on its own).

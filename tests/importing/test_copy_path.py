@@ -102,6 +102,6 @@ def test_an_uncertainty_project_gets_one_scoring_of_all_the_new_tasks_however_ma
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         result = prompts_import(project=project, fileobj=jsonl(lines), file_format="jsonl")
     assert result.tasks_created == len(lines)
-    assert len(callbacks) == 1  # the scoring, enqueued once after the last chunk
+    assert len(callbacks) == 2  # the scoring and the vectors' fill (response_search), each enqueued once after the last chunk
     project.refresh_from_db()
     assert (project.priority_status, project.priority_done, project.priority_total) == ("queued", 0, len(lines))
