@@ -89,6 +89,8 @@ def main() -> None:
             ("ten most contested (ordering=agreement&limit=10)", {"ordering": "agreement", "limit": 10}),
             ("contested among complete, not gold", {"ordering": "agreement", "status": "complete", "gold": "false", "limit": 10}),
             ("full-text q=planets, least agreed first", {"q": "planets", "ordering": "agreement", "limit": 10}),
+            # A word in every response: one union subquery (sql/curation.py), not an OR of two probed per row.
+            ("full-text q=answer (every task), least agreed first", {"q": "answer", "ordering": "agreement", "limit": 10}),
             ("newest first, offset 50000, limit 100", {"ordering": "-created_at", "offset": 50_000, "limit": 100}),
             ("agreement_lt=0.05 by priority, limit 100", {"agreement_lt": "0.05", "ordering": "-priority", "limit": 100}),
         ]

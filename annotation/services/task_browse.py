@@ -146,9 +146,7 @@ def _search(tasks: QuerySet, *, project: Project, q: str) -> QuerySet:
     """Tasks whose prompt or one of whose responses matches `q` (full-text on PostgreSQL, icontains elsewhere)."""
     if postgres_statements():
         # Statements built from names only (annotation.sql.curation); the values travel as parameters.
-        prompts = RawSQL(sql.prompts_matching_sql(), [project.pk, q])  # noqa: S611
-        with_response = RawSQL(sql.tasks_with_response_matching_sql(), [q, project.pk, q])  # noqa: S611
-        return tasks.filter(Q(prompt_id__in=prompts) | Q(id__in=with_response))
+        return tasks.filter(id__in=RawSQL(sql.tasks_matching_sql(), [project.pk, q] * 3))  # noqa: S611
     through = RankingTask.responses.through
     with_response = through.objects.filter(response__text__icontains=q).values("rankingtask_id")
     return tasks.alias(prompt_text=Cast("prompt__messages", TextField())).filter(

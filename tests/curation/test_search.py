@@ -7,7 +7,7 @@ import pytest
 from django.db import connection
 from django.test import override_settings
 
-from annotation.models import Prompt
+from annotation.models import Prompt, ResponseSearchVector
 from annotation.services.task_browse import task_filters_parse, tasks_browse
 from annotation.sql import curation as sql
 from annotation.sql.names import Names, render
@@ -45,19 +45,24 @@ def test_search_of_another_project_never_returns_its_tasks():
 
 
 def test_the_search_uses_the_gin_indexes():
-    build()
+    cur = build()
     with connection.cursor() as cursor:
         cursor.execute("SELECT indexname FROM pg_indexes WHERE indexname IN (%s, %s)", [sql.PROMPT_INDEX, sql.RESPONSE_INDEX])
         assert {row[0] for row in cursor.fetchall()} == {sql.PROMPT_INDEX, sql.RESPONSE_INDEX}
         cursor.execute("SET enable_seqscan = off")  # tiny tables: make the planner show it can use them
-        cursor.execute("EXPLAIN " + sql.tasks_with_response_matching_sql(), ["paris", 1, "paris"])
-        assert sql.RESPONSE_INDEX in " ".join(row[0] for row in cursor.fetchall())
-        # The prompt predicate's expression is the index's (with a project filter the planner may
-        # prefer the project index on a tiny table, so the expression is checked on its own).
-        p = Names(Prompt, "p")
-        cursor.execute(render("EXPLAIN SELECT {p.id} FROM {p} p WHERE {v} @@ websearch_to_tsquery({c}, %s)",
-                              p=p, v=sql.vector(p.messages), c=sql.CONFIG), ["paris"])
+        cursor.execute("EXPLAIN " + sql.tasks_matching_sql(), [cur.project.pk, "paris"] * 3)
         assert sql.PROMPT_INDEX in " ".join(row[0] for row in cursor.fetchall())
+        # Each predicate's expression is its index's (with a project filter the planner may prefer the
+        # project index on a tiny table, so each is checked on its own as well).
+        p, s = Names(Prompt, "p"), Names(ResponseSearchVector, "s")
+        for statement, index in (
+            (render("EXPLAIN SELECT {p.id} FROM {p} p WHERE {v} @@ websearch_to_tsquery({c}, %s)", p=p, v=sql.vector(p.messages),
+                    c=sql.CONFIG), sql.PROMPT_INDEX),
+            (render("EXPLAIN SELECT {s.response} FROM {s} s WHERE {s.vector} @@ websearch_to_tsquery({c}, %s)", s=s, c=sql.CONFIG),
+             sql.RESPONSE_INDEX),
+        ):
+            cursor.execute(statement, ["paris"])
+            assert index in " ".join(row[0] for row in cursor.fetchall())
 
 
 @override_settings(PORTABLE_SQL=True)
