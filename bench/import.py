@@ -70,7 +70,7 @@ def child(path: str, slug: str) -> None:
 
     from annotation.services.importing import prompts_import
     from annotation.services.projects import project_create
-    from annotation.services.response_search import response_vectors_fill
+    from annotation.services.response_search import bulk_load_settle
     from bench.memory import peak_rss_kb
     from config.celery import app
 
@@ -90,7 +90,7 @@ def child(path: str, slug: str) -> None:
     # What a worker does after the commit (the message the import sent waits on a broker nobody reads).
     app.control.purge()
     start = time.perf_counter()
-    filled = response_vectors_fill()
+    filled = bulk_load_settle(analyze=True)  # the worker's task after a large import: the fill, then ANALYZE
     fill_seconds = time.perf_counter() - start
     server2 = backend_cpu(backend)
     fill_server = None if server1 is None or server2 is None else server2 - server1
@@ -162,7 +162,8 @@ def main() -> None:
     print(f"import benchmark: JSONL -> prompts_import -> PostgreSQL, {args.responses} ready-made responses per prompt")
     print("before: the portable ORM twin (PORTABLE_SQL=1); after: COPY of prompts, responses, tasks and links, the responses'"
           " full-text vectors deferred to the fill" + ("; immediate: after, with those vectors computed in the import" if args.immediate else ""))
-    print("fill: the deferred vectors computed afterwards (a worker's job once the import has committed; searches are answered meanwhile)")
+    print("fill: the deferred vectors computed afterwards, then ANALYZE of the loaded tables (a worker's job once the import"
+          " has committed; searches are answered meanwhile)")
     print("client CPU: the importing process, all threads; server CPU: its PostgreSQL backend (blank: not on this machine)")
     print(f"{'path':>9} {'prompts':>9} {'file MB':>8} {'seconds':>8} {'prompts/s':>10} {'client CPU s':>12} {'server CPU s':>12} "
           f"{'tasks':>7} {'RSS before MB':>14} {'peak RSS MB':>12} {'growth MB':>10} {'fill s':>7} {'fill server CPU s':>17}")

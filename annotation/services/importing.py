@@ -33,7 +33,7 @@ from annotation.limits import JSONTooDeep, json_loads_bounded
 from annotation.models import Project, Prompt, RankingTask, Response, TaskType
 from annotation.services.priority_schedule import priority_score_new_tasks
 from annotation.services.read_ahead import read_ahead
-from annotation.services.response_search import response_vectors_defer, response_vectors_fill_after_commit
+from annotation.services.response_search import bulk_load_settle_after_commit, response_vectors_defer
 from annotation.services.tasks import TaskCreationResult, distinct_responses, response_text_hash, tasks_create_for_prompts
 from annotation.sql import importing as sql
 from annotation.sql import postgres_statements
@@ -556,8 +556,8 @@ def _insert_all(
         _insert_chunk(project=project, chunk=chunk, result=result, was_empty=was_empty)
     if copying:
         sql.constraints_immediate(False)
-        if result.responses_created:
-            response_vectors_fill_after_commit()
+        if result.prompts_created or result.responses_created:  # the vectors it deferred, fresh statistics
+            bulk_load_settle_after_commit(rows=result.prompts_created + result.responses_created)
         if result.tasks_created:  # the COPY path bypasses tasks_create_for_prompts, so it schedules the scoring itself
             priority_score_new_tasks(project_id=project.pk)  # uncertainty priority: score the new tasks, once
     if project.task_type == TaskType.DEMONSTRATION:

@@ -17,6 +17,10 @@ from annotation.sql import curation as sql
 from annotation.sql import postgres_statements
 
 FILL_BATCH = 5_000  # a transaction of ~0.2 s: short row locks, and a killed fill loses little
+# An import that wrote at least this many prompts and responses also refreshes the planner's
+# statistics after its fill: until autovacuum gets to it, a search planned on the old counts picks
+# per-row index probes and took 80 s over 100k fresh tasks (0.5 s planned on fresh ones).
+ANALYZE_AFTER_ROWS = 5_000
 
 
 def response_vectors_defer() -> None:
@@ -28,10 +32,11 @@ def response_vectors_defer() -> None:
             cursor.execute(sql.defer_response_vectors_sql())
 
 
-def response_vectors_fill_after_commit() -> None:
-    """Enqueue the fill for when the current transaction commits (its queued ids are visible then)."""
-    if postgres_statements() and settings.IMPORT_DEFER_SEARCH_VECTORS:
-        enqueue_after_commit(TaskName.RESPONSE_VECTORS_FILL)
+def bulk_load_settle_after_commit(*, rows: int) -> None:
+    """After a bulk import of `rows` prompts and responses: once the transaction commits (its queued
+    ids are visible then), fill the deferred vectors and, for a large one, refresh the statistics."""
+    if postgres_statements():
+        enqueue_after_commit(TaskName.RESPONSE_VECTORS_FILL, kwargs={"analyze": rows >= ANALYZE_AFTER_ROWS})
 
 
 def response_vectors_fill(*, batch: int = FILL_BATCH, batches: int | None = None) -> int:
@@ -50,6 +55,21 @@ def response_vectors_fill(*, batch: int = FILL_BATCH, batches: int | None = None
         if taken == 0:
             break
     return total
+
+
+def bulk_load_settle(*, analyze: bool) -> int:
+    """The fill (response_vectors_fill); with `analyze`, fresh planner statistics for the loaded
+    tables first (searches meanwhile are planned on the real counts) and for the vectors after.
+    Returns how many vectors were filled."""
+    before, after = sql.analyze_loaded_tables_sql()
+    if analyze and postgres_statements():
+        with connection.cursor() as cursor:
+            cursor.execute(before)
+    filled = response_vectors_fill()
+    if analyze and postgres_statements():
+        with connection.cursor() as cursor:
+            cursor.execute(after)
+    return filled
 
 
 def response_vectors_pending() -> int:

@@ -16,7 +16,7 @@ the same before and after the fill, only slower for those rows.
 from __future__ import annotations
 
 from annotation.models import Prompt, RankingTask, Response, ResponseSearchPending, ResponseSearchVector
-from annotation.sql.names import Names, Sql, per_vendor, render
+from annotation.sql.names import Names, Sql, per_vendor, render, table
 
 CONFIG = Sql("'english'::regconfig")  # stemming: "ranked" finds "ranking"
 PROMPT_INDEX = "prompt_messages_fts"
@@ -32,6 +32,13 @@ def vector(column: Sql) -> Sql:
 def defer_response_vectors_sql() -> str:
     """Until this transaction ends, new responses are queued rather than given their vectors."""
     return "SELECT set_config('" + DEFER_SETTING + "', 'on', true)"
+
+
+def analyze_loaded_tables_sql() -> list[str]:
+    """Fresh planner statistics for the tables a bulk import loads: before the fill (the queue
+    included, which the search reads until then), and for the vectors after it."""
+    loaded = Sql(", ".join(table(m) for m in (Prompt, Response, RankingTask, RankingTask.responses.through, ResponseSearchPending)))
+    return [render("ANALYZE {loaded}", loaded=loaded), render("ANALYZE {s}", s=Names(ResponseSearchVector))]
 
 
 @per_vendor

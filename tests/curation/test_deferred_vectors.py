@@ -156,3 +156,21 @@ def test_the_import_enqueues_the_fill_and_a_real_worker_empties_the_queue(celery
     assert response_vectors_pending() == 0, celery_worker.log()[-2000:]
     assert ResponseSearchVector.objects.filter(response_id__in=imported_ids(project)).count() == 8
     assert search(project, "Marseille") == {"p1"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_large_import_leaves_fresh_planner_statistics_behind():
+    from annotation.services.response_search import ANALYZE_AFTER_ROWS
+
+    project = project_create(name="Analyzed", overlap=2)
+    many = [(f"Question {i} about sorting?", [f"Answer {i}a: sort it.", f"Answer {i}b: sorted copies."])
+            for i in range(ANALYZE_AFTER_ROWS // 3 + 1)]
+    import_file(project, many)  # commits; the settle task then runs in process (eager Celery)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT relname, reltuples FROM pg_class WHERE relname IN "
+                       "('annotation_response', 'annotation_rankingtask', 'annotation_response_search')")
+        estimates = dict(cursor.fetchall())
+    # ANALYZE read every row of these small tables: the planner's row counts are the real ones.
+    assert estimates["annotation_response"] == Response.objects.count() == 2 * len(many)
+    assert estimates["annotation_response_search"] == 2 * len(many)
+    assert response_vectors_pending() == 0

@@ -1,4 +1,5 @@
-"""Celery tasks on the default queue: the full-text vectors a bulk import deferred."""
+"""Celery tasks on the default queue: what a bulk import leaves for after its commit (the full-text
+vectors it deferred, the planner's statistics)."""
 from __future__ import annotations
 
 from django.db import OperationalError
@@ -11,11 +12,12 @@ FILL_EVERY_SECONDS = 60.0
 
 
 @app.task(name=TaskName.RESPONSE_VECTORS_FILL, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
-def response_vectors_fill_task() -> int:
-    """Fill every queued response's vector; returns how many. Idempotent: a second run finds none."""
-    from annotation.services.response_search import response_vectors_fill
+def response_vectors_fill_task(analyze: bool = False) -> int:
+    """Fill every queued response's vector (then, with `analyze`, refresh the loaded tables'
+    statistics); returns how many. Idempotent: a second run finds none."""
+    from annotation.services.response_search import bulk_load_settle
 
-    return response_vectors_fill()
+    return bulk_load_settle(analyze=analyze)
 
 
 @app.on_after_finalize.connect
