@@ -25,7 +25,7 @@ ANALYZE_AFTER_ROWS = 5_000
 
 def response_vectors_defer() -> None:
     """For the rest of the current transaction, queue new responses for the fill instead of computing
-    their vectors (the caller enqueues the fill: response_vectors_fill_after_commit). PostgreSQL only;
+    their vectors (the caller enqueues the fill: bulk_load_settle_after_commit). PostgreSQL only;
     IMPORT_DEFER_SEARCH_VECTORS=0 turns it off (the import then computes them as any insert does)."""
     if postgres_statements() and settings.IMPORT_DEFER_SEARCH_VECTORS:
         with connection.cursor() as cursor:
@@ -39,36 +39,34 @@ def bulk_load_settle_after_commit(*, rows: int) -> None:
         enqueue_after_commit(TaskName.RESPONSE_VECTORS_FILL, kwargs={"analyze": rows >= ANALYZE_AFTER_ROWS})
 
 
-def response_vectors_fill(*, batch: int = FILL_BATCH, batches: int | None = None) -> int:
-    """Compute the vectors of queued responses, `batch` per transaction, until the queue is empty (or
-    `batches` transactions ran); returns how many were taken. Concurrent fills share the queue (SKIP
-    LOCKED), and a fill killed mid-batch loses only its uncommitted batch, which stays queued."""
+def response_vectors_fill(*, batch: int = FILL_BATCH) -> int:
+    """Compute the vectors of queued responses, `batch` per transaction, until the queue is empty;
+    returns how many were taken. Concurrent fills share the queue (SKIP LOCKED), and a fill killed
+    mid-batch loses only its uncommitted batch, which stays queued."""
     if not postgres_statements():
         return 0
-    total = done = 0
-    while batches is None or done < batches:
+    total = 0
+    while True:
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(sql.fill_pending_sql(), [batch])
             taken, _written = cursor.fetchone()
-        total += taken
-        done += 1
         if taken == 0:
-            break
-    return total
+            return total
+        total += taken
 
 
 def bulk_load_settle(*, analyze: bool) -> int:
     """The fill (response_vectors_fill); with `analyze`, fresh planner statistics for the loaded
     tables first (searches meanwhile are planned on the real counts) and for the vectors after.
     Returns how many vectors were filled."""
+    if not (analyze and postgres_statements()):
+        return response_vectors_fill()
     before, after = sql.analyze_loaded_tables_sql()
-    if analyze and postgres_statements():
-        with connection.cursor() as cursor:
-            cursor.execute(before)
+    with connection.cursor() as cursor:
+        cursor.execute(before)
     filled = response_vectors_fill()
-    if analyze and postgres_statements():
-        with connection.cursor() as cursor:
-            cursor.execute(after)
+    with connection.cursor() as cursor:
+        cursor.execute(after)
     return filled
 
 

@@ -8,9 +8,9 @@ configuration), which is what lets the planner use the index.
 A response's vector lives in a table of its own, written by a statement trigger on the response
 table, so that a bulk import can defer it: computing `to_tsvector` and the GIN entries of 400k
 responses is about 60% of the database's work in an import of 100k prompts with 4 responses each.
-Inside a transaction that has called `defer_response_vectors` the trigger only queues the new
-response ids (pending table); `fill_pending` computes their vectors afterwards, in small
-transactions. Until then the search reads the queued responses' text directly, so its answer is
+Inside a transaction that has run `defer_response_vectors_sql` the trigger (migration 0013) only
+queues the new response ids (pending table); `fill_pending_sql` computes their vectors afterwards,
+in small transactions. Until then the search reads the queued responses' text directly, so its answer is
 the same before and after the fill, only slower for those rows.
 """
 from __future__ import annotations
@@ -44,7 +44,8 @@ def analyze_loaded_tables_sql() -> list[str]:
 @per_vendor
 def fill_pending_sql() -> str:
     """Take up to %s queued responses (skipping those another fill holds) and write their vectors;
-    answers (taken, written). A re-queued or vanished response writes nothing (ON CONFLICT, the join)."""
+    answers (taken, written). A re-queued response gets its vector again (ON CONFLICT DO UPDATE); one
+    deleted meanwhile writes nothing (the join)."""
     r, search, pending = Names(Response, "r"), Names(ResponseSearchVector), Names(ResponseSearchPending)
     return render(
         "WITH taken AS (DELETE FROM {pending} WHERE {pending.response_id} IN (SELECT {pending.response_id} FROM {pending} "
