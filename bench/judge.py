@@ -4,9 +4,19 @@ A comparison is one pair asked in both orders (two judge prompts, one forward pa
 the next-token probabilities of "A" and "B"). The prompts are what `judge --pairs all` asks: tasks
 of --responses answers, every pair in both orders, so one task's prompts share the system message
 and the conversation. CPU (default): the tiny local model through sampling.judge.TransformersJudge,
-three paths alternated run by run: --batch-size prompts per forward pass with the shared beginning
-computed once (the default path), the same without prefix sharing, and one prompt per forward
-pass. Prints the median comparisons/s of --runs runs of each and the ratios (the target is >= 3x).
+six paths alternated run by run:
+
+- batched: --batch-size prompts per forward pass with the shared beginning computed once, and on
+  CPU as many passes at once as torch has threads, one thread each (the judge's default path);
+- batched without prefix sharing (plain chunks sorted by length), passes at once as above;
+- batched, one pass at a time (parallel=1: each pass on all of torch's threads);
+- one at a time: one prompt per forward pass, one pass after the other, torch's threads (the
+  reference of the ratios: what the judge does without batching);
+- one at a time on one thread (the fastest way to run one prompt per pass, one after the other);
+- one prompt per pass, passes at once as the batched path runs them (batching alone, nothing else changed).
+
+Prints the median comparisons/s of --runs runs of each and the ratios to the first three (the
+target is >= 3x against one at a time).
 
 GPU (--gpu, only where CUDA exists): a model of Qwen2-0.5B's architecture with random weights
 (bench/generation.py builds it; nothing downloaded), bfloat16, same three paths.
@@ -74,11 +84,20 @@ def queries(comparisons: int, k: int = 4) -> list[JudgeQuery]:
     return out[: 2 * comparisons]
 
 
-def timed(judge: TransformersJudge, batch_size: int, items: list[JudgeQuery], share_prefix: bool = True) -> float:
-    judge.batch_size, judge.share_prefix = batch_size, share_prefix
-    started = time.perf_counter()
-    answers = judge.judge(items)
-    seconds = time.perf_counter() - started
+def timed(judge: TransformersJudge, batch_size: int, items: list[JudgeQuery], share_prefix: bool = True,
+          parallel: int = 0, threads: int = 0) -> float:
+    import torch
+
+    judge.batch_size, judge.share_prefix, judge.parallel = batch_size, share_prefix, parallel
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        started = time.perf_counter()
+        answers = judge.judge(items)
+        seconds = time.perf_counter() - started
+    finally:
+        torch.set_num_threads(before)
     assert len(answers) == len(items) and all(not a.failed for a in answers)
     return (len(items) / 2) / seconds  # comparisons (two prompts each) per second
 
@@ -114,15 +133,23 @@ def main(argv: list[str] | None = None) -> int:
         model = str(ensure_tiny_model(default_tiny_model_dir()))
     judge = TransformersJudge(model=model)
     items = queries(args.comparisons, args.responses)
-    timed(judge, args.batch_size, items)  # warm-up, every path
-    timed(judge, args.batch_size, items, share_prefix=False)
-    timed(judge, 1, items)
-    batched, unshared, single = [], [], []
+    paths = {  # name -> timed()'s arguments after the judge
+        "batched": (args.batch_size, items),
+        "batched_without_prefix_sharing": (args.batch_size, items, False),
+        "batched_one_pass_at_a_time": (args.batch_size, items, True, 1),
+        "one_at_a_time": (1, items, True, 1),
+        "one_at_a_time_one_thread": (1, items, True, 1, 1),
+        "one_prompt_per_pass_passes_at_once": (1, items),
+    }
+    for arguments in paths.values():  # warm-up, every path
+        timed(judge, *arguments)
+    figures: dict[str, list[float]] = {name: [] for name in paths}
     for _ in range(args.runs):  # alternated, so a change in the shared machine's load hits every path alike
-        batched.append(timed(judge, args.batch_size, items))
-        unshared.append(timed(judge, args.batch_size, items, share_prefix=False))
-        single.append(timed(judge, 1, items))
-    b, u, s = statistics.median(batched), statistics.median(unshared), statistics.median(single)
+        for name, arguments in paths.items():
+            figures[name].append(timed(judge, *arguments))
+    median = {name: statistics.median(values) for name, values in figures.items()}
+    single = median["one_at_a_time"]
+    judge.parallel = 0  # the default path's setting, for the report
     report = {
         "device": torch.cuda.get_device_name(0) if args.gpu else f"cpu ({platform.processor() or platform.machine()}, "
                                                                  f"{torch.get_num_threads()} threads)",
@@ -130,14 +157,14 @@ def main(argv: list[str] | None = None) -> int:
         "comparisons": args.comparisons,
         "batch_size": args.batch_size,
         "responses_per_task": args.responses,
-        "batched_comparisons_per_second": round(b, 2),
-        "batched_without_prefix_sharing_comparisons_per_second": round(u, 2),
-        "one_at_a_time_comparisons_per_second": round(s, 2),
-        "ratio": round(b / s, 2),
-        "ratio_without_prefix_sharing": round(u / s, 2),
-        "all_batched": [round(x, 2) for x in batched],
-        "all_batched_without_prefix_sharing": [round(x, 2) for x in unshared],
-        "all_one_at_a_time": [round(x, 2) for x in single],
+        "passes_at_once": judge.passes_at_once(len(items)) if not args.gpu else 1,
+        **{f"{name}_comparisons_per_second": round(value, 2) for name, value in median.items()},
+        "ratio": round(median["batched"] / single, 2),
+        "ratio_without_prefix_sharing": round(median["batched_without_prefix_sharing"] / single, 2),
+        "ratio_one_pass_at_a_time": round(median["batched_one_pass_at_a_time"] / single, 2),
+        "ratio_to_one_at_a_time_one_thread": round(median["batched"] / median["one_at_a_time_one_thread"], 2),
+        "ratio_to_one_prompt_per_pass_passes_at_once": round(median["batched"] / median["one_prompt_per_pass_passes_at_once"], 2),
+        **{f"all_{name}": [round(x, 2) for x in values] for name, values in figures.items()},
         "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         "command": "python " + shlex.join(["bench/judge.py", *(argv if argv is not None else sys.argv[1:])]),
     }

@@ -1,6 +1,8 @@
 """The transformers judge batches prompts of different lengths without changing any answer."""
 from __future__ import annotations
 
+import threading
+
 import torch
 
 from sampling.judge import (
@@ -11,7 +13,7 @@ from sampling.judge import (
     judge_messages,
     shared_prefix_length,
 )
-from sampling.transformers_backend import _render
+from sampling.transformers_backend import _render, _render_many
 
 
 def _queries() -> list[JudgeQuery]:
@@ -110,3 +112,46 @@ def test_chunks_join_the_rows_that_begin_most_alike_first():
     two_response_tasks = [[t, 0, 0, i] for t in range(6) for i in range(2)]  # two prompts per task fill chunks
     assert chunk_sizes_sharing_prefix(two_response_tasks, 8) == [8, 4]
     assert chunk_sizes_sharing_prefix([], 8) == []
+
+
+def test_passes_run_at_once_read_as_each_prompt_alone(tiny_model_path):
+    """On CPU the chunks' forward passes run two at a time on one thread each: same answers, and torch's
+    thread count is what it was, for this thread and for threads started later."""
+    judge = TransformersJudge(model=str(tiny_model_path), batch_size=3, parallel=2)
+    queries = _task_queries(tasks=2) + _queries()
+    before = torch.get_num_threads()
+    encoded = sorted(_render(judge.tokenizer, q.messages) for q in queries)
+    chunks = chunk_sizes_sharing_prefix(encoded, judge.batch_size)
+    assert len(chunks) >= 4 and judge.passes_at_once(len(chunks)) == 2
+    concurrent = {a.key: a.p_a for a in judge.judge(queries)}
+    judge.parallel = 1
+    in_turn = {a.key: a.p_a for a in judge.judge(queries)}
+    assert sorted(concurrent, key=str) == sorted(in_turn, key=str) == sorted((q.key for q in queries), key=str)
+    for query in queries:
+        expected = _alone(judge, query)
+        assert abs(concurrent[query.key] - expected) < 1e-5, query.key
+        assert abs(concurrent[query.key] - in_turn[query.key]) < 1e-6, query.key
+    assert torch.get_num_threads() == before
+    seen: list[int] = []
+    later = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+    later.start()
+    later.join()
+    assert seen == [before]
+
+
+def test_passes_at_once_follow_the_thread_count(tiny_model_path, monkeypatch):
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    judge = TransformersJudge(model=str(tiny_model_path))
+    assert judge.passes_at_once(1) == 1  # one chunk: nothing to run beside it
+    assert judge.passes_at_once(100) == torch.get_num_threads()
+    monkeypatch.setenv("OMP_WAIT_POLICY", "active")  # busy-waiting threads would take the cores of passes beside them
+    assert judge.passes_at_once(100) == 1
+    judge.parallel = 3
+    assert judge.passes_at_once(2) == 2 and judge.passes_at_once(100) == 3
+
+
+def test_prompts_tokenized_together_as_each_alone(tiny_model_path):
+    judge = TransformersJudge(model=str(tiny_model_path))
+    conversations = [q.messages for q in _queries()]
+    assert _render_many(judge.tokenizer, conversations) == [_render(judge.tokenizer, m) for m in conversations]
+    assert _render_many(judge.tokenizer, []) == []
