@@ -179,8 +179,9 @@ class TransformersJudge:
         return answers
 
     def passes_at_once(self, chunks: int) -> int:
-        """How many of `chunks` forward passes run at once: on CPU `parallel` (default: torch's thread
-        count), each pass then on its share of the threads; elsewhere one (a GPU runs them in turn anyway).
+        """How many of `chunks` forward passes run at once: on CPU `parallel`, else JUDGE_CPU_PASSES from
+        the environment, else torch's thread count up to MAX_DEFAULT_PASSES; each pass then runs on
+        its share of the threads. Elsewhere one (a GPU runs them in turn anyway).
 
         The default is one at a time under OMP_WAIT_POLICY=ACTIVE: the busy-waiting OpenMP threads
         then take the cores from passes beside them (measured 172 comparisons/s with two passes at
@@ -190,7 +191,10 @@ class TransformersJudge:
             return 1
         import torch
 
-        wanted = self.parallel or (1 if os.environ.get("OMP_WAIT_POLICY", "").upper() == "ACTIVE" else torch.get_num_threads())
+        wanted = self.parallel or int(os.environ.get("JUDGE_CPU_PASSES") or 0)
+        if not wanted:
+            busy_waiting = os.environ.get("OMP_WAIT_POLICY", "").upper() == "ACTIVE"
+            wanted = 1 if busy_waiting else min(torch.get_num_threads(), MAX_DEFAULT_PASSES)
         return max(1, min(wanted, chunks))
 
     def _forward_concurrently(self, encoded: list[tuple[JudgeQuery, list[int], bool]], plan: list[int],
@@ -277,6 +281,10 @@ class TransformersJudge:
             for (query, _, truncated), (la, lb) in zip(chunk, pair, strict=True)
         ]
 
+
+# Passes at once by default on a CPU of many threads: each pass holds its own activations and cache,
+# which a large model on a many-core host would multiply; more are one setting away (JUDGE_CPU_PASSES).
+MAX_DEFAULT_PASSES = 4
 
 # A shorter shared beginning is not worth a forward pass of its own.
 MIN_SHARED_PREFIX = 16

@@ -6,6 +6,7 @@ import threading
 import torch
 
 from sampling.judge import (
+    MAX_DEFAULT_PASSES,
     MIN_SHARED_PREFIX,
     JudgeQuery,
     TransformersJudge,
@@ -141,9 +142,19 @@ def test_passes_run_at_once_read_as_each_prompt_alone(tiny_model_path):
 
 def test_passes_at_once_follow_the_thread_count(tiny_model_path, monkeypatch):
     monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    monkeypatch.delenv("JUDGE_CPU_PASSES", raising=False)
     judge = TransformersJudge(model=str(tiny_model_path))
     assert judge.passes_at_once(1) == 1  # one chunk: nothing to run beside it
-    assert judge.passes_at_once(100) == torch.get_num_threads()
+    assert judge.passes_at_once(100) == min(torch.get_num_threads(), MAX_DEFAULT_PASSES)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(MAX_DEFAULT_PASSES + 4)  # a many-core host
+        assert judge.passes_at_once(100) == MAX_DEFAULT_PASSES
+    finally:
+        torch.set_num_threads(threads)
+    monkeypatch.setenv("JUDGE_CPU_PASSES", "6")
+    assert judge.passes_at_once(100) == 6
+    monkeypatch.delenv("JUDGE_CPU_PASSES")
     monkeypatch.setenv("OMP_WAIT_POLICY", "active")  # busy-waiting threads would take the cores of passes beside them
     assert judge.passes_at_once(100) == 1
     judge.parallel = 3
