@@ -158,8 +158,9 @@ def rounds_of_project(*, project: Project, with_reward: bool = True, reward_cach
         round_jobs = [j for j in jobs if j.export_id in export_ids or (j.export_id is None and inside(j.created_at, index))]
         for job in round_jobs:
             job_round[job.pk] = index + 1
-        task_ids = list(RankingTask.objects.filter(project=project, evaluation__isnull=True, responses__run_id__in=run_ids)
-                        .values_list("id", flat=True).distinct())
+        # A subquery, not a list of ids: a round of 100k tasks would send 100k parameters twice.
+        task_ids = (RankingTask.objects.filter(project=project, evaluation__isnull=True, responses__run_id__in=run_ids)
+                    .values("id").distinct())
         lengths = Response.objects.filter(run_id__in=run_ids).aggregate(
             chars=Avg(Length("text")), tokens=Avg("token_count"), n=Count("id"))
         policy: dict[str, Any] = {"kind": kind}
@@ -173,7 +174,7 @@ def rounds_of_project(*, project: Project, with_reward: bool = True, reward_cach
             "policy": policy,
             "started_at": starts[index].isoformat(),
             "generation_runs": [{"id": run.pk, "status": run.status, "responses": run.responses_count} for run in group],
-            "tasks": len(task_ids),
+            "tasks": task_ids.count(),
             "rankings": Ranking.objects.filter(task_id__in=task_ids).count(),
             "demonstrations": Demonstration.objects.filter(task_id__in=task_ids).count(),
             "exports": [{"id": e.pk, "format": e.format, "status": e.status} for e in round_exports],
