@@ -7,7 +7,7 @@ and the conversation. CPU (default): the tiny local model through sampling.judge
 six paths alternated run by run:
 
 - batched: --batch-size prompts per forward pass with the shared beginning computed once, and on
-  CPU as many passes at once as torch has threads, one thread each (the judge's default path);
+  CPU as many passes at once as torch has threads (at most 4), one thread each (the judge's default);
 - batched without prefix sharing (plain chunks sorted by length), passes at once as above;
 - batched, one pass at a time (parallel=1: each pass on all of torch's threads);
 - one at a time: one prompt per forward pass, one pass after the other, torch's threads (the
@@ -15,11 +15,11 @@ six paths alternated run by run:
 - one at a time on one thread (the fastest way to run one prompt per pass, one after the other);
 - one prompt per pass, passes at once as the batched path runs them (batching alone, nothing else changed).
 
-Prints the median comparisons/s of --runs runs of each and the ratios to the first three (the
-target is >= 3x against one at a time).
+Prints the median comparisons/s of --runs runs of each path, the ratios of the three batched paths
+to one at a time (the target is >= 3x), and of the default path to the last two.
 
 GPU (--gpu, only where CUDA exists): a model of Qwen2-0.5B's architecture with random weights
-(bench/generation.py builds it; nothing downloaded), bfloat16, same three paths.
+(bench/generation.py builds it; nothing downloaded), bfloat16, the same paths (a GPU runs passes in turn).
 
     python bench/judge.py                         # CPU, tiny model
     python bench/judge.py --gpu --comparisons 512 --batch-size 64
