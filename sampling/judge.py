@@ -191,7 +191,7 @@ class TransformersJudge:
             return 1
         import torch
 
-        wanted = self.parallel or int(os.environ.get("JUDGE_CPU_PASSES") or 0)
+        wanted = self.parallel or _passes_from_environment()
         if not wanted:
             busy_waiting = os.environ.get("OMP_WAIT_POLICY", "").upper() == "ACTIVE"
             wanted = 1 if busy_waiting else min(torch.get_num_threads(), MAX_DEFAULT_PASSES)
@@ -264,10 +264,11 @@ class TransformersJudge:
             # Only the rows' last positions go through the LM head (most of a big-vocabulary model's cost).
             keep = torch.unique(last)
             extra = {"cache": cache, "use_cache": True} if cache is not None else {}
-            if cache is not None:
+            if cache is not None and device.type == "cpu":
                 # The mask after a shared beginning, prepared once for every layer and row: the
                 # beginning in full, the row's own positions causally. Additive (0 or the dtype's
-                # minimum), as the attention kernel would otherwise convert a boolean one per layer.
+                # minimum), as the CPU attention kernel would otherwise convert a boolean one in
+                # every layer (17% of a pass); on a GPU the model builds its own, as before.
                 dtype = self.model.dtype
                 mask = torch.full((width, shared + width), torch.finfo(dtype).min, dtype=dtype, device=device)
                 mask[:, :shared] = 0
@@ -280,6 +281,16 @@ class TransformersJudge:
             LetterAnswer(key=query.key, p_a=_two_way(la, lb), truncated=truncated)
             for (query, _, truncated), (la, lb) in zip(chunk, pair, strict=True)
         ]
+
+
+def _passes_from_environment() -> int:
+    """JUDGE_CPU_PASSES as a number of passes (0: unset); a value that is not one is refused by name."""
+    raw = os.environ.get("JUDGE_CPU_PASSES", "").strip()
+    if not raw:
+        return 0
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"JUDGE_CPU_PASSES must be a whole number of forward passes, 1 or more, not {raw!r}")
+    return int(raw)
 
 
 # Passes at once by default on a CPU of many threads: each pass holds its own activations and cache,

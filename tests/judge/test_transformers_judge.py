@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 import torch
 
 from sampling.judge import (
@@ -154,6 +155,10 @@ def test_passes_at_once_follow_the_thread_count(tiny_model_path, monkeypatch):
         torch.set_num_threads(threads)
     monkeypatch.setenv("JUDGE_CPU_PASSES", "6")
     assert judge.passes_at_once(100) == 6
+    for bad in ("two", "0", "-1", "1.5"):
+        monkeypatch.setenv("JUDGE_CPU_PASSES", bad)
+        with pytest.raises(ValueError, match=r"JUDGE_CPU_PASSES must be a whole number of forward passes, 1 or more"):
+            judge.passes_at_once(100)
     monkeypatch.delenv("JUDGE_CPU_PASSES")
     monkeypatch.setenv("OMP_WAIT_POLICY", "active")  # busy-waiting threads would take the cores of passes beside them
     assert judge.passes_at_once(100) == 1
