@@ -143,14 +143,11 @@ class TransformersJudge:
         self.letter_ids = letter_token_ids(self.tokenizer)
 
     def judge(self, queries: list[JudgeQuery]) -> list[LetterAnswer]:
-        from .transformers_backend import _free_cuda, _is_cuda_oom, _render_many, context_length
+        from .transformers_backend import _free_cuda, _is_cuda_oom, _render_within, context_length
 
-        room = context_length(self.model, self.tokenizer)
-        encoded = []
-        for query, ids in zip(queries, _render_many(self.tokenizer, [query.messages for query in queries]), strict=True):
-            truncated = len(ids) > room
-            # Keep the end: the question and the letter cue come last in the template.
-            encoded.append((query, ids[-room:] if truncated else ids, truncated))
+        # Cut to the model's context keeping the end: the question and the letter cue come last in the template.
+        rendered = _render_within(self.tokenizer, [query.messages for query in queries], context_length(self.model, self.tokenizer))
+        encoded = [(query, ids, truncated) for query, (ids, truncated) in zip(queries, rendered, strict=True)]
         if self.share_prefix:
             # Prompts that begin alike side by side (token ids in lexicographic order): one task's prompts
             # share the system message and the conversation, a pair's two orders the principle too.

@@ -132,6 +132,12 @@ def _render(tokenizer: Any, messages: list[dict[str, str]]) -> list[int]:
     return _render_many(tokenizer, [messages])[0]
 
 
+def _render_within(tokenizer: Any, conversations: list[list[dict[str, str]]], room: int) -> list[tuple[list[int], bool]]:
+    """Each conversation's prompt ids cut to its last `room` tokens (the latest turn and the cue to
+    answer come last), with whether it was cut."""
+    return [(ids[-room:], True) if len(ids) > room else (ids, False) for ids in _render_many(tokenizer, conversations)]
+
+
 def _render_many(tokenizer: Any, conversations: list[list[dict[str, str]]]) -> list[list[int]]:
     """Each conversation's prompt token ids, ending with the assistant's turn. The texts are tokenized
     in one call: a fast tokenizer encodes a batch on all cores, outside the GIL."""
@@ -163,13 +169,8 @@ class TransformersBackend:
             )
             return [PromptResult(prompt_id=p.prompt_id, error=reason) for p in prompts]
 
-        encoded: list[tuple[PromptInput, list[int], bool]] = []
-        for prompt in prompts:
-            ids = _render(self.tokenizer, with_system_prompt(prompt.messages, params.system_prompt))
-            truncated = len(ids) > room
-            if truncated:  # keep the end: the latest turn is what the response answers
-                ids = ids[-room:]
-            encoded.append((prompt, ids, truncated))
+        rendered = _render_within(self.tokenizer, [with_system_prompt(p.messages, params.system_prompt) for p in prompts], room)
+        encoded = [(prompt, ids, truncated) for prompt, (ids, truncated) in zip(prompts, rendered, strict=True)]
         # Longest first, so each generate call pads little and an OOM shows up on the first call.
         encoded.sort(key=lambda item: (-len(item[1]), item[0].prompt_id))
 
