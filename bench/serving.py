@@ -11,6 +11,10 @@ database by COPY, starts gunicorn (gthread) on it, and drives simulated annotato
 - tabs: one annotator in ten parallel sessions (ten connections, one token);
 - saturation-next, tabs-next: the same with one request per ranking (submit?next=true answers the
   next assignment; next-task only to start and after a 409), so the two are compared in one run.
+- any of them with "@unprepared" (e.g. saturation@unprepared): against a server started with
+  PREPARED_STATEMENTS=0 (the hot paths' statements parsed and planned on every run, as before they
+  were prepared); the server is restarted when the next scenario needs the other setting, and the
+  prepared / unprepared ratio of each scenario is printed from the medians.
 
 After each scenario it checks the invariants in the database: no task above its overlap, counters
 equal to the rows they count, no annotator twice on a task, no two rankings of one task by one
@@ -58,8 +62,9 @@ def ensure_database(url: str) -> None:
             conn.execute(f'CREATE DATABASE "{name}"')
 
 
-def server_env(url: str) -> dict[str, str]:
+def server_env(url: str, prepared: bool = True) -> dict[str, str]:
     env = dict(os.environ)
+    env["PREPARED_STATEMENTS"] = "1" if prepared else "0"
     env.update(
         DATABASE_URL=url,
         DJANGO_SETTINGS_MODULE="config.settings",
@@ -259,11 +264,11 @@ def explain_claim(project_id: int, annotator_id: int) -> str:
 # ------------------------------------------------------------------------------------ server
 
 
-def start_gunicorn(url: str, port: int, workers: int, threads: int, worker_class: str) -> subprocess.Popen:
+def start_gunicorn(url: str, port: int, workers: int, threads: int, worker_class: str, prepared: bool = True) -> subprocess.Popen:
     gunicorn = str(Path(sys.executable).parent / "gunicorn")
     command = [gunicorn, "config.wsgi", "-b", f"127.0.0.1:{port}", "-w", str(workers), "-k", worker_class, "--threads", str(threads),
                "--keep-alive", "30", "--backlog", "2048", "--log-level", "warning"]
-    proc = subprocess.Popen(command, cwd=ROOT, env=server_env(url), start_new_session=True)
+    proc = subprocess.Popen(command, cwd=ROOT, env=server_env(url, prepared), start_new_session=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -559,12 +564,27 @@ def main() -> None:
     tokens = list(Token.objects.filter(user__username__startswith="bench-ann-").order_by("user_id").values_list("key", "user_id"))
     connection.close()
 
-    server = start_gunicorn(args.database_url, args.port, args.workers, args.threads, args.worker_class)
-    print(f"server warm-up: {asyncio.run(warm_up(args.port, tokens[-1][0], args.workers, args.threads)):.1f} s", flush=True)
+    def start(prepared: bool) -> subprocess.Popen:
+        proc = start_gunicorn(args.database_url, args.port, args.workers, args.threads, args.worker_class, prepared)
+        warm = asyncio.run(warm_up(args.port, tokens[-1][0], args.workers, args.threads))
+        print(f"server warm-up ({'prepared' if prepared else 'unprepared'} statements): {warm:.1f} s", flush=True)
+        return proc
+
+    scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    for named in scenarios:
+        if named.partition("@")[2] not in ("", "unprepared"):
+            sys.exit(f"unknown variant in {named}: only @unprepared")
+    prepared = not scenarios or "@" not in scenarios[0]
+    server = start(prepared)
     results = []
     ok = True
     try:
-        for scenario in [s.strip() for s in args.scenarios.split(",") if s.strip()]:
+        for named in scenarios:
+            scenario, _, variant = named.partition("@")
+            if (variant != "unprepared") != prepared:
+                stop_gunicorn(server)
+                prepared = variant != "unprepared"
+                server = start(prepared)
             before_id = next_ranking_id()
             complete_before = complete_tasks(project.pk)
             connection.close()
@@ -578,7 +598,7 @@ def main() -> None:
                                                           warmup=args.warmup, pause=None, one_trip=one_trip))
                 completed = complete_tasks(project.pk) - complete_before
                 how = "submit?next=true, one request per ranking" if one_trip else "next-task + submit"
-                figures = report(f"{scenario}, {len(chosen)} annotators, no pause, {how}", stats, seconds + args.warmup,
+                figures = report(f"{named}, {len(chosen)} annotators, no pause, {how}", stats, seconds + args.warmup,
                                  f"(over warm-up + measure); tasks brought to full overlap: {completed / (seconds + args.warmup):.1f}/s")
                 figures["full_tasks_per_s"] = round(completed / (seconds + args.warmup), 1)
                 annotator = None
@@ -586,16 +606,16 @@ def main() -> None:
                 chosen = [t for t, _ in tokens[1 : 1 + args.realistic_annotators]]
                 stats, seconds = asyncio.run(run_scenario(port=args.port, project_id=project.pk, tokens=chosen, duration=args.duration,
                                                           warmup=max(args.warmup, 3.0), pause=(1.0, 3.0), ramp=3.0))
-                figures = report(f"realistic, {len(chosen)} annotators pausing 1-3 s before each request", stats, seconds)
+                figures = report(f"{named}, {len(chosen)} annotators pausing 1-3 s before each request", stats, seconds)
                 annotator = None
             elif scenario in ("tabs", "tabs-next"):
                 token, annotator = tokens[0]
                 stats, seconds = asyncio.run(run_scenario(port=args.port, project_id=project.pk, tokens=[token] * 10,
                                                           duration=min(args.duration, 15.0), warmup=0.0, pause=None,
                                                           one_trip=scenario == "tabs-next"))
-                figures = report(f"{scenario}: one annotator in ten parallel sessions", stats, seconds)
+                figures = report(f"{named}: one annotator in ten parallel sessions", stats, seconds)
             else:
-                sys.exit(f"unknown scenario {scenario}")
+                sys.exit(f"unknown scenario {named}")
             used = cpu_used(cpu_before, cpu_snapshot(server.pid))
             used["client"] = time.process_time() - client_cpu
             per_request = {k: round(1000 * v / max(1, stats.requests), 2) for k, v in used.items()}
@@ -616,11 +636,14 @@ def main() -> None:
     by_name: dict[str, list[float]] = {}
     for r in results:  # a scenario named twice (interleaved, to even out drift) is summarised by its median
         by_name.setdefault(r["scenario"].split(",")[0].split(":")[0], []).append(r["rankings_per_s"])
-    for two, one in (("saturation", "saturation-next"), ("tabs", "tabs-next")):
+    pairs = [(two, one, "same run, same server") for two, one in (("saturation", "saturation-next"), ("tabs", "tabs-next"))]
+    pairs += [(f"{name}@unprepared", name, "same run, the server restarted between the two")
+              for name in ("saturation", "saturation-next", "realistic", "tabs", "tabs-next")]
+    for two, one, how in pairs:
         if two in by_name and one in by_name and statistics.median(by_name[two]):
             a, b = round(statistics.median(by_name[one]), 1), round(statistics.median(by_name[two]), 1)
             print(f"\n{one} / {two}: {a} / {b} rankings stored/s (median of {by_name[one]} / {by_name[two]}) = {a / b:.2f}x "
-                  f"(same run, same server)")
+                  f"({how})")
     print("\nclaim query plan (EXPLAIN ANALYZE, a mid-run state):")
     print(explain_claim(project.pk, tokens[1][1]))
     print(f"\nmachine: {os.cpu_count()} CPUs, load average now {os.getloadavg()[0]:.1f}; gunicorn {args.workers}x{args.threads} {args.worker_class}; "

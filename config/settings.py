@@ -275,6 +275,9 @@ IMPORT_DEFER_SEARCH_VECTORS = env_bool("IMPORT_DEFER_SEARCH_VECTORS", True)
 
 # 1: run the portable twins of the PostgreSQL-only hot-path statements on PostgreSQL too (annotation/sql).
 PORTABLE_SQL = env_bool("PORTABLE_SQL", False)
+# 0: the hot paths' raw statements (annotation.sql.cursor) are not prepared on the server; needed
+# behind a connection pooler in transaction mode that does not track prepared statements.
+PREPARED_STATEMENTS = env_bool("PREPARED_STATEMENTS", True)
 
 # At most one agreement refresh per project in this many seconds (annotation.services.agreement_cache).
 AGREEMENT_REFRESH_SECONDS = float(os.environ.get("AGREEMENT_REFRESH_SECONDS", "30"))

@@ -10,9 +10,12 @@ other databases (SQLite in `make demo`).
 - `rows`: `models_from_sql`, raw rows -> model instances at a fraction of RawQuerySet's cost.
 - `access`, `assignment`, `ranking`, `agreement`, `importing`, `webhooks`: the statements of each service.
 
-`postgres_statements()` is the one switch between a PostgreSQL statement and its twin.
+`postgres_statements()` is the one switch between a PostgreSQL statement and its twin, and
+`cursor()` the cursor every statement here runs on (prepared once per connection on PostgreSQL).
 """
 from __future__ import annotations
+
+from typing import Any
 
 from django.conf import settings
 from django.db import connection
@@ -23,3 +26,63 @@ def postgres_statements() -> bool:
     portable twins, which run on any database. PORTABLE_SQL=1 picks the twins on PostgreSQL as
     well, which is how the tests exercise them (and a way to compare the two)."""
     return connection.vendor == "postgresql" and not settings.PORTABLE_SQL
+
+
+def _prepared_cursor_classes() -> tuple[type, type]:
+    import psycopg
+    from django.db.backends.utils import CursorDebugWrapper
+
+    class PreparedCursor(psycopg.Cursor):
+        """Server-side binding, and every statement prepared on its first run (psycopg keeps the
+        connection's prepared statements, up to its prepared_max, and re-prepares after a reset)."""
+
+        def execute(self, query: Any, params: Any = None, *, prepare: bool | None = True, binary: bool | None = None) -> Any:
+            return super().execute(query, params, prepare=prepare, binary=binary)
+
+    class PreparedDebugWrapper(CursorDebugWrapper):
+        """Django's query log (DEBUG, the test tools' CaptureQueriesContext) for these cursors: the
+        statement with its parameters inlined, as Django logs its own, since a server-binding cursor
+        leaves Django nothing to read it back from."""
+
+        def execute(self, sql: str, params: Any = None) -> Any:
+            try:
+                shown = self.db.ops.compose_sql(sql, params)
+            except Exception:  # a value the client cannot inline: log the statement without it
+                shown = sql
+            with self.debug_sql(shown, params):
+                return self._execute_with_wrappers(sql, params, many=False, executor=self._execute)
+
+    return PreparedCursor, PreparedDebugWrapper
+
+
+_classes: tuple[type, type] | None = None
+NEVER_BY_COUNT = 2**31 - 1
+
+
+def cursor() -> Any:
+    """The cursor of the hot paths' statements (use it as `with cursor() as c:`).
+
+    On PostgreSQL with PREPARED_STATEMENTS (the default) it binds parameters server-side and has the
+    server prepare each statement once per connection. Django's own cursors bind on the client, so
+    the server parsed and planned every statement of every request again: preparing halved
+    PostgreSQL's CPU per request in bench/serving.py (docs/ranking.md, "Prepared statements").
+    Wrapped by Django like its own cursors: its errors are Django's, its statements are logged and
+    counted by the test tools. Elsewhere, or with PREPARED_STATEMENTS=0 (behind a pooler in
+    transaction mode that does not track prepared statements): Django's cursor.
+    """
+    global _classes
+    if connection.vendor != "postgresql" or not settings.PREPARED_STATEMENTS:
+        return connection.cursor()
+    if _classes is None:
+        _classes = _prepared_cursor_classes()
+    prepared_cursor, debug_wrapper = _classes
+    connection.ensure_connection()
+    connection.validate_thread_sharing()
+    raw_connection = connection.connection
+    if raw_connection.prepare_threshold is None:
+        # Django leaves psycopg's threshold at None, which refuses even an explicit prepare=True. A
+        # threshold no statement reaches prepares only these (Django's client-binding cursors never prepare).
+        raw_connection.prepare_threshold = NEVER_BY_COUNT
+    with connection.wrap_database_errors:
+        raw = prepared_cursor(raw_connection)
+    return debug_wrapper(raw, connection) if connection.queries_logged else connection.make_cursor(raw)

@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import connection
-
 from annotation.models import AgreementReport, Ranking
+from annotation.sql import cursor as hot_cursor
 from annotation.sql.names import Names, per_vendor, render
 
 # Mark the report stale and, when a refresh may be enqueued, claim it, in a single conditional
@@ -38,7 +37,7 @@ def mark_stale(*, project_id: int, claim: bool, now: datetime, lost_before: date
     """PostgreSQL, one statement: (refresh_queued_at if this call marked or claimed, else None;
     whether the project has a report row at all)."""
     params = {"project": project_id, "enqueue": claim, "now": now, "lost": lost_before}
-    with connection.cursor() as cursor:
+    with hot_cursor() as cursor:
         cursor.execute(_mark_stale_sql(), params)
         queued_at, exists = cursor.fetchone()
     return queued_at, bool(exists)
@@ -77,7 +76,7 @@ class RankingColumns:
 
 def ranking_columns(*, ids_sql: str, ids_params: list | tuple) -> RankingColumns:
     """PostgreSQL: the rankings whose ids `ids_sql` selects (a compiled queryset), as aggregated columns."""
-    with connection.cursor() as cursor:
+    with hot_cursor() as cursor:
         cursor.execute(_ranking_columns_sql() + ids_sql + ")", list(ids_params))
         row = cursor.fetchone()
     return RankingColumns(int(row[0]), int(row[1]), *(bytes(value or b"") for value in row[2:]))

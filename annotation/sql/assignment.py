@@ -15,6 +15,7 @@ from typing import Any
 from django.db import connection
 
 from annotation.models import Assignment, Membership, Project, Prompt, RankingTask, Response
+from annotation.sql import cursor as hot_cursor
 from annotation.sql.names import Names, Sql, column_list, per_vendor, placeholders, quote, render
 from annotation.sql.rows import model_from_columns, models_from_sql
 
@@ -49,7 +50,7 @@ def serialize_annotator(*, lock_key: int, wait: bool = True, member_of: tuple[in
     membership in the same statement; `done_of` (since, project id, annotator id, status): and the
     annotator's done_counts (the payload's progress), so neither costs a statement of its own."""
     params = [lock_key, *(member_of or ()), *(done_of or ())]
-    with connection.cursor() as cursor:
+    with hot_cursor() as cursor:
         cursor.execute(_serialize_sql(wait, member_of is not None, done_of is not None), params)
         row = cursor.fetchone()
     done = (int(row[-1][0]), int(row[-1][1])) if done_of is not None else None
@@ -100,7 +101,7 @@ def _claim_and_show_sql(skip_locked: bool) -> str:
 def claim_and_show(*, project_id: int, annotator_id: int, gold: bool) -> tuple[int, Shown] | None:
     """Claim the next open task (PostgreSQL) and read what it shows; None when there is none."""
     params = {"project": project_id, "gold": gold, "annotator": annotator_id}
-    with connection.cursor() as cursor:
+    with hot_cursor() as cursor:
         cursor.execute(_claim_and_show_sql(True), params)
         rows = cursor.fetchall()
         if not rows:
@@ -126,7 +127,7 @@ def _shown_sql() -> str:
 
 def shown(*, task_id: int) -> Shown:
     """(response id, text, prompt messages) of the task's responses, in one statement."""
-    with connection.cursor() as cursor:
+    with hot_cursor() as cursor:
         cursor.execute(_shown_sql(), [task_id])
         return [(rid, text, _json(messages)) for rid, text, messages in cursor.fetchall()]
 
@@ -166,7 +167,7 @@ def insert(assignment: Assignment) -> None:
         "finished_at": adapt(assignment.finished_at),
         "skip_reason": assignment.skip_reason,
     }
-    with connection.cursor() as cursor:
+    with hot_cursor() as cursor:
         cursor.execute(_insert_sql(), [values[name] for name in INSERT_COLUMNS.fields])
         assignment.pk = cursor.fetchone()[0]
     assignment._state.adding, assignment._state.db = False, connection.alias
@@ -239,7 +240,7 @@ def _done_sql() -> str:
 
 def done_counts(*, project_id: int, annotator_id: int, status: str, since: datetime) -> tuple[int, int]:
     """(all, finished since `since`) of the annotator's assignments in the project with `status`."""
-    with connection.cursor() as cursor:
+    with hot_cursor() as cursor:
         cursor.execute(_done_sql(), [since, project_id, annotator_id, status])
         total, recent = cursor.fetchone()
     return int(total), int(recent)

@@ -12,6 +12,7 @@ from datetime import datetime
 from django.db import connection
 
 from annotation.models import Assignment, Ranking, RankingTask
+from annotation.sql import cursor as hot_cursor
 from annotation.sql.names import Names, Sql, column_list, named_placeholders, per_vendor, render
 
 INSERT_COLUMNS = column_list(
@@ -90,7 +91,7 @@ def store(*, ranking: Ranking, submitted: str, now: datetime) -> tuple[bool, int
         "now": now,
         "submitted": submitted,
     }
-    with connection.cursor() as cursor:
+    with hot_cursor() as cursor:
         cursor.execute(_store_sql(), params)
         ranking.pk, complete, submitted_count, earlier = cursor.fetchone()
     ranking._state.adding, ranking._state.db = False, connection.alias
@@ -106,7 +107,7 @@ def _count_sql() -> str:
 
 def count_submission(*, task_id: int) -> bool:
     """One more submission on the task (the portable twin's third statement); True when that left it complete."""
-    with connection.cursor() as cursor:
+    with hot_cursor() as cursor:
         cursor.execute(_count_sql(), [task_id])
         return bool(cursor.fetchone()[0])
 
@@ -137,7 +138,7 @@ def _decide_sql() -> str:
 
 def decide_adaptive(*, task_id: int, decided: bool) -> bool:
     """Complete the task or open one more slot (adaptive overlap); True when it is complete."""
-    with connection.cursor() as cursor:
+    with hot_cursor() as cursor:
         cursor.execute(_decide_sql(), [bool(decided), bool(decided), task_id])
         return bool(cursor.fetchone()[0])
 
@@ -149,7 +150,7 @@ def _task_tiers_sql() -> str:
 
 def task_tiers(*, task_id: int) -> list[list[list[int]]]:
     """The tiers of every ranking of the task, oldest first (raw: the ORM compiles this on every submit)."""
-    with connection.cursor() as cursor:
+    with hot_cursor() as cursor:
         cursor.execute(_task_tiers_sql(), [task_id])
         return [json.loads(tiers) if isinstance(tiers, str) else tiers for (tiers,) in cursor.fetchall()]
 
@@ -162,5 +163,5 @@ def _set_agreement_sql() -> str:
 
 def set_agreement(*, task_id: int, agreement: float | None) -> None:
     """Store the task's agreement column."""
-    with connection.cursor() as cursor:
+    with hot_cursor() as cursor:
         cursor.execute(_set_agreement_sql(), [agreement, task_id])

@@ -6,6 +6,8 @@ from typing import Any
 from django.db import connection
 from django.db.models import DEFERRED, Model
 
+from annotation.sql import cursor as hot_cursor
+
 _converters: dict[tuple[type[Model], str], dict[str, list]] = {}
 
 
@@ -30,7 +32,7 @@ def models_from_sql(*, model: type[Model], sql: str, params: Any) -> list:
     What Model.objects.raw() does, at a fraction of its per-call cost (it re-derives the column
     mapping and converters on every query), for the few statements on the annotators' hot path.
     """
-    with connection.cursor() as cursor:
+    with hot_cursor() as cursor:
         cursor.execute(sql, params)
         names = [column[0] for column in cursor.description]
         rows = cursor.fetchall()

@@ -10,9 +10,8 @@ import json
 from datetime import datetime
 from typing import Any
 
-from django.db import connection
-
 from annotation.models import Project, Webhook, WebhookDelivery
+from annotation.sql import cursor as hot_cursor
 from annotation.sql.names import Names, Sql, column_list, per_vendor, placeholders, render
 
 INSERT_COLUMNS = column_list(
@@ -33,7 +32,7 @@ def _hooks_sql() -> str:
 
 def hooks_of_project(*, project_id: int) -> list[tuple[int, list[str], str]]:
     """(webhook id, its events, the project's slug) for each webhook of the project."""
-    with connection.cursor() as cursor:
+    with hot_cursor() as cursor:
         cursor.execute(_hooks_sql(), [project_id])
         rows = cursor.fetchall()
     # JSON arrives decoded from PostgreSQL, as text from SQLite.
@@ -60,6 +59,6 @@ def deliveries_insert(*, webhook_ids: list[int], event: str, object_type: str, o
                   "status": status, "attempts": 0, "last_status_code": None, "last_error": "", "created_at": now,
                   "next_attempt_at": now, "last_attempt_at": None, "finished_at": None}
         params += [values[name] for name in INSERT_COLUMNS.fields]
-    with connection.cursor() as cursor:
+    with hot_cursor() as cursor:
         cursor.execute(_insert_sql(len(webhook_ids)), params)
         return [row[0] for row in cursor.fetchall()]
