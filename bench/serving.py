@@ -570,20 +570,23 @@ def main() -> None:
         print(f"server warm-up ({'prepared' if prepared else 'unprepared'} statements): {warm:.1f} s", flush=True)
         return proc
 
+    def wants_prepared(named: str) -> bool:
+        return named.partition("@")[2] != "unprepared"
+
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     for named in scenarios:
         if named.partition("@")[2] not in ("", "unprepared"):
             sys.exit(f"unknown variant in {named}: only @unprepared")
-    prepared = not scenarios or "@" not in scenarios[0]
+    prepared = not scenarios or wants_prepared(scenarios[0])
     server = start(prepared)
     results = []
     ok = True
     try:
         for named in scenarios:
-            scenario, _, variant = named.partition("@")
-            if (variant != "unprepared") != prepared:
+            scenario = named.partition("@")[0]
+            if wants_prepared(named) != prepared:
                 stop_gunicorn(server)
-                prepared = variant != "unprepared"
+                prepared = not prepared
                 server = start(prepared)
             before_id = next_ranking_id()
             complete_before = complete_tasks(project.pk)

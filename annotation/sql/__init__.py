@@ -17,8 +17,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
 from django.conf import settings
 from django.db import connection
+from django.db.backends.utils import CursorDebugWrapper
 
 
 def postgres_statements() -> bool:
@@ -28,34 +30,28 @@ def postgres_statements() -> bool:
     return connection.vendor == "postgresql" and not settings.PORTABLE_SQL
 
 
-def _prepared_cursor_classes() -> tuple[type, type]:
-    import psycopg
-    from django.db.backends.utils import CursorDebugWrapper
+class PreparedCursor(psycopg.Cursor):
+    """Server-side binding, and every statement prepared on its first run (psycopg keeps the
+    connection's prepared statements, up to its prepared_max, and re-prepares after a reset)."""
 
-    class PreparedCursor(psycopg.Cursor):
-        """Server-side binding, and every statement prepared on its first run (psycopg keeps the
-        connection's prepared statements, up to its prepared_max, and re-prepares after a reset)."""
-
-        def execute(self, query: Any, params: Any = None, *, prepare: bool | None = True, binary: bool | None = None) -> Any:
-            return super().execute(query, params, prepare=prepare, binary=binary)
-
-    class PreparedDebugWrapper(CursorDebugWrapper):
-        """Django's query log (DEBUG, the test tools' CaptureQueriesContext) for these cursors: the
-        statement with its parameters inlined, as Django logs its own, since a server-binding cursor
-        leaves Django nothing to read it back from."""
-
-        def execute(self, sql: str, params: Any = None) -> Any:
-            try:
-                shown = self.db.ops.compose_sql(sql, params)
-            except Exception:  # a value the client cannot inline: log the statement without it
-                shown = sql
-            with self.debug_sql(shown, params):
-                return self._execute_with_wrappers(sql, params, many=False, executor=self._execute)
-
-    return PreparedCursor, PreparedDebugWrapper
+    def execute(self, query: Any, params: Any = None, *, prepare: bool | None = True, binary: bool | None = None) -> Any:
+        return super().execute(query, params, prepare=prepare, binary=binary)
 
 
-_classes: tuple[type, type] | None = None
+class PreparedDebugWrapper(CursorDebugWrapper):
+    """Django's query log (DEBUG, the test tools' CaptureQueriesContext) for these cursors: the
+    statement with its parameters inlined, as Django logs its own, since a server-binding cursor
+    leaves Django nothing to read it back from."""
+
+    def execute(self, sql: str, params: Any = None) -> Any:
+        try:
+            shown = self.db.ops.compose_sql(sql, params)
+        except Exception:  # logging never fails a statement: if it is wrong, executing it raises Django's error
+            shown = sql
+        with self.debug_sql(shown, params):
+            return self._execute_with_wrappers(sql, params, many=False, executor=self._execute)
+
+
 NEVER_BY_COUNT = 2**31 - 1
 
 
@@ -70,12 +66,8 @@ def cursor() -> Any:
     counted by the test tools. Elsewhere, or with PREPARED_STATEMENTS=0 (behind a pooler in
     transaction mode that does not track prepared statements): Django's cursor.
     """
-    global _classes
     if connection.vendor != "postgresql" or not settings.PREPARED_STATEMENTS:
         return connection.cursor()
-    if _classes is None:
-        _classes = _prepared_cursor_classes()
-    prepared_cursor, debug_wrapper = _classes
     connection.ensure_connection()
     connection.validate_thread_sharing()
     raw_connection = connection.connection
@@ -84,5 +76,5 @@ def cursor() -> Any:
         # threshold no statement reaches prepares only these (Django's client-binding cursors never prepare).
         raw_connection.prepare_threshold = NEVER_BY_COUNT
     with connection.wrap_database_errors:
-        raw = prepared_cursor(raw_connection)
-    return debug_wrapper(raw, connection) if connection.queries_logged else connection.make_cursor(raw)
+        raw = PreparedCursor(raw_connection)
+    return PreparedDebugWrapper(raw, connection) if connection.queries_logged else connection.make_cursor(raw)
