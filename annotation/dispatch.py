@@ -27,6 +27,7 @@ class TaskName(StrEnum):
     EXPORT_RUN = "workers.tasks.exports.export_snapshot_run_task"
     GENERATION_BATCH = "workers.tasks.generation.generate_batch"
     PRIORITY_SCORE = "workers.tasks.generation.priority_score"
+    PRERENDER_FILL = "workers.tasks.rendering.prerender_fill_task"
     RESPONSE_VECTORS_FILL = "workers.tasks.search.response_vectors_fill_task"
     JUDGE_BATCH = "workers.tasks.judge.judge_batch"
     TRAINING_RUN = "workers.tasks.training.training_job_run_task"

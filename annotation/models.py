@@ -242,6 +242,34 @@ class ResponseSearchPending(models.Model):
         db_table = "annotation_response_search_pending"
 
 
+class ResponseHtml(models.Model):
+    """A response's Markdown as safe HTML (services/rendering.py), rendered ahead of time by the
+    prerender fill (services/prerender.py) so the next-task path reads it instead of rendering.
+
+    `renderer`: rendering.RENDERER_VERSION at the time; rows of another version are ignored and
+    rendered again. No database constraint on the response (like ResponseSearchPending): a fill
+    racing a deletion can then never make the deletion fail; the ORM still deletes the row with
+    its response, and readers only ever reach it through the response."""
+
+    response = models.OneToOneField(Response, primary_key=True, on_delete=models.CASCADE, related_name="+", db_constraint=False)
+    renderer = models.PositiveSmallIntegerField()
+    html = models.TextField()
+
+    class Meta:
+        db_table = "annotation_response_html"
+
+
+class PromptHtml(models.Model):
+    """A prompt's messages as safe HTML, one string per message in order (see ResponseHtml)."""
+
+    prompt = models.OneToOneField(Prompt, primary_key=True, on_delete=models.CASCADE, related_name="+", db_constraint=False)
+    renderer = models.PositiveSmallIntegerField()
+    turns = models.JSONField()
+
+    class Meta:
+        db_table = "annotation_prompt_html"
+
+
 class RankingTask(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="tasks")
     prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="tasks")

@@ -278,6 +278,9 @@ PORTABLE_SQL = env_bool("PORTABLE_SQL", False)
 # 0: the hot paths' raw statements (annotation.sql.cursor) are not prepared on the server; needed
 # behind a connection pooler in transaction mode that does not track prepared statements.
 PREPARED_STATEMENTS = env_bool("PREPARED_STATEMENTS", True)
+# 1: a lease shows the Markdown HTML rendered ahead of time (annotation.services.prerender) where
+# there is some; 0: every lease renders, as before (a comparison: bench/serving.py @live-render).
+PRERENDERED_HTML = env_bool("PRERENDERED_HTML", True)
 
 # At most one agreement refresh per project in this many seconds (annotation.services.agreement_cache).
 AGREEMENT_REFRESH_SECONDS = float(os.environ.get("AGREEMENT_REFRESH_SECONDS", "30"))

@@ -53,6 +53,7 @@ from annotation.errors import ApplicationError, Conflict, NotFound
 from annotation.models import Assignment, AssignmentStatus, Membership, Project, Prompt, RankingTask, ResponseFlag, TaskType, WebhookEvent
 from annotation.services.agreement_cache import agreement_schedule_refresh
 from annotation.services.consensus import tiers_problems
+from annotation.services.prerender import shown_html
 from annotation.services.rendering import markdown_html_many
 from annotation.services.task_agreement import adaptive_decided, task_rankings
 from annotation.services.webhooks import webhook_events_emit
@@ -287,7 +288,7 @@ def _create_assignment(
     *, project: Project, annotator: AbstractBaseUser, task_id: int, now: datetime, shown: Shown | None = None
 ) -> Assignment:
     rows = shown or sql.shown(task_id=task_id)
-    order, opaque = assignment_opaque_ids(response_ids=sorted(row[0] for row in rows))
+    order, opaque = assignment_opaque_ids(response_ids=sorted(row.response_id for row in rows))
     assignment = Assignment(
         task_id=task_id,
         project=project,
@@ -543,12 +544,12 @@ def assignment_payload(*, assignment: Assignment) -> dict[str, Any]:
             return _demonstration_payload(assignment=assignment)
     # One query: the responses with their prompt's messages (the same prompt on every row).
     rows = getattr(assignment, "_shown", None) or sql.shown(task_id=assignment.task_id)
-    texts = {row[0]: row[1] for row in rows}
-    messages = [{"role": m.get("role", ""), "content": m.get("content", "")} for m in rows[0][2]]
+    texts = {row.response_id: row.text for row in rows}
+    messages = [{"role": m.get("role", ""), "content": m.get("content", "")} for m in rows[0].messages]
     shown = assignment_display(assignment=assignment)
-    # Markdown as sanitised HTML beside the raw text (rendered once per distinct text and process).
-    html = markdown_html_many([m["content"] for m in messages] + [texts[response_id] for _, _, response_id in shown])
-    for message, message_html in zip(messages, html, strict=False):
+    # Markdown as sanitised HTML beside the raw text: rendered ahead of time, else here.
+    turns_html, html = shown_html(project_id=assignment.project_id, rows=rows, messages=messages)
+    for message, message_html in zip(messages, turns_html, strict=True):
         message["content_html"] = message_html
     return {
         "id": assignment.pk,
@@ -556,8 +557,8 @@ def assignment_payload(*, assignment: Assignment) -> dict[str, Any]:
         "project": assignment.project_id,
         "messages": messages,
         "responses": [
-            {"id": opaque, "label": label, "content": texts[response_id], "content_html": html[len(messages) + i]}
-            for i, (opaque, label, response_id) in enumerate(shown)
+            {"id": opaque, "label": label, "content": texts[response_id], "content_html": html[response_id]}
+            for opaque, label, response_id in shown
         ],
         "lease_expires_at": assignment.lease_expires_at,
         "allow_ties": assignment.project.allow_ties,
@@ -574,11 +575,11 @@ def _demonstration_payload(*, assignment: Assignment) -> dict[str, Any]:
     """
     rows = getattr(assignment, "_shown", None) or sql.shown(task_id=assignment.task_id)
     if rows:
-        source = rows[0][2]
+        source = rows[0].messages
     else:  # no draft: the prompt's messages alone
         source = Prompt.objects.filter(tasks__id=assignment.task_id).values_list("messages", flat=True).first() or []
     messages = [{"role": m.get("role", ""), "content": m.get("content", "")} for m in source]
-    draft_text = rows[0][1] if rows else None
+    draft_text = rows[0].text if rows else None
     html = markdown_html_many([m["content"] for m in messages] + ([draft_text] if draft_text is not None else []))
     for message, message_html in zip(messages, html, strict=False):
         message["content_html"] = message_html

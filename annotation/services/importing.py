@@ -31,6 +31,7 @@ from django.utils import timezone
 from annotation.errors import ApplicationError
 from annotation.limits import JSONTooDeep, json_loads_bounded
 from annotation.models import Project, Prompt, RankingTask, Response, TaskType
+from annotation.services.prerender import prerender_after_commit
 from annotation.services.priority_schedule import priority_score_new_tasks
 from annotation.services.read_ahead import read_ahead
 from annotation.services.response_search import bulk_load_settle_after_commit, response_vectors_defer
@@ -537,6 +538,7 @@ def _insert_all(
         # them after the commit, and the search reads them from the text until then.
         response_vectors_defer()
     chunk: list[ParsedLine] = []
+    first_task_id: int | None = None  # the smallest task id created (ids are reserved in increasing order)
     with contextlib.closing(_read_ahead(_records(fileobj, file_format, limits))) as batches:
         for number, parsed, position in (record for batch in batches for record in batch):
             if isinstance(parsed, str):  # the file changed between the passes
@@ -548,18 +550,21 @@ def _insert_all(
             seen.add(digest)
             chunk.append(parsed)
             if len(chunk) >= CHUNK:
-                _insert_chunk(project=project, chunk=chunk, result=result, was_empty=was_empty)
+                created_from = _insert_chunk(project=project, chunk=chunk, result=result, was_empty=was_empty)
+                first_task_id = first_task_id or created_from
                 chunk = []
                 if progress:
                     progress("import", position, size)
     if chunk:
-        _insert_chunk(project=project, chunk=chunk, result=result, was_empty=was_empty)
+        created_from = _insert_chunk(project=project, chunk=chunk, result=result, was_empty=was_empty)
+        first_task_id = first_task_id or created_from
     if copying:
         sql.constraints_immediate(False)
         if result.prompts_created or result.responses_created:  # the vectors it deferred, fresh statistics
             bulk_load_settle_after_commit(rows=result.prompts_created + result.responses_created)
-        if result.tasks_created:  # the COPY path bypasses tasks_create_for_prompts, so it schedules the scoring itself
+        if result.tasks_created:  # the COPY path bypasses tasks_create_for_prompts, so it schedules these itself
             priority_score_new_tasks(project_id=project.pk)  # uncertainty priority: score the new tasks, once
+            prerender_after_commit(project_id=project.pk, since_task_id=(first_task_id or 1) - 1)  # their Markdown, once
     if project.task_type == TaskType.DEMONSTRATION:
         # Every prompt is a demonstration task, with or without a draft (idempotent: existing ones stay).
         tasks = tasks_create_for_prompts(project=project, prompt_ids=Prompt.objects.filter(project=project).values_list("id", flat=True))
@@ -569,8 +574,9 @@ def _insert_all(
     return result
 
 
-def _insert_chunk(*, project: Project, chunk: list[ParsedLine], result: ImportResult, was_empty: bool) -> None:
-    """Insert the chunk's new prompts, their responses, and the ranking tasks they make possible."""
+def _insert_chunk(*, project: Project, chunk: list[ParsedLine], result: ImportResult, was_empty: bool) -> int | None:
+    """Insert the chunk's new prompts, their responses, and the ranking tasks they make possible;
+    returns the smallest id of the tasks it created."""
     existing: dict[str, int] = {}
     if not was_empty:
         hashes = [p.content_hash for p in chunk]
@@ -606,6 +612,7 @@ def _insert_chunk(*, project: Project, chunk: list[ParsedLine], result: ImportRe
     result.tasks_created += tasks.created
     result.prompts_without_task += tasks.without_task
     result.responses_merged += tasks.duplicates_merged
+    return tasks.first_created_id
 
 
 def _copy_responses_and_tasks(*, project: Project, rows: list[tuple[int, int, str, str]]) -> TaskCreationResult:
@@ -642,6 +649,7 @@ def _copy_responses_and_tasks(*, project: Project, rows: list[tuple[int, int, st
                    project_id=project.pk, overlap=project.overlap, target_overlap=project.min_overlap, now=now)
     sql.copy_task_responses(rows=((task_id, rid) for task_id, (_, kept) in zip(task_ids, plans, strict=True) for rid in kept))
     result.created = len(plans)
+    result.first_created_id = task_ids[0] if task_ids else None
     return result
 
 

@@ -10,14 +10,19 @@ bug in the parser cannot let a script or an event handler through.
 Rendering a 300-word answer takes about 2 ms, too much for the next-task hot path, where one
 task is shown to every annotator of its overlap: `markdown_html_many` renders each distinct text
 once per process and keeps the result in a bounded LRU keyed by the text (docs/ranking.md has the
-measured effect on next-task latency).
+measured effect on next-task latency). For tasks, the HTML is rendered ahead of time instead
+(services/prerender.py) and stored with RENDERER_VERSION, so a lease usually renders nothing.
 """
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 from functools import lru_cache
+from importlib.metadata import version
 
+import markdown_it
 import nh3
+import pygments
 from markdown_it import MarkdownIt
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
@@ -27,6 +32,14 @@ from pygments.util import ClassNotFound
 
 RENDER_CACHE_SIZE = 4096  # distinct texts kept per process (a task's responses and prompt turns)
 MAX_HIGHLIGHT_CHARS = 20_000  # longer code blocks are shown plain: highlighting them costs too much
+
+# Bump RENDERING_RULES when this module's output changes (dialect, allowed tags, classes). Stored HTML
+# of another version (ResponseHtml, PromptHtml) is ignored and rendered again, so an upgrade of the
+# rules or of a library that shapes the output (a new Pygments token class) never shows stale markup.
+RENDERING_RULES = 1
+RENDERER_VERSION = 1 + zlib.crc32(
+    f"{RENDERING_RULES} {markdown_it.__version__} {version('nh3')} {pygments.__version__}".encode()
+) % 32_000  # a PositiveSmallIntegerField
 
 _FORMATTER = HtmlFormatter(nowrap=True)
 
@@ -72,9 +85,14 @@ def markdown_to_safe_html(text: str) -> str:
     return _cached(text or "")
 
 
+def markdown_render(text: str) -> str:
+    """markdown_to_safe_html without the cache: for texts rendered once (services/prerender.py)."""
+    return _sanitise(_MD.render(text or ""))
+
+
 @lru_cache(maxsize=RENDER_CACHE_SIZE)
 def _cached(text: str) -> str:
-    return _sanitise(_MD.render(text))
+    return markdown_render(text)
 
 
 def markdown_html_many(texts: Sequence[str]) -> list[str]:

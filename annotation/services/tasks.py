@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from django.db import transaction
 
 from annotation.models import GenerationRun, Project, Prompt, RankingTask, Response, TaskType
+from annotation.services.prerender import prerender_after_commit
 from annotation.services.priority_schedule import priority_score_new_tasks
 
 CHUNK = 1000
@@ -46,12 +47,15 @@ class TaskCreationResult:
     already_existed: int = 0
     without_task: int = 0  # prompts with fewer than two distinct responses
     duplicates_merged: int = 0  # responses dropped because an identical one was kept
+    first_created_id: int | None = None  # the smallest id among the tasks created (ids only grow)
 
     def add(self, other: TaskCreationResult) -> None:
         self.created += other.created
         self.already_existed += other.already_existed
         self.without_task += other.without_task
         self.duplicates_merged += other.duplicates_merged
+        if other.first_created_id is not None:
+            self.first_created_id = min(other.first_created_id, self.first_created_id or other.first_created_id)
 
 
 def tasks_create_for_prompts(
@@ -70,6 +74,8 @@ def tasks_create_for_prompts(
         result.add(create(project=project, prompt_ids=ids[start : start + CHUNK], run=run))
     if result.created:
         priority_score_new_tasks(project_id=project.pk)  # uncertainty priority: score the new tasks
+        if project.task_type == TaskType.RANKING and result.first_created_id is not None:
+            prerender_after_commit(project_id=project.pk, since_task_id=result.first_created_id - 1)
     return result
 
 
@@ -147,4 +153,5 @@ def _create_chunk(*, project: Project, prompt_ids: list[int], run: GenerationRun
         ]
     )
     result.created = len(created)
+    result.first_created_id = min((task.id for task in created if task.id is not None), default=None)
     return result

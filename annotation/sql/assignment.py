@@ -10,16 +10,30 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
+from django.conf import settings
 from django.db import connection
 
-from annotation.models import Assignment, Membership, Project, Prompt, RankingTask, Response
+from annotation.models import Assignment, Membership, Project, Prompt, PromptHtml, RankingTask, Response, ResponseHtml
+from annotation.services.rendering import RENDERER_VERSION
 from annotation.sql import cursor as hot_cursor
 from annotation.sql.names import Names, Sql, column_list, per_vendor, placeholders, quote, render
 from annotation.sql.rows import model_from_columns, models_from_sql
 
-Shown = list[tuple[int, str, list]]  # (response id, text, the prompt's messages)
+
+class ShownRow(NamedTuple):
+    """One response of a task as the payload needs it, with the HTML rendered ahead of time
+    (services/prerender.py) where there is some of the current renderer, else None."""
+
+    response_id: int
+    text: str
+    messages: list  # the prompt's, the same on every row
+    html: str | None
+    turns_html: list | None  # the prompt's messages as HTML, one per message
+
+
+Shown = list[ShownRow]
 
 
 @per_vendor
@@ -84,52 +98,74 @@ def claim_sql(skip_locked: bool) -> str:
                   lock=Sql("SKIP LOCKED" if skip_locked else ""))
 
 
+def _html_columns_and_joins(with_html: bool) -> tuple[str, str]:
+    """The stored HTML of the current renderer (LEFT JOINs on the response's and the prompt's
+    primary keys), or NULLs: the payload then renders (PRERENDERED_HTML=0, a comparison)."""
+    if not with_html:
+        return ", NULL, NULL", ""
+    h, ph = Names(ResponseHtml, "h"), Names(PromptHtml, "ph")
+    r, p = Names(Response, "r"), Names(Prompt, "p")
+    joins = render(
+        " LEFT JOIN {h} h ON {h.response} = {r.id} AND {h.renderer} = {version}"
+        " LEFT JOIN {ph} ph ON {ph.prompt} = {p.id} AND {ph.renderer} = {version}",
+        h=h, ph=ph, r=r, p=p, version=Sql(str(int(RENDERER_VERSION))),
+    )
+    return render(", {h.html}, {ph.turns}", h=h, ph=ph), joins
+
+
 @per_vendor
-def _claim_and_show_sql(skip_locked: bool) -> str:
+def _claim_and_show_sql(skip_locked: bool, with_html: bool) -> str:
     # The claimed task's responses with their prompt's messages, in the same round trip (LEFT JOIN:
     # a claimed task is never lost from view).
     tr = Names(RankingTask.responses.through, "tr")
     r, p = Names(Response, "r"), Names(Prompt, "p")
+    columns, joins = _html_columns_and_joins(with_html)
     return render(
-        "WITH claimed AS ({claim}) SELECT c.{id}, {r.id}, {r.text}, {p.messages} FROM claimed c "
+        "WITH claimed AS ({claim}) SELECT c.{id}, {r.id}, {r.text}, {p.messages}{columns} FROM claimed c "
         "LEFT JOIN {tr} tr ON {tr.rankingtask} = c.{id} LEFT JOIN {r} r ON {r.id} = {tr.response} "
-        "LEFT JOIN {p} p ON {p.id} = {r.prompt}",
+        "LEFT JOIN {p} p ON {p.id} = {r.prompt}{joins}",
         claim=Sql(claim_sql(skip_locked)), id=quote(RankingTask._meta.pk.column), tr=tr, r=r, p=p,
+        columns=Sql(columns), joins=Sql(joins),
     )
+
+
+def _shown_rows(rows: list[tuple]) -> Shown:
+    return [ShownRow(rid, text, _json(messages), html, _json(turns)) for rid, text, messages, html, turns in rows if rid is not None]
 
 
 def claim_and_show(*, project_id: int, annotator_id: int, gold: bool) -> tuple[int, Shown] | None:
     """Claim the next open task (PostgreSQL) and read what it shows; None when there is none."""
     params = {"project": project_id, "gold": gold, "annotator": annotator_id}
     with hot_cursor() as cursor:
-        cursor.execute(_claim_and_show_sql(True), params)
+        cursor.execute(_claim_and_show_sql(True, settings.PRERENDERED_HTML), params)
         rows = cursor.fetchall()
         if not rows:
             # Every open row may have been locked by concurrent claims for an instant; wait for them
             # once rather than tell the annotator "nothing left" while slots remain. After the wait
             # PostgreSQL re-checks the conditions on the row's new version.
-            cursor.execute(_claim_and_show_sql(False), params)
+            cursor.execute(_claim_and_show_sql(False, settings.PRERENDERED_HTML), params)
             rows = cursor.fetchall()
     if not rows:
         return None
-    return rows[0][0], [(rid, text, _json(messages)) for _, rid, text, messages in rows if rid is not None]
+    return rows[0][0], _shown_rows([row[1:] for row in rows])
 
 
 @per_vendor
-def _shown_sql() -> str:
+def _shown_sql(with_html: bool) -> str:
     tr, r, p = Names(RankingTask.responses.through, "tr"), Names(Response, "r"), Names(Prompt, "p")
+    columns, joins = _html_columns_and_joins(with_html)
     return render(
-        "SELECT {r.id}, {r.text}, {p.messages} FROM {tr} tr JOIN {r} r ON {r.id} = {tr.response} "
-        "JOIN {p} p ON {p.id} = {r.prompt} WHERE {tr.rankingtask} = %s",
-        tr=tr, r=r, p=p,
+        "SELECT {r.id}, {r.text}, {p.messages}{columns} FROM {tr} tr JOIN {r} r ON {r.id} = {tr.response} "
+        "JOIN {p} p ON {p.id} = {r.prompt}{joins} WHERE {tr.rankingtask} = %s",
+        tr=tr, r=r, p=p, columns=Sql(columns), joins=Sql(joins),
     )
 
 
 def shown(*, task_id: int) -> Shown:
-    """(response id, text, prompt messages) of the task's responses, in one statement."""
+    """What the task shows (ShownRow: response, text, prompt messages, stored HTML), in one statement."""
     with hot_cursor() as cursor:
-        cursor.execute(_shown_sql(), [task_id])
-        return [(rid, text, _json(messages)) for rid, text, messages in cursor.fetchall()]
+        cursor.execute(_shown_sql(settings.PRERENDERED_HTML), [task_id])
+        return _shown_rows(cursor.fetchall())
 
 
 def _json(value: Any) -> Any:
