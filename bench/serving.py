@@ -13,8 +13,13 @@ database by COPY, starts gunicorn (gthread) on it, and drives simulated annotato
   next assignment; next-task only to start and after a 409), so the two are compared in one run.
 - any of them with "@unprepared" (e.g. saturation@unprepared): against a server started with
   PREPARED_STATEMENTS=0 (the hot paths' statements parsed and planned on every run, as before they
-  were prepared); the server is restarted when the next scenario needs the other setting, and the
-  prepared / unprepared ratio of each scenario is printed from the medians.
+  were prepared), or "@live-render": PRERENDERED_HTML=0 (every lease renders its Markdown, as before
+  it was rendered ahead of time), or "@before": both off; the server is restarted when the next
+  scenario needs other settings, and the ratio to the plain scenario is printed from the medians
+  (and saturation-next's to each saturation variant: one request per ranking against two).
+
+Before measuring, the seeded tasks' Markdown is rendered ahead of time, as a worker does after an
+import (services/prerender.py; idempotent, so a seeded database renders only what it lacks).
 
 After each scenario it checks the invariants in the database: no task above its overlap, counters
 equal to the rows they count, no annotator twice on a task, no two rankings of one task by one
@@ -62,9 +67,18 @@ def ensure_database(url: str) -> None:
             conn.execute(f'CREATE DATABASE "{name}"')
 
 
-def server_env(url: str, prepared: bool = True) -> dict[str, str]:
+# A scenario's "@variant": the settings its server starts with (the plain scenario: every one on).
+VARIANTS: dict[str, dict[str, str]] = {
+    "": {"PREPARED_STATEMENTS": "1", "PRERENDERED_HTML": "1"},
+    "unprepared": {"PREPARED_STATEMENTS": "0", "PRERENDERED_HTML": "1"},
+    "live-render": {"PREPARED_STATEMENTS": "1", "PRERENDERED_HTML": "0"},
+    "before": {"PREPARED_STATEMENTS": "0", "PRERENDERED_HTML": "0"},  # the hot path before either
+}
+
+
+def server_env(url: str, variant: str = "") -> dict[str, str]:
     env = dict(os.environ)
-    env["PREPARED_STATEMENTS"] = "1" if prepared else "0"
+    env.update(VARIANTS[variant])
     env.update(
         DATABASE_URL=url,
         DJANGO_SETTINGS_MODULE="config.settings",
@@ -264,11 +278,11 @@ def explain_claim(project_id: int, annotator_id: int) -> str:
 # ------------------------------------------------------------------------------------ server
 
 
-def start_gunicorn(url: str, port: int, workers: int, threads: int, worker_class: str, prepared: bool = True) -> subprocess.Popen:
+def start_gunicorn(url: str, port: int, workers: int, threads: int, worker_class: str, variant: str = "") -> subprocess.Popen:
     gunicorn = str(Path(sys.executable).parent / "gunicorn")
     command = [gunicorn, "config.wsgi", "-b", f"127.0.0.1:{port}", "-w", str(workers), "-k", worker_class, "--threads", str(threads),
                "--keep-alive", "30", "--backlog", "2048", "--log-level", "warning"]
-    proc = subprocess.Popen(command, cwd=ROOT, env=server_env(url, prepared), start_new_session=True)
+    proc = subprocess.Popen(command, cwd=ROOT, env=server_env(url, variant), start_new_session=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -547,6 +561,7 @@ def main() -> None:
     from rest_framework.authtoken.models import Token
 
     from annotation.models import Project, RankingTask
+    from annotation.services.prerender import prerender_fill
 
     call_command("migrate", verbosity=0)
     annotators = max(args.saturation_annotators, args.realistic_annotators) + 1
@@ -560,34 +575,35 @@ def main() -> None:
         seed(tasks=args.tasks, k=args.k, overlap=args.overlap, annotators=annotators, long=args.long_responses)
         print(f"seeded in {time.monotonic() - t0:.1f} s", flush=True)
         project = Project.objects.get(slug=SLUG)
+    t0 = time.monotonic()
+    rendered = prerender_fill(project_id=project.pk)
+    print(f"rendered ahead of time: {rendered} texts in {time.monotonic() - t0:.1f} s (a worker's job after an import)", flush=True)
     reset_work(project.pk)
     tokens = list(Token.objects.filter(user__username__startswith="bench-ann-").order_by("user_id").values_list("key", "user_id"))
     connection.close()
 
-    def start(prepared: bool) -> subprocess.Popen:
-        proc = start_gunicorn(args.database_url, args.port, args.workers, args.threads, args.worker_class, prepared)
+    def start(variant: str) -> subprocess.Popen:
+        proc = start_gunicorn(args.database_url, args.port, args.workers, args.threads, args.worker_class, variant)
         warm = asyncio.run(warm_up(args.port, tokens[-1][0], args.workers, args.threads))
-        print(f"server warm-up ({'prepared' if prepared else 'unprepared'} statements): {warm:.1f} s", flush=True)
+        settings = ", ".join(f"{k}={v}" for k, v in VARIANTS[variant].items())
+        print(f"server warm-up ({settings}): {warm:.1f} s", flush=True)
         return proc
-
-    def wants_prepared(named: str) -> bool:
-        return named.partition("@")[2] != "unprepared"
 
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     for named in scenarios:
-        if named.partition("@")[2] not in ("", "unprepared"):
-            sys.exit(f"unknown variant in {named}: only @unprepared")
-    prepared = not scenarios or wants_prepared(scenarios[0])
-    server = start(prepared)
+        if named.partition("@")[2] not in VARIANTS:
+            sys.exit(f"unknown variant in {named}: one of " + ", ".join("@" + v for v in VARIANTS if v))
+    variant = scenarios[0].partition("@")[2] if scenarios else ""
+    server = start(variant)
     results = []
     ok = True
     try:
         for named in scenarios:
             scenario = named.partition("@")[0]
-            if wants_prepared(named) != prepared:
+            if named.partition("@")[2] != variant:
                 stop_gunicorn(server)
-                prepared = not prepared
-                server = start(prepared)
+                variant = named.partition("@")[2]
+                server = start(variant)
             before_id = next_ranking_id()
             complete_before = complete_tasks(project.pk)
             connection.close()
@@ -640,8 +656,10 @@ def main() -> None:
     for r in results:  # a scenario named twice (interleaved, to even out drift) is summarised by its median
         by_name.setdefault(r["scenario"].split(",")[0].split(":")[0], []).append(r["rankings_per_s"])
     pairs = [(two, one, "same run, same server") for two, one in (("saturation", "saturation-next"), ("tabs", "tabs-next"))]
-    pairs += [(f"{name}@unprepared", name, "same run, the server restarted between the two")
-              for name in ("saturation", "saturation-next", "realistic", "tabs", "tabs-next")]
+    pairs += [(f"{name}@{variant}", name, "same run, the server restarted between the two")
+              for variant in VARIANTS if variant for name in ("saturation", "saturation-next", "realistic", "tabs", "tabs-next")]
+    pairs += [(f"saturation@{variant}", "saturation-next", "same run, the server restarted between the two")
+              for variant in VARIANTS if variant]
     for two, one, how in pairs:
         if two in by_name and one in by_name and statistics.median(by_name[two]):
             a, b = round(statistics.median(by_name[one]), 1), round(statistics.median(by_name[two]), 1)
