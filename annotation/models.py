@@ -242,28 +242,35 @@ class ResponseSearchPending(models.Model):
         db_table = "annotation_response_search_pending"
 
 
-class ResponseHtml(models.Model):
-    """A response's Markdown as safe HTML (services/rendering.py), rendered ahead of time by the
-    prerender fill (services/prerender.py) so the next-task path reads it instead of rendering.
+class RenderedHtml(models.Model):
+    """Markdown as safe HTML (services/rendering.py), rendered ahead of time by the prerender fill
+    (services/prerender.py) so that the next-task path reads it instead of rendering.
 
     `renderer`: rendering.RENDERER_VERSION at the time; rows of another version are ignored and
-    rendered again. No database constraint on the response (like ResponseSearchPending): a fill
-    racing a deletion can then never make the deletion fail; the ORM still deletes the row with
-    its response, and readers only ever reach it through the response."""
+    rendered again. No database constraint on the row rendered (like ResponseSearchPending): a fill
+    racing a deletion can then never make the deletion fail; the ORM still deletes the HTML with
+    its row, and readers only ever reach it through that row."""
+
+    renderer = models.PositiveSmallIntegerField()
+
+    class Meta:
+        abstract = True
+
+
+class ResponseHtml(RenderedHtml):
+    """A response's text as HTML."""
 
     response = models.OneToOneField(Response, primary_key=True, on_delete=models.CASCADE, related_name="+", db_constraint=False)
-    renderer = models.PositiveSmallIntegerField()
     html = models.TextField()
 
     class Meta:
         db_table = "annotation_response_html"
 
 
-class PromptHtml(models.Model):
-    """A prompt's messages as safe HTML, one string per message in order (see ResponseHtml)."""
+class PromptHtml(RenderedHtml):
+    """A prompt's messages as HTML, one string per message in order."""
 
     prompt = models.OneToOneField(Prompt, primary_key=True, on_delete=models.CASCADE, related_name="+", db_constraint=False)
-    renderer = models.PositiveSmallIntegerField()
     turns = models.JSONField()
 
     class Meta:
