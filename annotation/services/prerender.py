@@ -80,17 +80,26 @@ def _render_batch(*, task_ids: list[int], prompt_ids: set[int]) -> int:
         .alias(stored=Exists(PromptHtml.objects.filter(prompt_id=OuterRef("pk"), renderer=RENDERER_VERSION)))
         .filter(stored=False).values_list("id", "messages")
     )
-    # markdown_render, not the request path's cache: these texts are each rendered once here.
-    ResponseHtml.objects.bulk_create(
-        [ResponseHtml(response_id=rid, renderer=RENDERER_VERSION, html=markdown_render(text)) for rid, text in responses],
-        update_conflicts=True, unique_fields=["response"], update_fields=["renderer", "html"],
-    )
-    PromptHtml.objects.bulk_create(
-        [PromptHtml(prompt_id=pid, renderer=RENDERER_VERSION, turns=[markdown_render(m.get("content", "")) for m in messages])
-         for pid, messages in prompts],
-        update_conflicts=True, unique_fields=["prompt"], update_fields=["renderer", "turns"],
-    )
-    return len(responses) + len(prompts)
+    response_rows = [ResponseHtml(response_id=rid, renderer=RENDERER_VERSION, html=html)
+                     for rid, text in responses if (html := _render_or_skip([text], f"response {rid}")) is not None]
+    prompt_rows = [PromptHtml(prompt_id=pid, renderer=RENDERER_VERSION, turns=turns)
+                   for pid, messages in prompts
+                   if (turns := _render_or_skip([m.get("content", "") for m in messages], f"prompt {pid}", many=True)) is not None]
+    ResponseHtml.objects.bulk_create(response_rows, update_conflicts=True, unique_fields=["response"], update_fields=["renderer", "html"])
+    PromptHtml.objects.bulk_create(prompt_rows, update_conflicts=True, unique_fields=["prompt"], update_fields=["renderer", "turns"])
+    return len(response_rows) + len(prompt_rows)
+
+
+def _render_or_skip(texts: list[str], what: str, *, many: bool = False) -> Any:
+    """The texts rendered (markdown_render, not the request path's cache: each is rendered once
+    here), or None when the renderer fails on one: that text stays unstored, so the lease renders it
+    as it always did, and one bad text does not stop the fill of every task after it."""
+    try:
+        rendered = [markdown_render(text) for text in texts]
+    except Exception:  # noqa: BLE001 - any renderer failure: log it and leave that text to the lease
+        logger.exception("prerender: could not render %s", what)
+        return None
+    return rendered if many else rendered[0]
 
 
 @contextmanager

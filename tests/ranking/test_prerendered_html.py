@@ -130,14 +130,17 @@ def test_a_fill_that_dies_mid_way_keeps_its_batches_and_the_next_fill_renders_th
     calls = {"n": 0}
     real = prerender.markdown_render
 
+    class WorkerDied(BaseException):  # not an Exception: nothing in the fill may catch it, as with a kill
+        pass
+
     def dies_on_the_seventh(text: str) -> str:  # the fault: the process "dies" inside the second batch
         calls["n"] += 1
         if calls["n"] == 7:
-            raise RuntimeError("worker died")
+            raise WorkerDied
         return real(text)
 
     monkeypatch.setattr(prerender, "markdown_render", dies_on_the_seventh)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(WorkerDied):
         prerender_fill(project_id=project.pk, batch=1)  # 3 responses + 1 prompt per batch
     assert stored_rows(project) == (3, 1)  # the first batch committed, the second rolled back whole
     monkeypatch.setattr(prerender, "markdown_render", real)
@@ -170,6 +173,17 @@ def test_concurrent_fills_write_each_text_once_and_a_whole_project_fill_runs_one
         other.execute("SELECT pg_advisory_lock_shared(%s)", [key])  # a fill of new tasks is running
         assert prerender_fill(project_id=project.pk) == 0 and stored_rows(project)[0] == 0  # no heal on top of it
     assert prerender_fill(project_id=project.pk) == 90  # the locks are gone: the whole project
+
+
+@pytest.mark.django_db
+def test_a_text_the_renderer_fails_on_is_left_to_the_lease_and_the_fill_goes_on(project, monkeypatch, caplog):
+    import_realistic(project, n=3)
+    poison = Response.objects.filter(prompt__project=project).order_by("id")[1]
+    real = prerender.markdown_render
+    monkeypatch.setattr(prerender, "markdown_render", lambda text: real(text) if text != poison.text else 1 / 0)
+    assert prerender_fill(project_id=project.pk, batch=1) == 8 + 3  # every other response, every prompt
+    assert not ResponseHtml.objects.filter(response=poison).exists()
+    assert f"could not render response {poison.pk}" in caplog.text
 
 
 @pytest.mark.django_db
