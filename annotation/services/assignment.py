@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import hashlib
 import random
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -53,6 +52,7 @@ from annotation.errors import ApplicationError, Conflict, NotFound
 from annotation.models import Assignment, AssignmentStatus, Membership, Project, Prompt, RankingTask, ResponseFlag, TaskType, WebhookEvent
 from annotation.services.agreement_cache import agreement_schedule_refresh
 from annotation.services.consensus import tiers_problems
+from annotation.services.per_process import AtMostEvery
 from annotation.services.prerender import shown_html
 from annotation.services.rendering import markdown_html_many
 from annotation.services.task_agreement import adaptive_decided, task_rankings
@@ -268,20 +268,9 @@ def _claim_any(*, project: Project, annotator_id: int) -> tuple[int, Shown | Non
     return claimed
 
 
-_last_sweep: dict[int, float] = {}
-
-
-def _sweep_due(project_id: int) -> bool:
-    """Sweep a project's overdue leases at most every SWEEP_EVERY_SECONDS per process.
-
-    Sweeping at every claim would add a query to the hottest path for nothing most of the time;
-    a claim that finds no task always sweeps and retries, so a freed slot is never missed.
-    """
-    now = time.monotonic()
-    if now - _last_sweep.get(project_id, -1e9) < SWEEP_EVERY_SECONDS:
-        return False
-    _last_sweep[project_id] = now
-    return True
+# Sweeping at every claim would add a query to the hottest path for nothing most of the time; a
+# claim that finds no task always sweeps and retries, so a freed slot is never missed.
+_sweep_due = AtMostEvery(SWEEP_EVERY_SECONDS)
 
 
 def _create_assignment(
@@ -325,7 +314,7 @@ def assignment_lease_next(
     wait for a row lock then never holds other task locks, so the two cannot deadlock.
     """
     now = now or timezone.now()
-    swept = _sweep_due(project.pk)
+    swept = _sweep_due.due(project.pk)
     if swept:
         _sweep(project=project, annotator=annotator, now=now)
     member_check = member_check and not getattr(annotator, "is_superuser", False)

@@ -126,7 +126,7 @@ def evaluation_create(*, project: Project, runs: Any, created_by: AbstractBaseUs
         [EvaluationItem(evaluation=evaluation, task=task, response_a_id=a, response_b_id=b)
          for task, (_, a, b) in zip(tasks, pairs, strict=True)]
     )
-    prerender_after_commit(project_id=project.pk, since_task_id=min((task.id for task in tasks if task.id is not None), default=1) - 1)
+    prerender_after_commit(project_id=project.pk, first_task_id=min((task.id for task in tasks if task.id is not None), default=None))
     return evaluation
 
 

@@ -564,7 +564,7 @@ def _insert_all(
             bulk_load_settle_after_commit(rows=result.prompts_created + result.responses_created)
         if result.tasks_created:  # the COPY path bypasses tasks_create_for_prompts, so it schedules these itself
             priority_score_new_tasks(project_id=project.pk)  # uncertainty priority: score the new tasks, once
-            prerender_after_commit(project_id=project.pk, since_task_id=(first_task_id or 1) - 1)  # their Markdown, once
+            prerender_after_commit(project_id=project.pk, first_task_id=first_task_id)  # their Markdown, once
     if project.task_type == TaskType.DEMONSTRATION:
         # Every prompt is a demonstration task, with or without a draft (idempotent: existing ones stay).
         tasks = tasks_create_for_prompts(project=project, prompt_ids=Prompt.objects.filter(project=project).values_list("id", flat=True))

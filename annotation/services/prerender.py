@@ -15,7 +15,6 @@ the fill, only what it costs to show.
 from __future__ import annotations
 
 import logging
-import time
 import zlib
 from collections.abc import Sequence
 from contextlib import contextmanager
@@ -27,6 +26,7 @@ from django.db.models import Exists, OuterRef
 
 from annotation.dispatch import DispatchError, TaskName, enqueue_after_commit, send_now, tasks_run_in_process
 from annotation.models import Prompt, PromptHtml, RankingTask, Response, ResponseHtml
+from annotation.services.per_process import AtMostEvery
 from annotation.services.rendering import RENDERER_VERSION, markdown_html_many, markdown_render
 
 logger = logging.getLogger(__name__)
@@ -35,12 +35,13 @@ FILL_BATCH_TASKS = 500  # tasks per transaction of the fill: about 2,000 texts
 HEAL_EVERY_SECONDS = 300.0
 
 
-def prerender_after_commit(*, project_id: int, since_task_id: int = 0) -> None:
-    """Once the current transaction commits, have a worker render the project's open tasks with an
-    id above `since_task_id` (the new ones: ids only grow). Without a broker, nothing: the fill would
-    run in this process, moving the rendering into the import rather than off the lease path."""
-    if not tasks_run_in_process():
-        enqueue_after_commit(TaskName.PRERENDER_FILL, kwargs={"project_id": project_id, "since_task_id": since_task_id})
+def prerender_after_commit(*, project_id: int, first_task_id: int | None) -> None:
+    """Once the current transaction commits, have a worker render the project's open tasks from
+    `first_task_id` on (the ones just created: ids only grow); None: no task was created. Without a
+    broker, nothing: the fill would run in this process, moving the rendering into the import
+    rather than off the lease path."""
+    if first_task_id is not None and not tasks_run_in_process():
+        enqueue_after_commit(TaskName.PRERENDER_FILL, kwargs={"project_id": project_id, "since_task_id": first_task_id - 1})
 
 
 def prerender_fill(*, project_id: int, since_task_id: int = 0, batch: int = FILL_BATCH_TASKS) -> int:
@@ -80,26 +81,25 @@ def _render_batch(*, task_ids: list[int], prompt_ids: set[int]) -> int:
         .alias(stored=Exists(PromptHtml.objects.filter(prompt_id=OuterRef("pk"), renderer=RENDERER_VERSION)))
         .filter(stored=False).values_list("id", "messages")
     )
-    response_rows = [ResponseHtml(response_id=rid, renderer=RENDERER_VERSION, html=html)
+    response_rows = [ResponseHtml(response_id=rid, renderer=RENDERER_VERSION, html=html[0])
                      for rid, text in responses if (html := _render_or_skip([text], f"response {rid}")) is not None]
     prompt_rows = [PromptHtml(prompt_id=pid, renderer=RENDERER_VERSION, turns=turns)
                    for pid, messages in prompts
-                   if (turns := _render_or_skip([m.get("content", "") for m in messages], f"prompt {pid}", many=True)) is not None]
+                   if (turns := _render_or_skip([m.get("content", "") for m in messages], f"prompt {pid}")) is not None]
     ResponseHtml.objects.bulk_create(response_rows, update_conflicts=True, unique_fields=["response"], update_fields=["renderer", "html"])
     PromptHtml.objects.bulk_create(prompt_rows, update_conflicts=True, unique_fields=["prompt"], update_fields=["renderer", "turns"])
     return len(response_rows) + len(prompt_rows)
 
 
-def _render_or_skip(texts: list[str], what: str, *, many: bool = False) -> Any:
+def _render_or_skip(texts: list[str], what: str) -> list[str] | None:
     """The texts rendered (markdown_render, not the request path's cache: each is rendered once
     here), or None when the renderer fails on one: that text stays unstored, so the lease renders it
     as it always did, and one bad text does not stop the fill of every task after it."""
     try:
-        rendered = [markdown_render(text) for text in texts]
+        return [markdown_render(text) for text in texts]
     except Exception:  # noqa: BLE001 - any renderer failure: log it and leave that text to the lease
         logger.exception("prerender: could not render %s", what)
         return None
-    return rendered if many else rendered[0]
 
 
 @contextmanager
@@ -140,16 +140,14 @@ def shown_html(*, project_id: int, rows: Sequence[Any], messages: list[dict[str,
     return turns, by_id
 
 
-_last_heal: dict[int, float] = {}
+_heal_due = AtMostEvery(HEAL_EVERY_SECONDS)
 
 
 def prerender_heal_soon(project_id: int) -> None:
     """Ask a worker to fill the whole project, at most every HEAL_EVERY_SECONDS per process; never
     without a broker (the fill would run inside the request)."""
-    now = time.monotonic()
-    if now - _last_heal.get(project_id, -1e9) < HEAL_EVERY_SECONDS or tasks_run_in_process():
+    if tasks_run_in_process() or not _heal_due.due(project_id):
         return
-    _last_heal[project_id] = now
     try:
         send_now(TaskName.PRERENDER_FILL, kwargs={"project_id": project_id, "since_task_id": 0})
     except DispatchError as exc:  # the page is shown all the same, rendered here

@@ -54,8 +54,8 @@ class TaskCreationResult:
         self.already_existed += other.already_existed
         self.without_task += other.without_task
         self.duplicates_merged += other.duplicates_merged
-        if other.first_created_id is not None:
-            self.first_created_id = min(other.first_created_id, self.first_created_id or other.first_created_id)
+        firsts = [i for i in (self.first_created_id, other.first_created_id) if i is not None]
+        self.first_created_id = min(firsts, default=None)
 
 
 def tasks_create_for_prompts(
@@ -74,8 +74,8 @@ def tasks_create_for_prompts(
         result.add(create(project=project, prompt_ids=ids[start : start + CHUNK], run=run))
     if result.created:
         priority_score_new_tasks(project_id=project.pk)  # uncertainty priority: score the new tasks
-        if project.task_type == TaskType.RANKING and result.first_created_id is not None:
-            prerender_after_commit(project_id=project.pk, since_task_id=result.first_created_id - 1)
+        if project.task_type == TaskType.RANKING:
+            prerender_after_commit(project_id=project.pk, first_task_id=result.first_created_id)
     return result
 
 

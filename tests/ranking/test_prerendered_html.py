@@ -217,7 +217,7 @@ def test_a_real_worker_renders_imported_and_generated_tasks_and_heals_a_lease_th
 
     # A lease that finds nothing stored renders, and has a worker fill the project.
     ResponseHtml.objects.all().delete()
-    prerender._last_heal.clear()
+    prerender._heal_due.reset()
     task = lease(make_member(project, "healer"), project)
     assert all(html == markdown_to_safe_html(text) for text, html in html_by_text(task).items())
     assert _wait_for(lambda: stored_rows(project)[0] == 15), celery_worker.log()[-3000:]
